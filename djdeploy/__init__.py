@@ -1,0 +1,1 @@
+"""djdeploy: deploy Django sites to NixOS servers."""

@@ -1,0 +1,279 @@
+"""The inventory: which hosts exist, how to reach them and what to build for them.
+
+Validation errors name the file, the line and the field, and unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+
+from djdeploy.errors import DjdeployError
+from djdeploy.ssh import SshTarget
+
+T = TypeVar("T")
+
+
+class InventoryError(DjdeployError):
+    pass
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    user: str = "root"
+    port: int = 22
+    known_hosts: Path | None = None
+    identity: Path | None = None
+    connect_timeout: float = 10.0
+    sudo: bool = False
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """What to build for a host: a flake NixOS configuration, or a Nix file and attribute."""
+
+    flake: str | None = None
+    file: Path | None = None
+    attribute: str | None = None
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    activation: float = 600.0
+    confirm: float = 60.0
+    health: float = 60.0
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    address: str
+    ssh: SshSettings
+    build: BuildSpec
+    timeouts: Timeouts
+    sites: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    @property
+    def ssh_target(self) -> SshTarget:
+        return SshTarget(
+            name=self.name,
+            address=self.address,
+            user=self.ssh.user,
+            port=self.ssh.port,
+            known_hosts=self.ssh.known_hosts,
+            identity=self.ssh.identity,
+            connect_timeout=self.ssh.connect_timeout,
+        )
+
+
+@dataclass(frozen=True)
+class Inventory:
+    path: Path
+    hosts: dict[str, Host] = field(default_factory=dict)
+
+    def select(self, names: str | None = None, tag: str | None = None) -> list[Host]:
+        """Hosts named in a comma-separated list, or carrying a tag (`@web` or `web`), or all."""
+        if names:
+            wanted = [name.strip() for name in names.split(",") if name.strip()]
+            unknown = [name for name in wanted if name not in self.hosts]
+            if unknown:
+                raise InventoryError(
+                    f"{self.path} has no host named {', '.join(unknown)}. "
+                    f"Hosts it lists: {', '.join(self.hosts) or 'none'}."
+                )
+            return [self.hosts[name] for name in wanted]
+        if tag:
+            label = tag.removeprefix("@")
+            tagged = [host for host in self.hosts.values() if label in host.tags]
+            if not tagged:
+                raise InventoryError(f"No host in {self.path} has the tag '{label}'.")
+            return tagged
+        return list(self.hosts.values())
+
+
+class _Reader:
+    """Reads YAML nodes, remembering the file so that every error can point at a line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, node: yaml.Node, where: str, problem: str) -> InventoryError:
+        return InventoryError(f"{self.path}:{node.start_mark.line + 1} {where}: {problem}")
+
+    def mapping(self, node: yaml.Node, where: str, allowed: Iterable[str]) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, where, f"expected a mapping, got {_describe(node)}")
+        result: dict[str, yaml.Node] = {}
+        allowed_keys = list(allowed)
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if allowed_keys and key not in allowed_keys:
+                raise self.fail(
+                    key_node,
+                    f"{where}.{key}" if where else key,
+                    f"unknown key; expected one of {', '.join(allowed_keys)}",
+                )
+            if key in result:
+                raise self.fail(key_node, f"{where}.{key}" if where else key, "given twice")
+            result[key] = value_node
+        return result
+
+    def scalar(self, node: yaml.Node, where: str, kind: Callable[[str], T], kind_name: str) -> T:
+        if not isinstance(node, yaml.ScalarNode) or node.tag == "tag:yaml.org,2002:null":
+            raise self.fail(node, where, f"expected {kind_name}, got {_describe(node)}")
+        try:
+            return kind(node.value)
+        except ValueError:
+            raise self.fail(node, where, f"expected {kind_name}, got '{node.value}'") from None
+
+    def string_list(self, node: yaml.Node, where: str) -> tuple[str, ...]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, where, f"expected a list, got {_describe(node)}")
+        return tuple(self.scalar(item, f"{where}[{i}]", str, "a string") for i, item in enumerate(node.value))
+
+
+def _describe(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if node.tag == "tag:yaml.org,2002:null":
+        return "nothing"
+    return f"'{node.value}'"
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in {"true", "yes", "on"}:
+        return True
+    if lowered in {"false", "no", "off"}:
+        return False
+    raise ValueError(text)
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise ValueError(text)
+    return value
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise ValueError(text)
+    return value
+
+
+SSH_KEYS = ("user", "port", "known_hosts", "identity", "connect_timeout", "sudo")
+BUILD_KEYS = ("flake", "file", "attribute")
+TIMEOUT_KEYS = ("activation", "confirm", "health")
+HOST_KEYS = ("address", "ssh", "build", "timeouts", "sites", "tags")
+DEFAULT_KEYS = ("ssh", "build", "timeouts", "sites", "tags")
+
+
+def _path(base: Path) -> Callable[[str], Path]:
+    def resolve(text: str) -> Path:
+        path = Path(text).expanduser()
+        return path if path.is_absolute() else base / path
+
+    return resolve
+
+
+def _read_ssh(reader: _Reader, nodes: list[tuple[yaml.Node, str]]) -> SshSettings:
+    values: dict[str, object] = {}
+    readers: dict[str, tuple[Callable[[str], object], str]] = {
+        "user": (str, "a user name"),
+        "port": (_port, "a port number from 1 to 65535"),
+        "known_hosts": (_path(reader.path.parent), "a path"),
+        "identity": (_path(reader.path.parent), "a path"),
+        "connect_timeout": (_positive, "a positive number of seconds"),
+        "sudo": (_boolean, "true or false"),
+    }
+    for node, where in nodes:
+        for key, value in reader.mapping(node, where, SSH_KEYS).items():
+            kind, name = readers[key]
+            values[key] = reader.scalar(value, f"{where}.{key}", kind, name)
+    return SshSettings(**values)  # type: ignore[arg-type]
+
+
+def _read_build(reader: _Reader, nodes: list[tuple[yaml.Node, str]]) -> BuildSpec:
+    values: dict[str, object] = {}
+    for node, where in nodes:
+        for key, value in reader.mapping(node, where, BUILD_KEYS).items():
+            kind: Callable[[str], object] = _path(reader.path.parent) if key == "file" else str
+            values[key] = reader.scalar(value, f"{where}.{key}", kind, "a string")
+    return BuildSpec(**values)  # type: ignore[arg-type]
+
+
+def _read_timeouts(reader: _Reader, nodes: list[tuple[yaml.Node, str]]) -> Timeouts:
+    values: dict[str, float] = {}
+    for node, where in nodes:
+        for key, value in reader.mapping(node, where, TIMEOUT_KEYS).items():
+            values[key] = reader.scalar(value, f"{where}.{key}", _positive, "a positive number of seconds")
+    return Timeouts(**values)
+
+
+def _layers(
+    defaults: dict[str, yaml.Node], fields: dict[str, yaml.Node], key: str, where: str
+) -> list[tuple[yaml.Node, str]]:
+    """The defaults' value of a mapping key, then the host's, which overrides it key by key."""
+    layers = []
+    if key in defaults:
+        layers.append((defaults[key], f"defaults.{key}"))
+    if key in fields:
+        layers.append((fields[key], f"{where}.{key}"))
+    return layers
+
+
+def _listed(
+    reader: _Reader, defaults: dict[str, yaml.Node], fields: dict[str, yaml.Node], key: str, where: str
+) -> tuple[str, ...]:
+    """A list key: the host's value replaces the defaults' value."""
+    if key in fields:
+        return reader.string_list(fields[key], f"{where}.{key}")
+    if key in defaults:
+        return reader.string_list(defaults[key], f"defaults.{key}")
+    return ()
+
+
+def load(path: Path) -> Inventory:
+    """Read and validate an inventory file."""
+    if not path.exists():
+        raise InventoryError(
+            f"No inventory at {path}. Copy inventory.example.yaml to inventory.yaml and describe your hosts, "
+            "or point to one with --inventory or DJDEPLOY_INVENTORY."
+        )
+    try:
+        root = yaml.compose(path.read_text())
+    except yaml.YAMLError as exc:
+        raise InventoryError(f"{path} is not valid YAML: {exc}") from exc
+    reader = _Reader(path)
+    if root is None:
+        raise InventoryError(f"{path} is empty: it needs a `hosts:` mapping.")
+    top = reader.mapping(root, "", ("defaults", "hosts"))
+    defaults = reader.mapping(top["defaults"], "defaults", DEFAULT_KEYS) if "defaults" in top else {}
+    if "hosts" not in top:
+        raise reader.fail(root, "hosts", "missing: list at least one host")
+    hosts: dict[str, Host] = {}
+    for name, node in reader.mapping(top["hosts"], "hosts", ()).items():
+        where = f"hosts.{name}"
+        fields = reader.mapping(node, where, HOST_KEYS)
+        if "address" not in fields:
+            raise reader.fail(node, f"{where}.address", "missing: give the host's DNS name or IP address")
+
+        hosts[name] = Host(
+            name=name,
+            address=reader.scalar(fields["address"], f"{where}.address", str, "an address"),
+            ssh=_read_ssh(reader, _layers(defaults, fields, "ssh", where)),
+            build=_read_build(reader, _layers(defaults, fields, "build", where)),
+            timeouts=_read_timeouts(reader, _layers(defaults, fields, "timeouts", where)),
+            sites=_listed(reader, defaults, fields, "sites", where),
+            tags=_listed(reader, defaults, fields, "tags", where),
+        )
+    return Inventory(path=path, hosts=hosts)

@@ -1,0 +1,1 @@
+"""The lab: Debian hosts booted with systemd-nspawn in their own network namespaces."""

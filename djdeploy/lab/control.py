@@ -1,0 +1,192 @@
+"""lab.up, lab.down and lab.status: bring hosts up in parallel, tear everything down, report."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import yaml
+from rich.console import Console
+
+from djdeploy.errors import DjdeployError
+from djdeploy.lab import image, machine, network
+from djdeploy.lab.layout import MAX_HOSTS, LabHost, LabLayout
+from djdeploy.ssh import Remote
+
+REQUIRED_TOOLS = {
+    "systemd-nspawn": "systemd-container",
+    "ip": "iproute2",
+    "ssh-keygen": "openssh-client",
+    "ssh": "openssh-client",
+    "nix-build": "nix-bin",
+}
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    name: str
+    address: str
+    state: str
+    generation: str
+
+
+def check_host_count(count: int) -> None:
+    if not 1 <= count <= MAX_HOSTS:
+        raise DjdeployError(
+            f"--hosts {count} is out of range: the lab runs 1 to {MAX_HOSTS} hosts (lab1..lab{MAX_HOSTS}). "
+            f"Run `inv lab.up --hosts N` with N from 1 to {MAX_HOSTS}."
+        )
+
+
+def check_can_run() -> None:
+    """Refuse early, before anything is made, when the lab cannot work on this machine."""
+    if os.geteuid() != 0:
+        raise DjdeployError(
+            "The lab needs root: it mounts overlays, creates network namespaces and boots containers. "
+            "Run the lab tasks as root, e.g. `sudo inv lab.up`."
+        )
+    missing = sorted({package for tool, package in REQUIRED_TOOLS.items() if shutil.which(tool) is None})
+    image.require_image_tools()
+    if missing:
+        raise DjdeployError(
+            f"The lab needs packages that are not installed: {', '.join(missing)}. "
+            f"Install them with `apt-get install {' '.join(missing)}` and run the task again."
+        )
+
+
+def up(layout: LabLayout, count: int, console: Console) -> list[LabHost]:
+    """Make sure lab1..lab<count> are running; hosts already running are kept as they are."""
+    check_host_count(count)
+    check_can_run()
+    clean_stale(layout, console)
+    lab_image = image.ensure_image(layout, console)
+    machine.ensure_client_key(layout)
+    wanted = [layout.host(index) for index in range(1, count + 1)]
+    missing = [host for host in wanted if not machine.running(layout, host)]
+    with (
+        console.status(f"Booting {', '.join(h.name for h in missing) or 'nothing'}"),
+        ThreadPoolExecutor(max_workers=MAX_HOSTS) as pool,
+    ):
+        list(pool.map(lambda host: _bring_up(layout, host, lab_image), missing))
+    write_inventory(layout)
+    for host in missing:
+        console.print(f"[green]up[/] {host.name} at {host.address}")
+    return wanted
+
+
+def _bring_up(layout: LabLayout, host: LabHost, lab_image: os.PathLike[str]) -> None:
+    try:
+        machine.remove(layout, host)
+        key_line = machine.prepare(layout, host, image.image_path(layout))
+        _record_host_key(layout, host, key_line)
+        pid = machine.boot(host)
+        machine.wait_until_running(layout, host, pid)
+    except BaseException:
+        machine.remove(layout, host)
+        raise
+
+
+def _record_host_key(layout: LabLayout, host: LabHost, key_line: str) -> None:
+    lines = []
+    if layout.known_hosts.exists():
+        lines = [
+            line
+            for line in layout.known_hosts.read_text().splitlines()
+            if line.split(" ", 1)[0] != host.address
+        ]
+    lines.append(key_line)
+    layout.known_hosts.write_text("\n".join(lines) + "\n")
+
+
+def down(layout: LabLayout, console: Console) -> None:
+    """Power every lab host off and remove namespaces, veths, mounts, processes and host files."""
+    check_can_run()
+    hosts = _known_hosts(layout)
+    for host in hosts:
+        machine.remove(layout, host)
+        console.print(f"[yellow]down[/] {host.name}")
+    _remove_leftovers(layout)
+    if layout.inventory.exists():
+        layout.inventory.unlink()
+    if layout.known_hosts.exists():
+        layout.known_hosts.unlink()
+
+
+def clean_stale(layout: LabLayout, console: Console) -> None:
+    """Remove what a crashed or killed run left: hosts whose container is gone, stray namespaces and links."""
+    for host in _known_hosts(layout):
+        if not machine.running(layout, host):
+            console.print(f"Cleaning up what a previous run left of {host.name}")
+            machine.remove(layout, host)
+    running_indexes = {host.index for host in _known_hosts(layout)}
+    for netns in network.lab_namespaces():
+        index = netns.removeprefix("djlab-lab")
+        if not index.isdigit() or int(index) not in running_indexes:
+            network.remove(
+                layout.host(int(index)) if index.isdigit() else LabHost(0, layout.hosts_dir / "none")
+            )
+    for link in network.lab_links():
+        if int(link.removeprefix("djlab")) not in running_indexes:
+            network.remove(layout.host(int(link.removeprefix("djlab"))))
+
+
+def _remove_leftovers(layout: LabLayout) -> None:
+    for pid_host in {layout.host(index) for index in range(1, MAX_HOSTS + 1)}:
+        machine.remove(layout, pid_host) if pid_host.directory.exists() else network.remove(pid_host)
+    for netns in network.lab_namespaces():
+        if netns.removeprefix("djlab-lab").isdigit():
+            network.remove(layout.host(int(netns.removeprefix("djlab-lab"))))
+
+
+def _known_hosts(layout: LabLayout) -> list[LabHost]:
+    if not layout.hosts_dir.exists():
+        return []
+    hosts = []
+    for directory in sorted(layout.hosts_dir.iterdir()):
+        index = directory.name.removeprefix("lab")
+        if directory.name.startswith("lab") and index.isdigit():
+            hosts.append(layout.host(int(index)))
+    return hosts
+
+
+def status(layout: LabLayout) -> list[HostStatus]:
+    """Each lab host with its address, state and current system generation, queried in parallel."""
+    hosts = _known_hosts(layout)
+    with ThreadPoolExecutor(max_workers=MAX_HOSTS) as pool:
+        return list(pool.map(lambda host: _host_status(layout, host), hosts))
+
+
+def _host_status(layout: LabLayout, host: LabHost) -> HostStatus:
+    if not machine.running(layout, host):
+        return HostStatus(host.name, host.address, "stopped", "-")
+    try:
+        with Remote(machine.ssh_target(layout, host)) as remote:
+            state = remote.run(["systemctl", "is-system-running"], check=False).stdout.strip()
+            link = remote.run(["readlink", "/nix/var/nix/profiles/system"], check=False).stdout.strip()
+    except DjdeployError as exc:
+        return HostStatus(host.name, host.address, f"unreachable: {exc.message}", "-")
+    generation = link.removeprefix("system-").removesuffix("-link") if link else "none"
+    return HostStatus(host.name, host.address, state, generation)
+
+
+def write_inventory(layout: LabLayout) -> None:
+    """The inventory through which later tasks reach the lab hosts as --host labN."""
+    hosts = {
+        host.name: {"address": host.address, "tags": ["lab"]}
+        for host in _known_hosts(layout)
+        if machine.running(layout, host)
+    }
+    inventory = {
+        "defaults": {
+            "ssh": {
+                "user": "root",
+                "port": 22,
+                "known_hosts": str(layout.known_hosts),
+                "identity": str(layout.client_key),
+            }
+        },
+        "hosts": hosts,
+    }
+    layout.inventory.write_text(yaml.safe_dump(inventory, sort_keys=False))

@@ -1,0 +1,137 @@
+"""The lab's Debian image: built once with debootstrap, cached outside the repository by its recipe's hash."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from djdeploy import process
+from djdeploy.errors import DjdeployError
+from djdeploy.lab.layout import LabLayout
+
+SUITE = "bookworm"
+BOOTSTRAP_PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2")
+# What a deployed site needs at run time that a lab closure cannot carry: the database server, the
+# interpreter the site's wrapper runs (Debian 12's python3 3.11), Nix to receive closures, sudo for
+# non-root deploys, curl for health checks from inside the host.
+RUNTIME_PACKAGES = (
+    "nix-bin",
+    "postgresql",
+    "python3",
+    "sudo",
+    "curl",
+    "ca-certificates",
+    "procps",
+    "less",
+)
+
+# Runs inside the new root file system (chroot) after the packages are installed.
+CONFIGURE_SCRIPT = r"""
+set -eu
+# Each host gets its own SSH host keys when it is created.
+rm -f /etc/ssh/ssh_host_*
+sed -i 's/^#\?PasswordAuthentication .*/PasswordAuthentication no/' /etc/ssh/sshd_config
+mkdir -p /root/.ssh && chmod 700 /root/.ssh
+# NixOS's layout for system generations.
+mkdir -p /nix/var/nix/profiles /nix/var/nix/gcroots /etc/nix
+cat > /etc/nix/nix.conf <<'NIXCONF'
+sandbox = false
+substituters =
+experimental-features = nix-command
+NIXCONF
+# A non-root account that deploys through sudo with a password (lab only).
+useradd --create-home --shell /bin/bash --groups sudo deploy
+echo 'deploy:lab-deploy-password' | chpasswd
+install -d -m 700 -o deploy -g deploy /home/deploy/.ssh
+# Units that only slow a container's boot down or reach for the network.
+systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer \
+    systemd-networkd-wait-online.service console-getty.service getty@.service 2>/dev/null || true
+: > /etc/machine-id
+apt-get clean
+rm -rf /var/lib/apt/lists/*
+"""
+
+RECIPE_VERSION = "1"
+
+
+def recipe_hash() -> str:
+    """A short hash of everything that decides the image's content."""
+    recipe = "\n".join(
+        [RECIPE_VERSION, SUITE, *BOOTSTRAP_PACKAGES, "--", *RUNTIME_PACKAGES, "--", CONFIGURE_SCRIPT]
+    )
+    return hashlib.sha256(recipe.encode()).hexdigest()[:16]
+
+
+def image_path(layout: LabLayout) -> Path:
+    return layout.cache_dir / f"image-{recipe_hash()}"
+
+
+def ensure_image(layout: LabLayout, console: Console) -> Path:
+    """Return the cached image, building it first when it is missing or its recipe changed."""
+    image = image_path(layout)
+    if (image / "etc" / "os-release").exists():
+        return image
+    layout.cache_dir.mkdir(parents=True, exist_ok=True)
+    building = image.with_name(image.name + ".building")
+    shutil.rmtree(building, ignore_errors=True)
+    started = time.monotonic()
+    try:
+        with console.status(f"Building the lab image with debootstrap ({SUITE}); this takes a few minutes"):
+            _build(building)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    building.rename(image)
+    for stale in layout.cache_dir.glob("image-*"):
+        if stale != image:
+            shutil.rmtree(stale, ignore_errors=True)
+    console.print(f"Built the lab image in {time.monotonic() - started:.0f} s: {image}")
+    return image
+
+
+def _build(root: Path) -> None:
+    process.run(
+        [
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(BOOTSTRAP_PACKAGES)}",
+            SUITE,
+            str(root),
+        ],
+        timeout=1800,
+        hint="debootstrap needs Debian's package mirror; check `apt-get update` works on this machine.",
+    )
+    shutil.copyfile("/etc/resolv.conf", root / "etc" / "resolv.conf")
+    chroot_env = {"DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
+    process.run(["chroot", str(root), "apt-get", "update", "-qq"], env=chroot_env, timeout=600)
+    process.run(
+        [
+            "chroot",
+            str(root),
+            "apt-get",
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            *RUNTIME_PACKAGES,
+        ],
+        env=chroot_env,
+        timeout=1800,
+    )
+    script = root / "root" / "configure-lab-image.sh"
+    script.write_text(CONFIGURE_SCRIPT)
+    process.run(["chroot", str(root), "/bin/sh", "/root/configure-lab-image.sh"], env=chroot_env, timeout=300)
+    script.unlink()
+    (root / "etc" / "resolv.conf").unlink()
+
+
+def require_image_tools() -> None:
+    if shutil.which("debootstrap") is None:
+        raise DjdeployError(
+            "debootstrap is not installed, so the lab image cannot be built. "
+            "Install it with `apt-get install debootstrap` and run the task again."
+        )

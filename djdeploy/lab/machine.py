@@ -1,0 +1,217 @@
+"""One lab host's life: overlay root, SSH keys, boot with systemd-nspawn, power off, clean up."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from djdeploy import process
+from djdeploy.errors import DjdeployError
+from djdeploy.lab import network
+from djdeploy.lab.layout import LabHost, LabLayout
+from djdeploy.ssh import Remote, SshTarget, port_open
+
+BOOT_TIMEOUT = 90.0
+POWEROFF_TIMEOUT = 20.0
+
+
+def ssh_target(layout: LabLayout, host: LabHost, user: str = "root") -> SshTarget:
+    return SshTarget(
+        name=host.name,
+        address=host.address,
+        user=user,
+        known_hosts=layout.known_hosts,
+        identity=layout.client_key,
+    )
+
+
+def ensure_client_key(layout: LabLayout) -> None:
+    if not layout.client_key.exists():
+        layout.state_dir.mkdir(parents=True, exist_ok=True)
+        process.run(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "djdeploy-lab",
+                "-f",
+                str(layout.client_key),
+            ]
+        )
+
+
+def prepare(layout: LabLayout, host: LabHost, image: Path) -> str:
+    """Mount a fresh overlay on the image; give the host its name, keys and network; return its key line."""
+    for directory in (host.upper, host.work, host.root):
+        directory.mkdir(parents=True, exist_ok=True)
+    process.run(
+        [
+            "mount",
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            f"lowerdir={image},upperdir={host.upper},workdir={host.work}",
+            str(host.root),
+        ]
+    )
+    root = host.root
+    (root / "etc" / "hostname").write_text(f"{host.name}\n")
+    (root / "etc" / "hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {host.name}\n::1 localhost\n")
+    host_key = root / "etc" / "ssh" / "ssh_host_ed25519_key"
+    process.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host.name, "-f", str(host_key)])
+    client_public_key = layout.client_key.with_suffix(".pub").read_text()
+    _authorize(root, "root", client_public_key)
+    _authorize(root, "deploy", client_public_key)
+    network.create(host)
+    key_type, key_data = host_key.with_suffix(".pub").read_text().split()[:2]
+    return f"{host.address} {key_type} {key_data}"
+
+
+def _authorize(root: Path, user: str, public_key: str) -> None:
+    entry = next(
+        line.split(":")
+        for line in (root / "etc" / "passwd").read_text().splitlines()
+        if line.startswith(f"{user}:")
+    )
+    uid, gid, home = int(entry[2]), int(entry[3]), entry[5]
+    ssh_dir = root / home.lstrip("/") / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    keys = ssh_dir / "authorized_keys"
+    keys.write_text(public_key)
+    keys.chmod(0o600)
+    for path in (ssh_dir, keys):
+        os.chown(path, uid, gid)
+
+
+def boot(host: LabHost) -> int:
+    """Start systemd-nspawn with real systemd as PID 1 inside the host's namespace; return its PID."""
+    with host.console_log.open("wb") as log:
+        nspawn = subprocess.Popen(
+            [
+                "systemd-nspawn",
+                "--quiet",
+                f"--directory={host.root}",
+                f"--machine={host.name}",
+                "--boot",
+                "--register=no",
+                "--keep-unit",
+                f"--network-namespace-path=/run/netns/{host.netns}",
+                "--console=read-only",
+                "--resolv-conf=off",
+                "--timezone=off",
+                "--link-journal=no",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    host.pid_file.write_text(f"{nspawn.pid}\n")
+    return nspawn.pid
+
+
+def wait_until_running(layout: LabLayout, host: LabHost, pid: int) -> None:
+    """Wait, bounded, for sshd to answer and systemd to finish booting."""
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    while not port_open(host.address, 22, timeout=1.0):
+        if not _alive(pid):
+            raise DjdeployError(f"{host.name} stopped while booting. Its console: {host.console_log}")
+        if time.monotonic() > deadline:
+            raise DjdeployError(
+                f"{host.name} did not open SSH within {BOOT_TIMEOUT:.0f} s. Console: {host.console_log}"
+            )
+        time.sleep(0.2)
+    with Remote(ssh_target(layout, host)) as remote:
+        remaining = max(5.0, deadline - time.monotonic())
+        state = remote.run(
+            ["systemctl", "is-system-running", "--wait"], check=False, timeout=remaining
+        ).stdout.strip()
+        if state != "running":
+            failed = remote.run(["systemctl", "--failed", "--no-legend", "--plain"], check=False).stdout
+            raise DjdeployError(f"{host.name} booted as '{state}', not 'running'. Failed units:\n{failed}")
+
+
+def nspawn_pids(layout: LabLayout, host: LabHost | None = None) -> list[int]:
+    """PIDs of systemd-nspawn processes running a lab host (one host, or any)."""
+    marker = str(host.root if host else layout.hosts_dir)
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            argv
+            and Path(argv[0].decode(errors="replace")).name == "systemd-nspawn"
+            and any(arg.decode(errors="replace").startswith(f"--directory={marker}") for arg in argv)
+        ):
+            pids.append(int(proc.name))
+    return pids
+
+
+def power_off(layout: LabLayout, host: LabHost) -> None:
+    """Stop the container cleanly (SIGTERM makes systemd shut down); kill it if it does not stop in time."""
+    pids = nspawn_pids(layout, host)
+    for pid in pids:
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + POWEROFF_TIMEOUT
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in pids:
+        if _alive(pid):
+            _signal(pid, signal.SIGKILL)
+
+
+def lab_mounts(layout: LabLayout) -> list[Path]:
+    """Mount points below the lab's host directories, deepest first."""
+    prefix = str(layout.hosts_dir) + "/"
+    mounts = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        mount_point = line.split()[4].replace("\\040", " ")
+        if mount_point.startswith(prefix):
+            mounts.append(Path(mount_point))
+    return sorted(mounts, key=lambda path: len(path.parts), reverse=True)
+
+
+def remove(layout: LabLayout, host: LabHost) -> None:
+    """Power the host off and remove everything it had: process, mounts, network, files."""
+    power_off(layout, host)
+    host_prefix = str(host.directory) + "/"
+    for mount in lab_mounts(layout):
+        if str(mount).startswith(host_prefix) or mount == host.root:
+            process.run(["umount", "--lazy", str(mount)])
+    network.remove(host)
+    process.run(["rm", "-rf", "--one-file-system", str(host.directory)])
+
+
+def running(layout: LabLayout, host: LabHost) -> bool:
+    return bool(nspawn_pids(layout, host))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie of ours still answers kill(0): reap it.
+    try:
+        finished, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return finished == 0
+
+
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)

@@ -1,0 +1,53 @@
+"""A network namespace and a veth pair per lab host."""
+
+from __future__ import annotations
+
+from djdeploy import process
+from djdeploy.lab.layout import LabHost
+
+
+def create(host: LabHost) -> None:
+    """Make the host's namespace with eth0 at its address, and the host-side end of the veth pair."""
+    remove(host)
+    netns_run = ["ip", "-n", host.netns]
+    process.run(["ip", "netns", "add", host.netns])
+    process.run(
+        ["ip", "link", "add", host.host_link, "type", "veth", "peer", "name", "eth0", "netns", host.netns]
+    )
+    process.run(["ip", "addr", "add", f"{host.gateway}/24", "dev", host.host_link])
+    process.run(["ip", "link", "set", host.host_link, "up"])
+    process.run([*netns_run, "addr", "add", f"{host.address}/24", "dev", "eth0"])
+    process.run([*netns_run, "link", "set", "eth0", "up"])
+    process.run([*netns_run, "link", "set", "lo", "up"])
+    process.run([*netns_run, "route", "add", "default", "via", host.gateway])
+
+
+def remove(host: LabHost) -> None:
+    """Delete the namespace and the veth pair; absent ones are fine."""
+    if host.netns in namespaces():
+        process.run(["ip", "netns", "del", host.netns])
+    if host.host_link in links():
+        process.run(["ip", "link", "del", host.host_link])
+
+
+def namespaces() -> set[str]:
+    listing = process.output(["ip", "netns", "list"])
+    return {line.split()[0] for line in listing.splitlines() if line.strip()}
+
+
+def links() -> set[str]:
+    listing = process.output(["ip", "-o", "link", "show"])
+    names = set()
+    for line in listing.splitlines():
+        # "12: djlab1@if2: <BROADCAST,...>": the name ends at '@' or ':'.
+        name = line.split(":", 2)[1].strip().split("@")[0]
+        names.add(name)
+    return names
+
+
+def lab_namespaces() -> set[str]:
+    return {name for name in namespaces() if name.startswith("djlab-")}
+
+
+def lab_links() -> set[str]:
+    return {name for name in links() if name.startswith("djlab") and name[5:].isdigit()}

@@ -1,0 +1,47 @@
+"""Local Nix commands: build, and copy closures to a host over SSH."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from djdeploy import process
+from djdeploy.ssh import SshTarget
+
+# No binary cache is assumed: every path is built locally or already present.
+NO_SUBSTITUTERS = ("--option", "substituters", "")
+
+
+def ssh_options(target: SshTarget) -> list[str]:
+    """OpenSSH options for Nix's own SSH connections, checking host keys as strictly as djdeploy does."""
+    options = ["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-p", str(target.port)]
+    if target.known_hosts is not None:
+        options += ["-o", f"UserKnownHostsFile={target.known_hosts}"]
+    if target.identity is not None:
+        options += ["-o", "IdentitiesOnly=yes", "-i", str(target.identity)]
+    return options
+
+
+def store_uri(target: SshTarget) -> str:
+    return f"ssh://{target.user}@{target.address}"
+
+
+def build(file: Path, attribute: str | None = None, *, out_link: Path | None = None) -> Path:
+    """nix-build a file (and attribute); return the output store path."""
+    argv = ["nix-build", str(file), *NO_SUBSTITUTERS]
+    if attribute:
+        argv += ["-A", attribute]
+    argv += ["--out-link", str(out_link)] if out_link else ["--no-out-link"]
+    return Path(process.output(argv, hint="The build log above says which derivation failed."))
+
+
+def copy_closure(target: SshTarget, path: Path, *, substitute_on_destination: bool = False) -> None:
+    """Copy a store path and everything it references that the host lacks."""
+    argv = ["nix", "copy", "--to", store_uri(target), str(path)]
+    if substitute_on_destination:
+        argv.insert(2, "--substitute-on-destination")
+    process.run(
+        argv,
+        env={"NIX_SSHOPTS": shlex.join(ssh_options(target))},
+        hint=f"Check that {target.display} is reachable and that its user may write to the Nix store.",
+    )

@@ -1,0 +1,198 @@
+"""The one place that runs commands on remote hosts: Fabric connections that check host keys."""
+
+from __future__ import annotations
+
+import io
+import shlex
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import paramiko
+from fabric import Connection
+from invoke.exceptions import CommandTimedOut
+
+from djdeploy.errors import DjdeployError
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """How to reach one host over SSH."""
+
+    name: str
+    address: str
+    user: str = "root"
+    port: int = 22
+    known_hosts: Path | None = None
+    identity: Path | None = None
+    connect_timeout: float = 10.0
+
+    @property
+    def display(self) -> str:
+        return f"{self.name} ({self.user}@{self.address}:{self.port})"
+
+    @property
+    def known_hosts_name(self) -> str:
+        """The host as a known_hosts line names it."""
+        return self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+
+
+@dataclass(frozen=True)
+class RemoteResult:
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+class UnknownHostKeyError(DjdeployError):
+    """The host offered a key that known_hosts does not list, or lists differently."""
+
+
+class _RejectUnknownHostKey(paramiko.MissingHostKeyPolicy):
+    """Refuse hosts whose key is not in known_hosts, and say which key they offered."""
+
+    def __init__(self, target: SshTarget) -> None:
+        self.target = target
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        raise UnknownHostKeyError(
+            f"{self.target.display} offered the {key.get_name()} host key {key.fingerprint}, which "
+            f"{self.target.known_hosts or 'known_hosts'} does not list, so the connection was refused. "
+            "Check the fingerprint with the host's administrator (on the host: `ssh-keygen -lf "
+            f"/etc/ssh/ssh_host_{key.get_name().removeprefix('ssh-')}_key.pub`), then add it: "
+            f"`ssh-keyscan -p {self.target.port} {self.target.address} >> "
+            f"{self.target.known_hosts or '~/.ssh/known_hosts'}`."
+        )
+
+
+class Remote:
+    """An open SSH connection to one host, reused for every command sent to it."""
+
+    def __init__(self, target: SshTarget) -> None:
+        self.target = target
+        connect_kwargs: dict[str, object] = {"look_for_keys": target.identity is None, "allow_agent": True}
+        if target.identity is not None:
+            connect_kwargs["key_filename"] = str(target.identity)
+        self._connection = Connection(
+            host=target.address,
+            user=target.user,
+            port=target.port,
+            connect_timeout=target.connect_timeout,
+            connect_kwargs=connect_kwargs,
+        )
+        client: paramiko.SSHClient = self._connection.client
+        # Fabric's default policy trusts any new key; never use it.
+        client.set_missing_host_key_policy(_RejectUnknownHostKey(target))
+        known_hosts = target.known_hosts or Path("~/.ssh/known_hosts").expanduser()
+        if known_hosts.exists():
+            client.load_host_keys(str(known_hosts))
+
+    def open(self) -> Remote:
+        try:
+            self._connection.open()
+        except UnknownHostKeyError:
+            raise
+        except paramiko.BadHostKeyException as exc:
+            known_hosts = self.target.known_hosts or "~/.ssh/known_hosts"
+            raise UnknownHostKeyError(
+                f"{self.target.display} offered the host key {exc.key.fingerprint}, but known_hosts "
+                f"expects {exc.expected_key.fingerprint}. The host was reinstalled or someone is in between. "
+                "If the change is expected, remove the old line with "
+                f"`ssh-keygen -R '{self.target.known_hosts_name}' -f {known_hosts}` "
+                "and add the new key."
+            ) from exc
+        except paramiko.AuthenticationException as exc:
+            raise DjdeployError(
+                f"{self.target.display} refused our SSH key. Check the inventory's identity file and that "
+                f"its public key is in ~{self.target.user}/.ssh/authorized_keys on the host."
+            ) from exc
+        except (OSError, paramiko.SSHException) as exc:
+            raise DjdeployError(
+                f"Cannot reach {self.target.display}: {exc}. Check that the host is up and that the address "
+                "and port in the inventory are right."
+            ) from exc
+        return self
+
+    def __enter__(self) -> Remote:
+        return self.open()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        check: bool = True,
+        input_text: str | None = None,
+        timeout: float | None = None,
+        pty: bool = False,
+        stream: bool = False,
+    ) -> RemoteResult:
+        """Run argv on the host. Each argument is quoted, so shell metacharacters in it are data."""
+        command = shlex.join(argv)
+        return self.run_shell(
+            command, check=check, input_text=input_text, timeout=timeout, pty=pty, stream=stream
+        )
+
+    def run_shell(
+        self,
+        command: str,
+        *,
+        check: bool = True,
+        input_text: str | None = None,
+        timeout: float | None = None,
+        pty: bool = False,
+        stream: bool = False,
+    ) -> RemoteResult:
+        """Run a shell command line written by djdeploy itself (never built from user input)."""
+        try:
+            result = self._connection.run(
+                command,
+                hide=not stream,
+                warn=True,
+                in_stream=io.StringIO(input_text) if input_text is not None else False,
+                timeout=timeout,
+                pty=pty,
+            )
+        except CommandTimedOut as exc:
+            raise DjdeployError(
+                f"`{command}` on {self.target.display} did not finish within {timeout:.0f} s."
+            ) from exc
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise DjdeployError(f"Lost the SSH connection to {self.target.display}: {exc}.") from exc
+        remote_result = RemoteResult(command, result.exited, result.stdout, result.stderr)
+        if check and not remote_result.ok:
+            raise RemoteCommandError(self.target, remote_result)
+        return remote_result
+
+
+class RemoteCommandError(DjdeployError):
+    def __init__(self, target: SshTarget, result: RemoteResult) -> None:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-20:])
+        super().__init__(
+            f"`{result.command}` failed on {target.display} with exit code {result.exit_code}."
+            + (f"\n{tail}" if tail else "")
+        )
+        self.result = result
+
+
+def port_open(address: str, port: int, timeout: float) -> bool:
+    """Whether a TCP connection to address:port succeeds within timeout."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,8 @@
+"""djdeploy's Invoke collection: `tasks.py` at the repository root exposes it."""
+
+from invoke.collection import Collection
+
+from djdeploy.tasks import lab
+
+namespace = Collection()
+namespace.add_collection(Collection.from_module(lab, name="lab"))

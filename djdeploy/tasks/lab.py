@@ -1,0 +1,41 @@
+"""Lab tasks: real Debian hosts in systemd-nspawn containers on this machine."""
+
+from __future__ import annotations
+
+from invoke.context import Context
+from invoke.tasks import task
+from rich.table import Table
+
+from djdeploy.console import console, reports_errors
+from djdeploy.lab import control
+from djdeploy.lab.layout import LabLayout
+
+
+@task(help={"hosts": "how many hosts to run, lab1..labN (1 to 8; default 1)"})
+@reports_errors
+def up(context: Context, hosts: int = 1) -> None:
+    """Boot lab hosts lab1..labN (building the Debian image the first time)."""
+    layout = LabLayout.from_environment()
+    control.up(layout, hosts, console)
+    console.print(f"Inventory for the lab: {layout.inventory}")
+
+
+@task
+@reports_errors
+def down(context: Context) -> None:
+    """Power off every lab host and remove its namespace, veth, mounts and files."""
+    control.down(LabLayout.from_environment(), console)
+
+
+@task
+@reports_errors
+def status(context: Context) -> None:
+    """List lab hosts with address, state and current system generation."""
+    rows = control.status(LabLayout.from_environment())
+    if not rows:
+        console.print("No lab hosts. Start some with `inv lab.up --hosts N`.")
+        return
+    table = Table("host", "address", "state", "generation")
+    for row in rows:
+        table.add_row(row.name, row.address, row.state, row.generation)
+    console.print(table)

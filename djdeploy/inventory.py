@@ -261,11 +261,15 @@ def load(path: Path) -> Inventory:
     if "hosts" not in top:
         raise reader.fail(root, "hosts", "missing: list at least one host")
     hosts: dict[str, Host] = {}
-    for name, node in reader.mapping(top["hosts"], "hosts", ()).items():
+    host_nodes = reader.mapping(top["hosts"], "hosts", ())
+    name_nodes = {str(key.value): key for key, _ in top["hosts"].value}
+    for name, node in host_nodes.items():
         where = f"hosts.{name}"
         fields = reader.mapping(node, where, HOST_KEYS)
         if "address" not in fields:
-            raise reader.fail(node, f"{where}.address", "missing: give the host's DNS name or IP address")
+            raise reader.fail(
+                name_nodes[name], f"{where}.address", "missing: give the host's DNS name or IP address"
+            )
 
         hosts[name] = Host(
             name=name,

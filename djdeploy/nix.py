@@ -10,6 +10,8 @@ from djdeploy.ssh import SshTarget
 
 # No binary cache is assumed: every path is built locally or already present.
 NO_SUBSTITUTERS = ("--option", "substituters", "")
+# `nix copy` is part of the new command line, still marked experimental in the Nix versions we support.
+NIX_COMMAND = ("nix", "--extra-experimental-features", "nix-command")
 
 
 def ssh_options(target: SshTarget) -> list[str]:
@@ -37,9 +39,9 @@ def build(file: Path, attribute: str | None = None, *, out_link: Path | None = N
 
 def copy_closure(target: SshTarget, path: Path, *, substitute_on_destination: bool = False) -> None:
     """Copy a store path and everything it references that the host lacks."""
-    argv = ["nix", "copy", "--to", store_uri(target), str(path)]
+    argv = [*NIX_COMMAND, "copy", "--to", store_uri(target), str(path)]
     if substitute_on_destination:
-        argv.insert(2, "--substitute-on-destination")
+        argv.append("--substitute-on-destination")
     process.run(
         argv,
         env={"NIX_SSHOPTS": shlex.join(ssh_options(target))},

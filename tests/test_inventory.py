@@ -1,0 +1,105 @@
+"""Inventory validation: every error names the file, the line and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from djdeploy.inventory import InventoryError, load
+
+VALID = """\
+defaults:
+  ssh:
+    user: deploy
+    known_hosts: ./known_hosts
+    sudo: true
+  timeouts:
+    activation: 900
+  tags: [web]
+hosts:
+  prod:
+    address: prod.example.com
+    ssh:
+      port: 2222
+    build:
+      flake: .#nixosConfigurations.prod
+    sites: [mysite_prod]
+  staging:
+    address: 192.0.2.10
+    tags: [web, staging]
+    build:
+      file: nix/lab/system.nix
+      attribute: staging
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_hosts_inherit_defaults_and_override_them(tmp_path: Path) -> None:
+    inventory = load(write(tmp_path, VALID))
+    prod = inventory.hosts["prod"]
+    assert (prod.ssh.user, prod.ssh.port, prod.ssh.sudo) == ("deploy", 2222, True)
+    assert prod.ssh.known_hosts == tmp_path / "known_hosts"
+    assert prod.timeouts.activation == 900
+    assert prod.timeouts.confirm == 60
+    assert prod.tags == ("web",)
+    assert prod.build.flake == ".#nixosConfigurations.prod"
+    staging = inventory.hosts["staging"]
+    assert staging.ssh.port == 22
+    assert staging.tags == ("web", "staging")
+    assert staging.build.file == tmp_path / "nix/lab/system.nix"
+
+
+def test_hosts_are_selected_by_name_or_tag(tmp_path: Path) -> None:
+    inventory = load(write(tmp_path, VALID))
+    assert [h.name for h in inventory.select("staging,prod")] == ["staging", "prod"]
+    assert [h.name for h in inventory.select(tag="@staging")] == ["staging"]
+    assert len(inventory.select()) == 2
+    with pytest.raises(InventoryError, match="no host named nope"):
+        inventory.select("nope")
+    with pytest.raises(InventoryError, match="tag 'db'"):
+        inventory.select(tag="@db")
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            ("port: 2222", "port: abc"),
+            r"inventory.yaml:13 hosts.prod.ssh.port: expected a port number .* got 'abc'",
+        ),
+        (("port: 2222", "port: 70000"), r":13 hosts.prod.ssh.port: expected a port number"),
+        (("    sites:", "    colour: blue\n    sites:"), r":16 hosts.prod.colour: unknown key"),
+        (("  ssh:\n    user", "  sssh:\n    user"), r":2 defaults.sssh: unknown key"),
+        (("sudo: true", "sudo: maybe"), r":5 defaults.ssh.sudo: expected true or false, got 'maybe'"),
+        (
+            ("activation: 900", "activation: -1"),
+            r":7 defaults.timeouts.activation: expected a positive number",
+        ),
+        (("    address: prod.example.com\n", ""), r":10 hosts.prod.address: missing"),
+        (("tags: [web]", "tags: web"), r":8 defaults.tags: expected a list, got 'web'"),
+    ],
+)
+def test_errors_name_file_line_and_field(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
+    with pytest.raises(InventoryError, match=expected):
+        load(write(tmp_path, VALID.replace(*change, 1)))
+
+
+def test_missing_file_says_how_to_start(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError, match=r"Copy inventory.example.yaml"):
+        load(tmp_path / "inventory.yaml")
+
+
+def test_invalid_yaml_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError, match="not valid YAML"):
+        load(write(tmp_path, "hosts: [\n"))
+
+
+def test_example_inventory_is_valid() -> None:
+    example = Path(__file__).resolve().parents[1] / "inventory.example.yaml"
+    assert load(example).hosts

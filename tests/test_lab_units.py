@@ -1,0 +1,77 @@
+"""Lab code that runs without root or containers: names, addresses, checks, the image recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from djdeploy.errors import DjdeployError
+from djdeploy.lab import control, image, network
+from djdeploy.lab.layout import LabLayout
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> LabLayout:
+    return LabLayout(cache_dir=tmp_path / "cache", state_dir=tmp_path / "state")
+
+
+def test_hosts_have_fixed_names_namespaces_and_addresses(layout: LabLayout) -> None:
+    host = layout.host(3)
+    assert (host.name, host.netns, host.host_link) == ("lab3", "djlab-lab3", "djlab3")
+    assert (host.address, host.gateway) == ("10.231.3.2", "10.231.3.1")
+    assert host.root == layout.state_dir / "hosts" / "lab3" / "root"
+
+
+@pytest.mark.parametrize("count", [0, -1, 9, 99])
+def test_host_count_out_of_range_is_refused(count: int) -> None:
+    with pytest.raises(DjdeployError, match=r"out of range.*1 to 8"):
+        control.check_host_count(count)
+
+
+@pytest.mark.parametrize("count", [1, 8])
+def test_host_count_in_range_is_accepted(count: int) -> None:
+    control.check_host_count(count)
+
+
+def test_up_without_root_says_what_to_do_and_makes_nothing(
+    layout: LabLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    with pytest.raises(DjdeployError, match=r"needs root.*sudo inv lab.up"):
+        control.up(layout, 1, Console(file=None))
+    assert not layout.state_dir.exists()
+    assert not layout.cache_dir.exists()
+
+
+def test_missing_tools_are_named_with_the_packages_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setattr("shutil.which", lambda tool: None if tool == "systemd-nspawn" else f"/usr/bin/{tool}")
+    with pytest.raises(DjdeployError, match=r"apt-get install systemd-container"):
+        control.check_can_run()
+
+
+def test_missing_debootstrap_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setattr("shutil.which", lambda tool: None if tool == "debootstrap" else f"/usr/bin/{tool}")
+    with pytest.raises(DjdeployError, match=r"apt-get install debootstrap"):
+        control.check_can_run()
+
+
+def test_image_is_rebuilt_when_its_recipe_changes(monkeypatch: pytest.MonkeyPatch, layout: LabLayout) -> None:
+    before = image.image_path(layout)
+    assert before == image.image_path(layout)
+    monkeypatch.setattr(image, "RUNTIME_PACKAGES", (*image.RUNTIME_PACKAGES, "htop"))
+    assert image.image_path(layout) != before
+
+
+def test_link_names_are_read_from_ip_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    listing = (
+        "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN\n"
+        "7: djlab2@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP\n"
+        "9: djlabx@if2: <BROADCAST> mtu 1500\n"
+    )
+    monkeypatch.setattr("djdeploy.process.output", lambda argv: listing)
+    assert network.links() == {"lo", "djlab2", "djlabx"}
+    assert network.lab_links() == {"djlab2"}

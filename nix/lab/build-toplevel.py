@@ -1,0 +1,35 @@
+"""Nix builder of a lab system: writes the toplevel described by the JSON in $specPath to $out."""
+
+import json
+import os
+from pathlib import Path
+
+spec = json.loads(Path(os.environ["specPath"]).read_text())
+out = Path(os.environ["out"])
+
+units = out / "etc" / "systemd" / "system"
+units.mkdir(parents=True)
+for name, text in spec["units"].items():
+    (units / name).write_text(text)
+for target, names in spec["wants"].items():
+    wants = units / f"{target}.wants"
+    wants.mkdir(exist_ok=True)
+    for name in names:
+        (wants / name).symlink_to(f"../{name}")
+
+(out / "etc" / "caddy").mkdir()
+(out / "etc" / "caddy" / "Caddyfile").write_text(spec["caddyfile"])
+(out / "etc" / "tmpfiles.d").mkdir()
+(out / "etc" / "tmpfiles.d" / "lab.conf").write_text(spec["tmpfiles"])
+
+commands = out / "sw" / "bin"
+commands.mkdir(parents=True)
+for name, target in spec["commands"].items():
+    (commands / name).symlink_to(target)
+
+(out / "bin").mkdir()
+switch = out / "bin" / "switch-to-configuration"
+switch.write_text("#!/usr/bin/python3\n" + Path(os.environ["switchScript"]).read_text())
+switch.chmod(0o555)
+(out / "lab-system.json").write_text(json.dumps(spec["system"], indent=2, sort_keys=True))
+(out / "nixos-version").write_text(spec["version"] + "\n")

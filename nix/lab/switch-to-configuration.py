@@ -1,0 +1,214 @@
+"""switch-to-configuration for lab systems: activates a NixOS-shaped toplevel on a Debian lab host.
+
+Usage: switch-to-configuration switch|test|boot|dry-activate
+
+Like NixOS's: creates users and groups, installs the units, reloads systemd, stops removed units, restarts
+changed ones (reloads those whose only change is their X-Reload-Triggers), starts new ones, ensures the
+PostgreSQL roles and databases, points /run/current-system at this system, and exits 4 when a unit fails.
+The toplevel is this script's grandparent directory; its units live in etc/systemd/system, which systemd
+reads through /usr/local/lib/systemd/system -> /run/current-system/etc/systemd/system.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+TOPLEVEL = Path(__file__).resolve().parent.parent
+CURRENT = Path("/run/current-system")
+UNIT_LINK = Path("/usr/local/lib/systemd/system")
+COMMAND_DIR = Path("/usr/local/bin")
+UNIT_SUFFIXES = (".service", ".socket", ".target", ".timer", ".path")
+RELOAD_TRIGGER = "X-Reload-Triggers="
+FAILED_UNITS_EXIT = 4
+
+
+def units(system: Path) -> dict[str, list[str]]:
+    """Unit name -> unit file lines, for the units a system defines."""
+    directory = system / "etc" / "systemd" / "system"
+    if not directory.is_dir():
+        return {}
+    return {
+        path.name: path.read_text().splitlines()
+        for path in sorted(directory.iterdir())
+        if path.name.endswith(UNIT_SUFFIXES) and path.is_file()
+    }
+
+
+def wanted(system: Path) -> set[str]:
+    """Units that a target of the system wants, i.e. that should be running."""
+    directory = system / "etc" / "systemd" / "system"
+    if not directory.is_dir():
+        return set()
+    return {link.name for wants in directory.glob("*.wants") for link in wants.iterdir()}
+
+
+def without_reload_triggers(lines: list[str]) -> list[str]:
+    return [line for line in lines if not line.startswith(RELOAD_TRIGGER)]
+
+
+def plan(old: Path | None, new: Path) -> dict[str, list[str]]:
+    old_units = units(old) if old else {}
+    new_units = units(new)
+    new_wanted = wanted(new)
+    stop = sorted(set(old_units) - set(new_units))
+    start = sorted(name for name in set(new_units) - set(old_units) if name in new_wanted)
+    restart, reload = [], []
+    for name in sorted(set(old_units) & set(new_units)):
+        if old_units[name] == new_units[name]:
+            continue
+        if without_reload_triggers(old_units[name]) == without_reload_triggers(new_units[name]):
+            reload.append(name)
+        else:
+            restart.append(name)
+    return {"stop": stop, "restart": restart, "reload": reload, "start": start}
+
+
+class ActivationError(Exception):
+    pass
+
+
+def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise ActivationError(
+            f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+        )
+    return result
+
+
+def ensure_users(spec: dict[str, object]) -> None:
+    for group in spec.get("groups", []):  # type: ignore[attr-defined]
+        if run("getent", "group", group, check=False).returncode != 0:
+            run("groupadd", "--system", group)
+    for user in spec.get("users", []):  # type: ignore[attr-defined]
+        if run("getent", "passwd", user["name"], check=False).returncode != 0:
+            run(
+                "useradd",
+                "--system",
+                "--gid",
+                user["group"],
+                "--home-dir",
+                user["home"],
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                user["name"],
+            )
+        for extra in user.get("extraGroups", []):
+            run("usermod", "--append", "--groups", extra, user["name"])
+
+
+def psql(sql: str) -> str:
+    return run("runuser", "-u", "postgres", "--", "psql", "-v", "ON_ERROR_STOP=1", "-tAc", sql).stdout.strip()
+
+
+def quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def ensure_databases(spec: dict[str, object]) -> None:
+    databases = spec.get("databases", [])
+    if not databases:
+        return
+    run("systemctl", "start", "postgresql.service")
+    for database in databases:  # type: ignore[attr-defined]
+        name, owner = database["name"], database["owner"]
+        if psql(f"SELECT 1 FROM pg_roles WHERE rolname = {literal(owner)}") != "1":
+            psql(f"CREATE ROLE {quoted(owner)} LOGIN")
+        if psql(f"SELECT 1 FROM pg_database WHERE datname = {literal(name)}") != "1":
+            psql(f"CREATE DATABASE {quoted(name)} OWNER {quoted(owner)}")
+        psql(f"ALTER DATABASE {quoted(name)} OWNER TO {quoted(owner)}")
+
+
+def link_atomically(link: Path, target: Path) -> None:
+    temporary = link.with_name(f".{link.name}.new")
+    if temporary.is_symlink() or temporary.exists():
+        temporary.unlink()
+    temporary.symlink_to(target)
+    temporary.rename(link)
+
+
+def link_commands(new: Path) -> None:
+    """Put the system's commands (manage-<site>) on PATH, removing those it no longer has."""
+    source = CURRENT / "sw" / "bin"
+    for existing in COMMAND_DIR.iterdir():
+        if existing.is_symlink() and str(os.readlink(existing)).startswith(str(source)):
+            existing.unlink()
+    commands = new / "sw" / "bin"
+    if commands.is_dir():
+        for command in commands.iterdir():
+            (COMMAND_DIR / command.name).symlink_to(source / command.name)
+
+
+def failed(names: list[str]) -> list[str]:
+    if not names:
+        return []
+    states = run("systemctl", "is-failed", *names, check=False).stdout.split()
+    return [name for name, state in zip(names, states, strict=False) if state == "failed"]
+
+
+def activate(new: Path, spec: dict[str, object], actions: dict[str, list[str]]) -> int:
+    ensure_users(spec)
+    if actions["stop"]:
+        run("systemctl", "stop", *actions["stop"], check=False)
+    UNIT_LINK.parent.mkdir(parents=True, exist_ok=True)
+    if not UNIT_LINK.is_symlink():
+        link_atomically(UNIT_LINK, CURRENT / "etc" / "systemd" / "system")
+    link_atomically(CURRENT, new)
+    link_commands(new)
+    tmpfiles = new / "etc" / "tmpfiles.d" / "lab.conf"
+    if tmpfiles.exists():
+        run("systemd-tmpfiles", "--create", str(tmpfiles))
+    run("systemctl", "daemon-reload")
+    ensure_databases(spec)
+    if actions["reload"]:
+        run("systemctl", "reload", *actions["reload"], check=False)
+    if actions["restart"]:
+        run("systemctl", "restart", *actions["restart"], check=False)
+    # Starting every wanted unit also retries those that failed under the previous generation.
+    everything_wanted = sorted(wanted(new))
+    if everything_wanted:
+        run("systemctl", "start", *everything_wanted, check=False)
+    broken = failed(everything_wanted)
+    if broken:
+        sys.stderr.write(f"warning: the following units failed: {', '.join(broken)}\n")
+        for name in broken:
+            log = run("journalctl", "--no-pager", "-n", "15", "-u", name, check=False).stdout
+            sys.stderr.write(f"--- {name}\n{log}")
+        return FAILED_UNITS_EXIT
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[1] not in {"switch", "test", "boot", "dry-activate"}:
+        sys.stderr.write("Usage: switch-to-configuration switch|test|boot|dry-activate\n")
+        return 1
+    action = argv[1]
+    old = CURRENT.resolve() if CURRENT.exists() else None
+    actions = plan(old, TOPLEVEL)
+    if action == "dry-activate":
+        for verb, names in actions.items():
+            for name in names:
+                print(f"would {verb} {name}")
+        return 0
+    if action == "boot":
+        # Lab hosts have no boot loader: the profile link set by the deployer is what a reboot would use.
+        return 0
+    spec = json.loads((TOPLEVEL / "lab-system.json").read_text())
+    try:
+        return activate(TOPLEVEL, spec, actions)
+    except ActivationError as exc:
+        sys.stderr.write(f"error: activation failed: {exc}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,107 @@
+# A NixOS-shaped system for the lab's Debian hosts, built without nixpkgs from the same site definitions
+# (nix/sites) that the NixOS module uses. Its bin/switch-to-configuration activates it as NixOS's does.
+{
+  # django.sites as a NixOS configuration would set it: instance name -> options.
+  sites ? { },
+  hostName ? "lab",
+  packages ? import ./packages.nix { },
+}:
+let
+  units = import ./units.nix;
+  siteDefaults = import ../sites/defaults.nix;
+  withDefaults = builtins.mapAttrs (name: site: siteDefaults name // site) sites;
+  failedAssertions = builtins.filter (check: !check.assertion) (import ../sites/assertions.nix withDefaults);
+  checkedSites =
+    if failedAssertions == [ ] then
+      withDefaults
+    else
+      throw ("Failed assertions:\n" + builtins.concatStringsSep "\n" (map (check: "- ${check.message}") failedAssertions));
+
+  definitions = builtins.mapAttrs (
+    name: site:
+    import ../sites/definitions.nix {
+      inherit name site;
+      python = "${site.package}/bin/python";
+      inherit (packages) writeScript;
+    }
+  ) checkedSites;
+  siteList = map (name: definitions.${name} // { inherit name; }) (builtins.attrNames definitions);
+  concatMap = f: list: builtins.concatStringsSep "" (map f list);
+
+  caddyfile = ''
+    {
+      # Lab hosts cannot reach an ACME server and have no system trust store to install into.
+      skip_install_trust
+      log {
+        output file /var/log/caddy/caddy.log
+        level ERROR
+      }
+    }
+  '' + concatMap (site: site.caddyConfig + "\n") siteList;
+
+  caddyCommand = verb: "${packages.caddy}/bin/caddy ${verb} --config /run/current-system/etc/caddy/Caddyfile --adapter caddyfile";
+  caddyService = {
+    description = "Caddy web server";
+    wantedBy = [ "multi-user.target" ];
+    after = [ "network.target" ];
+    # A changed Caddyfile reloads Caddy; anything else in this unit restarts it.
+    reloadTriggers = [ caddyfile ];
+    environment = {
+      HOME = "/var/lib/caddy";
+      XDG_DATA_HOME = "/var/lib/caddy/.local/share";
+      XDG_CONFIG_HOME = "/var/lib/caddy/.config";
+    };
+    serviceConfig = {
+      User = "caddy";
+      Group = "caddy";
+      SupplementaryGroups = map (site: site.group) siteList;
+      ExecStart = caddyCommand "run";
+      ExecReload = caddyCommand "reload" + " --force";
+      AmbientCapabilities = "CAP_NET_BIND_SERVICE";
+      StateDirectory = "caddy";
+      LogsDirectory = "caddy";
+      Restart = "on-failure";
+    };
+  };
+
+  services = { caddy = caddyService; } // builtins.foldl' (all: site: all // site.services) { } siteList;
+  sockets = builtins.foldl' (all: site: all // (site.sockets or { })) { } siteList;
+  unitFiles =
+    builtins.listToAttrs (map (name: { name = "${name}.service"; value = units.service services.${name}; }) (builtins.attrNames services))
+    // builtins.listToAttrs (map (name: { name = "${name}.socket"; value = units.socket sockets.${name}; }) (builtins.attrNames sockets));
+  wants =
+    let
+      serviceWants = units.wants services;
+      socketWants = units.wants sockets;
+      suffixed = suffix: builtins.mapAttrs (target: names: map (name: "${name}.${suffix}") names);
+      merged = [ (suffixed "service" serviceWants) (suffixed "socket" socketWants) ];
+      targets = builtins.attrNames (builtins.foldl' (all: attrs: all // attrs) { } merged);
+    in
+    builtins.listToAttrs (map (target: {
+      name = target;
+      value = builtins.concatLists (map (attrs: attrs.${target} or [ ]) merged);
+    }) targets);
+
+  spec = {
+    version = "lab-${hostName}";
+    units = unitFiles;
+    inherit wants caddyfile;
+    tmpfiles = concatMap (line: line + "\n") (builtins.concatLists (map (site: site.tmpfiles) siteList));
+    commands = builtins.listToAttrs (map (site: { name = "manage-${site.name}"; value = "${site.manageScript}/bin/manage-${site.name}"; }) siteList);
+    system = {
+      groups = [ "caddy" ] ++ map (site: site.group) siteList;
+      users = [ { name = "caddy"; group = "caddy"; home = "/var/lib/caddy"; } ]
+        ++ map (site: { name = site.user; group = site.group; home = site.baseDir or "/var/empty"; }) siteList;
+      databases = builtins.filter (database: database != null) (map (site: site.database) siteList);
+    };
+  };
+in
+builtins.derivation {
+  name = "lab-system-${hostName}";
+  system = builtins.currentSystem;
+  builder = "/usr/bin/python3";
+  args = [ ./build-toplevel.py ];
+  switchScript = ./switch-to-configuration.py;
+  spec = builtins.toJSON spec;
+  passAsFile = [ "spec" ];
+}

@@ -30,5 +30,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# Wheels the lab's site builds share, outside the store; Nix's build users write to it.
+install -d -o root -g nixbld -m 2775 /var/cache/djdeploy/wheels
+
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 echo "djdeploy is installed: run 'inv --list' to see its tasks."

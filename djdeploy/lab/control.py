@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -88,7 +89,15 @@ def _bring_up(layout: LabLayout, host: LabHost, lab_image: os.PathLike[str]) -> 
         raise
 
 
+_known_hosts_lock = threading.Lock()
+
+
 def _record_host_key(layout: LabLayout, host: LabHost, key_line: str) -> None:
+    with _known_hosts_lock:
+        _replace_host_key(layout, host, key_line)
+
+
+def _replace_host_key(layout: LabLayout, host: LabHost, key_line: str) -> None:
     lines = []
     if layout.known_hosts.exists():
         lines = [

@@ -47,9 +47,11 @@ NIXCONF
 useradd --create-home --shell /bin/bash --groups sudo deploy
 echo 'deploy:lab-deploy-password' | chpasswd
 install -d -m 700 -o deploy -g deploy /home/deploy/.ssh
-# Units that only slow a container's boot down or reach for the network.
+# Units that only slow a container's boot down or reach for the network, and the static /dev nodes
+# that systemd-nspawn already provides (creating them races with nspawn and fails now and then).
 systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer \
-    systemd-networkd-wait-online.service console-getty.service getty@.service 2>/dev/null || true
+    systemd-networkd-wait-online.service console-getty.service getty@.service \
+    systemd-tmpfiles-setup-dev.service 2>/dev/null || true
 : > /etc/machine-id
 apt-get clean
 rm -rf /var/lib/apt/lists/*

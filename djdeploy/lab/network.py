@@ -26,8 +26,9 @@ def remove(host: LabHost) -> None:
     """Delete the namespace and the veth pair; absent ones are fine."""
     if host.netns in namespaces():
         process.run(["ip", "netns", "del", host.netns])
+    # Deleting the namespace takes the veth pair with it, asynchronously: the link may vanish meanwhile.
     if host.host_link in links():
-        process.run(["ip", "link", "del", host.host_link])
+        process.run(["ip", "link", "del", host.host_link], check=False)
 
 
 def namespaces() -> set[str]:

@@ -1,0 +1,1 @@
+"""Example Django site deployed with djdeploy."""

@@ -1,0 +1,34 @@
+"""Views of the site itself: the home page and the health check."""
+
+import logging
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+
+from example_site.notes.models import Note
+
+logger = logging.getLogger(__name__)
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """Show the release and the latest notes (so the page needs a migrated database)."""
+    context = {
+        "release": settings.SITE_RELEASE,
+        "notes": Note.objects.all()[:5],
+    }
+    return render(request, "example_site/home.html", context)
+
+
+@never_cache
+def healthz(request: HttpRequest) -> HttpResponse:
+    """Answer "ok" when the site can reach its database, status 500 otherwise."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        logger.exception("Health check: the database is unreachable")
+        return HttpResponse("database unreachable", status=500, content_type="text/plain")
+    return HttpResponse("ok", content_type="text/plain")

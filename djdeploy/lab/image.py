@@ -41,6 +41,7 @@ mkdir -p /nix/var/nix/profiles /nix/var/nix/gcroots /etc/nix
 cat > /etc/nix/nix.conf <<'NIXCONF'
 sandbox = false
 substituters =
+build-users-group =
 experimental-features = nix-command
 NIXCONF
 # A non-root account that deploys through sudo with a password (lab only).

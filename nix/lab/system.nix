@@ -22,7 +22,8 @@ let
     import ../sites/definitions.nix {
       inherit name site;
       python = "${site.package}/bin/python";
-      inherit (packages) writeScript;
+      # The definitions' scripts are POSIX shell bodies; the lab hosts run them with Debian's /bin/sh.
+      writeScript = scriptName: text: packages.writeScript scriptName ("#!/bin/sh\n" + text);
     }
   ) checkedSites;
   siteList = map (name: definitions.${name} // { inherit name; }) (builtins.attrNames definitions);
@@ -54,7 +55,7 @@ let
     serviceConfig = {
       User = "caddy";
       Group = "caddy";
-      SupplementaryGroups = map (site: site.group) siteList;
+      SupplementaryGroups = builtins.concatLists (map (site: site.caddySupplementaryGroups) siteList);
       ExecStart = caddyCommand "run";
       ExecReload = caddyCommand "reload" + " --force";
       AmbientCapabilities = "CAP_NET_BIND_SERVICE";
@@ -87,11 +88,11 @@ let
     units = unitFiles;
     inherit wants caddyfile;
     tmpfiles = concatMap (line: line + "\n") (builtins.concatLists (map (site: site.tmpfiles) siteList));
-    commands = builtins.listToAttrs (map (site: { name = "manage-${site.name}"; value = "${site.manageScript}/bin/manage-${site.name}"; }) siteList);
+    commands = builtins.listToAttrs (map (site: { name = "manage-${site.name}"; value = "${site.manageScript}"; }) siteList);
     system = {
       groups = [ "caddy" ] ++ map (site: site.group) siteList;
       users = [ { name = "caddy"; group = "caddy"; home = "/var/lib/caddy"; } ]
-        ++ map (site: { name = site.user; group = site.group; home = site.baseDir or "/var/empty"; }) siteList;
+        ++ map (site: { name = site.user; group = site.group; home = site.baseDir; }) siteList;
       databases = builtins.filter (database: database != null) (map (site: site.database) siteList);
     };
   };

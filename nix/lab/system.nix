@@ -22,6 +22,8 @@ let
     import ../sites/definitions.nix {
       inherit name site;
       python = "${site.package}/bin/python";
+      # The scripts then find coreutils, runuser and sudo whatever PATH their caller has.
+      path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
       # The definitions' scripts are POSIX shell bodies; the lab hosts run them with Debian's /bin/sh.
       writeScript = scriptName: text: packages.writeScript scriptName ("#!/bin/sh\n" + text);
     }

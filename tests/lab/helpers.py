@@ -24,3 +24,17 @@ def inv(*args: str, check: bool = True, timeout: float = 900) -> subprocess.Comp
             f"inv {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
         )
     return result
+
+
+LAB_CA = "/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt"
+
+
+def build(expression: Path, **arguments: str) -> Path:
+    """nix-build a test expression with string arguments."""
+    argv = ["nix-build", str(expression), "--no-out-link", "--option", "substituters", ""]
+    for name, value in arguments.items():
+        argv += ["--argstr", name, value]
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=900)
+    if result.returncode != 0:
+        raise AssertionError(f"nix-build {expression} failed:\n{result.stderr[-4000:]}")
+    return Path(result.stdout.strip())

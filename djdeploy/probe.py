@@ -1,0 +1,96 @@
+"""HTTPS requests to a site on a given host, by the site's name (as `curl --resolve` does)."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import socket
+import ssl
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cryptography import x509
+
+
+@dataclass(frozen=True)
+class Certificate:
+    names: tuple[str, ...]
+    not_after: datetime
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: str
+    certificate: Certificate | None
+
+    @property
+    def location(self) -> str:
+        return self.headers.get("location", "")
+
+
+class _ConnectionToAddress(http.client.HTTPSConnection):
+    """Connects to a fixed address while naming the site in SNI and the Host header."""
+
+    def __init__(
+        self, address: str, hostname: str, port: int, context: ssl.SSLContext, timeout: float
+    ) -> None:
+        super().__init__(hostname, port, context=context, timeout=timeout)
+        self._address = address
+        self._tls_context = context
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._tls_context.wrap_socket(raw, server_hostname=self.host)
+
+
+def _context(cafile: Path | None, verify: bool) -> ssl.SSLContext:
+    if not verify:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=str(cafile) if cafile else None)
+
+
+def request(
+    address: str,
+    hostname: str,
+    path: str = "/",
+    *,
+    port: int = 443,
+    auth: tuple[str, str] | None = None,
+    cafile: Path | None = None,
+    verify: bool = True,
+    timeout: float = 10.0,
+) -> Response:
+    """GET https://hostname:port/path from address; raise OSError/ssl.SSLError when it cannot be reached."""
+    connection = _ConnectionToAddress(address, hostname, port, _context(cafile, verify), timeout)
+    headers = {"User-Agent": "djdeploy"}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    try:
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        body = response.read(1_000_000).decode(errors="replace")
+        der = connection.sock.getpeercert(binary_form=True) if connection.sock else None
+        return Response(
+            status=response.status,
+            headers={key.lower(): value for key, value in response.getheaders()},
+            body=body,
+            certificate=_certificate(der) if der else None,
+        )
+    finally:
+        connection.close()
+
+
+def _certificate(der: bytes) -> Certificate:
+    certificate = x509.load_der_x509_certificate(der)
+    try:
+        alternative = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        names = tuple(alternative.value.get_values_for_type(x509.DNSName))
+    except x509.ExtensionNotFound:
+        names = ()
+    return Certificate(names=names, not_after=certificate.not_valid_after_utc)

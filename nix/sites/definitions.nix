@@ -1,0 +1,406 @@
+# Everything one Django site needs on a host, as plain data: systemd units in the NixOS attribute form, tmpfiles
+# lines, a Caddyfile fragment and the database to create. The NixOS module and the lab each turn this into their
+# own configuration, so both run the same commands in the same order.
+# Pure builtins: the lab evaluates this file without nixpkgs.
+{
+  # Instance name: the key of the site in `django.sites`.
+  name,
+  # The options of the site, defaults (./defaults.nix) applied.
+  site,
+  # Absolute path of a Python interpreter that can import django, gunicorn, the worker class' package, the
+  # database driver and the project.
+  python,
+  # `name: text: <path of an executable file>` that runs `text` with a POSIX shell; it writes the `#!` line
+  # itself, as `pkgs.writeShellScript` does.
+  writeScript,
+  # Group of the Caddy process: it owns the gunicorn socket.
+  caddyGroup ? "caddy",
+  # Directory where Caddy may create log files.
+  caddyLogDir ? "/var/log/caddy",
+  # Search path (":"-separated) holding the tools the scripts call: coreutils (id, tr, head, mv), runuser and
+  # sudo. It is put in front of the PATH the scripts inherit; null keeps that PATH as it is.
+  path ? null,
+}:
+let
+  inherit (builtins)
+    any
+    attrNames
+    concatMap
+    concatStringsSep
+    filter
+    groupBy
+    head
+    isList
+    map
+    match
+    replaceStrings
+    toString
+    ;
+  addresses = import ./addresses.nix;
+
+  shellQuote = value: "'" + replaceStrings [ "'" ] [ "'\\''" ] (toString value) + "'";
+  lines = concatStringsSep "\n";
+
+  inherit (site) user group baseDir;
+  mediaRoot = "${baseDir}/media";
+  # Same place as in older django.nix deployments, so an existing key (and the sessions signed with it) is kept.
+  secretKeyFile = "${baseDir}/secret_key";
+  staticRoot = "${site.staticFilesPackage}";
+  socketPath = "/run/gunicorn-${name}/gunicorn.sock";
+  logDir = "/var/log/django/${name}";
+  caddyLogFile = "${caddyLogDir}/django-${name}.log";
+
+  units = {
+    secretKey = "django-secret-key-${name}.service";
+    migrate = "django-migrate-${name}.service";
+    gunicorn = "gunicorn-${name}.service";
+    socket = "gunicorn-${name}.socket";
+  };
+
+  usesLocalDatabase = site.databaseUrl == null;
+  # Peer authentication maps the Unix user to the role of the same name, and ensureDBOwnership needs the
+  # database to be named like its owner: so role and database both take the site user's name.
+  database =
+    if usesLocalDatabase then
+      {
+        name = user;
+        owner = user;
+      }
+    else
+      null;
+
+  # Older documentation described `extraEnv` as a list of files: that form is still read as files.
+  extraEnvVariables = if isList site.extraEnv then { } else site.extraEnv;
+  extraEnvFiles = (if isList site.extraEnv then site.extraEnv else [ ]) ++ site.extraEnvFiles;
+
+  environment = {
+    DJANGO_SETTINGS_MODULE = site.settingsModule;
+    DATABASE_URL = if usesLocalDatabase then "postgresql:///${database.name}" else site.databaseUrl;
+    ALLOWED_HOSTS = site.hostname;
+    MEDIA_ROOT = mediaRoot;
+    MEDIA_URL = site.mediaUrl;
+    STATIC_URL = site.staticUrl;
+    STATIC_ROOT = staticRoot;
+    # `python -m` would put the working directory first on sys.path: a `manage-<name>` run from a directory
+    # holding a `django/` folder would import that instead.
+    PYTHONSAFEPATH = "1";
+  }
+  # libpq finds the local server by this socket directory whatever default the driver was built with.
+  // (if usesLocalDatabase then { PGHOST = "/run/postgresql"; } else { })
+  // extraEnvVariables;
+
+  setPath = if path == null then "" else "PATH=${shellQuote path}\${PATH:+:$PATH}\nexport PATH\n";
+
+  # The one place that gives a site process its environment. It runs as the site user, so the secret files are
+  # read with that user's rights; `exec` keeps the PID, which gunicorn needs to accept systemd's sockets.
+  envWrapper = writeScript "django-env-${name}" ''
+    # Environment of the processes of the Django site ${name}; runs its arguments in it.
+    # Uploaded media stay readable by the site group (Caddy reads them through it), not by others.
+    umask 0027
+    ${lines (map (key: "export ${key}=${shellQuote environment.${key}}") (attrNames environment))}
+    set -a
+    ${lines (map (file: ". ${shellQuote file}") ([ secretKeyFile ] ++ extraEnvFiles))}
+    set +a
+    exec "$@"
+  '';
+
+  # Shell form for the manage script; systemd splits ExecStart on spaces itself (store paths hold none).
+  djangoCommand = "${shellQuote envWrapper} ${shellQuote python} -m django";
+  djangoExec = "${envWrapper} ${python} -m django";
+
+  # Switches to the site user before anything else, so only that user's rights open the secret files.
+  manageScript = writeScript "manage-${name}" ''
+    # Runs a Django management command of the site ${name}: manage-${name} <command> [arguments]
+    ${setPath}site_user=${shellQuote user}
+    if [ "$(id -un)" = "$site_user" ]; then
+      exec ${djangoCommand} "$@"
+    elif [ "$(id -u)" -eq 0 ]; then
+      exec runuser -u "$site_user" -- ${djangoCommand} "$@"
+    else
+      exec sudo -u "$site_user" -- ${djangoCommand} "$@"
+    fi
+  '';
+
+  # Written on the host at first start, never in the store; kept afterwards (an existing key file in the older
+  # `export SECRET_KEY="..."` form works too, as the wrapper sources it).
+  generateSecretKey = writeScript "django-secret-key-${name}" ''
+    # Creates the SECRET_KEY file of the Django site ${name} when it is missing or empty.
+    set -eu
+    ${setPath}umask 077
+    key_file=${shellQuote secretKeyFile}
+    if [ -s "$key_file" ]; then
+      exit 0
+    fi
+    key=$(LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c 64)
+    if [ "''${#key}" -ne 64 ]; then
+      echo "could not read 64 random characters from /dev/urandom" >&2
+      exit 1
+    fi
+    printf 'SECRET_KEY="%s"\n' "$key" >"$key_file.new"
+    mv -f "$key_file.new" "$key_file"
+  '';
+
+  wsgiApplication =
+    if match ".*:.*" site.wsgiModule != null then
+      site.wsgiModule
+    else
+      "${site.wsgiModule}:application";
+
+  gunicornCommand = concatStringsSep " " [
+    "${envWrapper}"
+    python
+    "-m gunicorn"
+    "--name gunicorn-${name}"
+    "--workers ${toString site.nbWorkers}"
+    "--worker-class ${site.workerClass}"
+    # Requests are logged by Caddy; this file gets gunicorn's own messages (boot, worker timeouts, errors).
+    "--error-logfile ${logDir}/gunicorn.log"
+    wsgiApplication
+  ];
+
+  siteProcess = {
+    User = user;
+    Group = group;
+    WorkingDirectory = baseDir;
+    NoNewPrivileges = true;
+    PrivateTmp = true;
+    ProtectSystem = "full";
+  };
+
+  # After both units: on NixOS 25.11 and later, roles and databases exist only once postgresql.target is
+  # reached; older releases create them in postgresql.service itself and have no such target (After= and
+  # Wants= on a missing unit are harmless, Requires= is not).
+  databaseDependencies =
+    if usesLocalDatabase then
+      {
+        after = [
+          "network.target"
+          "postgresql.service"
+          "postgresql.target"
+        ];
+        requires = [ "postgresql.service" ];
+        wants = [ "postgresql.target" ];
+      }
+    else
+      {
+        after = [
+          "network-online.target"
+          "postgresql.service"
+          "postgresql.target"
+        ];
+        requires = [ ];
+        wants = [ "network-online.target" ];
+      };
+
+  services = {
+    "django-secret-key-${name}" = {
+      description = "SECRET_KEY of the Django site ${name}";
+      wantedBy = [ "multi-user.target" ];
+      # The site directory comes from tmpfiles.
+      after = [
+        "systemd-tmpfiles-setup.service"
+        "systemd-tmpfiles-resetup.service"
+      ];
+      before = [
+        units.migrate
+        units.gunicorn
+      ];
+      serviceConfig = {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        User = user;
+        Group = group;
+        UMask = "0077";
+        ExecStart = "${generateSecretKey}";
+      };
+    };
+
+    # RemainAfterExit: the unit stays active, so it runs at boot and whenever its unit file changes, which it
+    # does with every change of the site (its ExecStart names the environment wrapper, which holds the package,
+    # the static files and the settings): switch-to-configuration then restarts it. An unchanged site is not
+    # migrated again, which keeps a deploy without changes fast; `systemctl restart django-migrate-<name>`
+    # runs it by hand. stopIfChanged = false makes that a plain `systemctl restart` in the same job as the
+    # gunicorn restart, so gunicorn (After= this unit) restarts only once the migrations are done, and the old
+    # gunicorn keeps serving while they run.
+    "django-migrate-${name}" = {
+      description = "Database migrations of the Django site ${name}";
+      wantedBy = [ "multi-user.target" ];
+      before = [ units.gunicorn ];
+      after = databaseDependencies.after ++ [ units.secretKey ];
+      requires = databaseDependencies.requires ++ [ units.secretKey ];
+      inherit (databaseDependencies) wants;
+      stopIfChanged = false;
+      serviceConfig = siteProcess // {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        ExecStart = "${djangoExec} migrate --noinput";
+      };
+    };
+
+    # Socket activated: systemd owns the listening socket (./gunicorn-<name>.socket), so a restart never
+    # closes it; connections that arrive while gunicorn restarts wait in its queue instead of failing.
+    # stopIfChanged = false makes switch-to-configuration `systemctl restart` this unit alone; with the default
+    # it would stop and start the socket too, refusing connections in between.
+    "gunicorn-${name}" = {
+      description = "gunicorn of the Django site ${name}";
+      wantedBy = [ "multi-user.target" ];
+      requires = [
+        units.socket
+        units.migrate
+        units.secretKey
+      ];
+      after = [
+        "network.target"
+        units.socket
+        units.migrate
+        units.secretKey
+      ];
+      stopIfChanged = false;
+      serviceConfig = siteProcess // {
+        # gunicorn reports READY=1 once it listens, so a restart returns when the new master is up.
+        Type = "notify";
+        NotifyAccess = "main";
+        ExecStart = gunicornCommand;
+        # SIGTERM to the master only: it stops the workers gracefully, finishing their requests.
+        KillMode = "mixed";
+        Restart = "on-failure";
+        LogsDirectory = "django/${name}";
+        LogsDirectoryMode = "0750";
+      };
+    };
+  };
+
+  # No store path in here: a deploy never changes (and so never restarts) the socket.
+  sockets."gunicorn-${name}" = {
+    description = "Socket of the gunicorn of the Django site ${name}";
+    wantedBy = [ "sockets.target" ];
+    listenStreams = [ socketPath ];
+    socketConfig = {
+      SocketUser = user;
+      SocketGroup = caddyGroup;
+      SocketMode = "0660";
+    };
+  };
+
+  tmpfiles = [
+    "d ${baseDir} 0750 ${user} ${group} - -"
+    "d ${mediaRoot} 0750 ${user} ${group} - -"
+    # Older deployments left the key readable by the group, which Caddy is now part of.
+    "z ${secretKeyFile} 0600 ${user} ${group} - -"
+  ];
+
+  # Caddyfile: a block is a list of lines; tabs, as `caddy fmt` writes them.
+  block = address: body: [ "${address} {" ] ++ map (line: "\t${line}") body ++ [ "}" ];
+  commonLines =
+    useTls:
+    block "log" [ "output file ${caddyLogFile}" ]
+    ++ [ "header -Server" ]
+    # Error responses (401, 404, 502) skip the handlers above; this removes the header from them too.
+    ++ block "handle_errors" [ "header -Server" ]
+    ++ (if useTls && site.disableACME then [ "tls internal" ] else [ ]);
+
+  # Store paths all have the same mtime (1970): their ETag and Last-Modified would not change between deploys.
+  fileServer =
+    route:
+    [ "root * ${route.root}" ]
+    ++ (
+      if route.isStatic then
+        block "header" [
+          "-ETag"
+          "-Last-Modified"
+        ]
+      else
+        [ ]
+    )
+    ++ [ "file_server" ];
+  # handle_path strips the prefix: /static/css/a.css is read from <root>/css/a.css.
+  fileHandler =
+    route: prefix:
+    if prefix == "/" then
+      block "handle" (fileServer route)
+    else
+      block "handle_path ${prefix}*" (fileServer route);
+
+  fileRoutes = [
+    {
+      url = site.staticUrl;
+      root = staticRoot;
+      isStatic = true;
+    }
+    {
+      url = site.mediaUrl;
+      root = mediaRoot;
+      isStatic = false;
+    }
+  ];
+  localRoutes = filter (route: addresses.parseUrl route.url == null) fileRoutes;
+  externalRoutes = map (route: route // { parsed = addresses.parseUrl route.url; }) (
+    filter (route: addresses.parseUrl route.url != null) fileRoutes
+  );
+  externalRoutesByAddress = groupBy (route: addresses.urlAddress route.parsed) externalRoutes;
+
+  usesTls = site.port != 80;
+  auth = site.auth;
+  mainBlock = block (addresses.hostAddress site.port site.hostname) (
+    commonLines usesTls
+    ++ (
+      if auth == null then
+        [ ]
+      else
+        block "basic_auth" [ "${auth.user} ${toString (auth.passwordHash or null)}" ]
+    )
+    # handle blocks are exclusive: static and media requests never reach gunicorn.
+    ++ concatMap (route: fileHandler route route.url) localRoutes
+    ++ block "handle" [ "reverse_proxy unix/${socketPath}" ]
+  );
+  aliasBlocks = map (
+    alias:
+    block (addresses.hostAddress site.port alias) (
+      commonLines usesTls ++ [ "redir ${addresses.canonicalUrl site.port site.hostname}{uri} permanent" ]
+    )
+  ) site.aliases;
+  externalBlocks = map (
+    address:
+    let
+      routes = externalRoutesByAddress.${address};
+    in
+    block address (
+      commonLines ((head routes).parsed.scheme == "https")
+      ++ concatMap (route: fileHandler route route.parsed.path) routes
+      ++ (
+        if any (route: route.parsed.path == "/") routes then
+          [ ]
+        else
+          block "handle" [ "respond 404" ]
+      )
+    )
+  ) (attrNames externalRoutesByAddress);
+
+  caddyConfig = concatStringsSep "\n" (
+    map (blockLines: lines blockLines + "\n") ([ mainBlock ] ++ aliasBlocks ++ externalBlocks)
+  );
+in
+{
+  inherit
+    name
+    user
+    group
+    baseDir
+    secretKeyFile
+    socketPath
+    logDir
+    caddyLogFile
+    environment
+    envWrapper
+    manageScript
+    services
+    sockets
+    tmpfiles
+    caddyConfig
+    database
+    ;
+  secretKeyScript = generateSecretKey;
+  manageCommand = "manage-${name}";
+  # Caddy reads the media files through the site group (they are not world-readable).
+  caddySupplementaryGroups = [ group ];
+}

@@ -1,0 +1,59 @@
+# Lab systems for the end-to-end tests of the site definitions: the example site (with an alias) and a
+# second site behind basic auth, in variants that change the site's code or drop the second site.
+{
+  # A copy of example/ with another release, for "a second build of the site"; null: example/ itself.
+  exampleSource ? null,
+  withGuardedSite ? "true",
+  # bcrypt hash of the guarded site's password.
+  passwordHash ? "",
+}:
+let
+  packages = import ../../nix/lab/packages.nix { };
+  example = packages.example;
+  site =
+    if exampleSource == null then
+      example.site
+    else
+      packages.djangoSite {
+        name = "example-site";
+        src = packages.siteSource {
+          name = "example-site-source";
+          path = exampleSource;
+        };
+        inherit (example) deps;
+      };
+  common = {
+    package = site;
+    staticFilesPackage = packages.staticFiles {
+      inherit site;
+      settingsModule = "example_site.config.settings.prod";
+    };
+    settingsModule = "example_site.config.settings.prod";
+    wsgiModule = "example_site.config.wsgi";
+    disableACME = true;
+  };
+in
+import ../../nix/lab/system.nix {
+  hostName = "lab1";
+  inherit packages;
+  sites = {
+    example = common // {
+      hostname = "example.lab";
+      aliases = [ "www.example.lab" ];
+    };
+  }
+  // (
+    if withGuardedSite == "true" then
+      {
+        guarded = common // {
+          hostname = "guarded.lab";
+          auth = {
+            user = "jane";
+            inherit passwordHash;
+          };
+        };
+      }
+    else
+      { }
+  );
+}

@@ -266,6 +266,16 @@ let
           '';
         };
 
+        healthCheckPath = mkOption {
+          type = types.strMatching "/.*";
+          default = defaults.healthCheckPath;
+          example = "/healthz";
+          description = ''
+            Path that `inv deploy` requests through Caddy after switching: the deploy rolls back unless it
+            answers 200 (401 when `auth` is set, as the deployer sends no password).
+          '';
+        };
+
         user = mkOption {
           type = types.str;
           default = defaults.user;
@@ -393,5 +403,8 @@ in
     ) definitions;
 
     environment.systemPackages = lib.mapAttrsToList (_: site: site.manageScript) cfg.sites;
+
+    # What djdeploy's health checks and day-two tasks read from the built system.
+    environment.etc."djdeploy/sites.json".text = builtins.toJSON (map (d: d.manifest) allDefinitions);
   };
 }

@@ -59,6 +59,17 @@ def test_missing_debootstrap_is_reported(monkeypatch: pytest.MonkeyPatch) -> Non
         control.check_can_run()
 
 
+def test_labs_side_by_side_never_share_names_or_addresses(tmp_path: Path) -> None:
+    first = LabLayout(tmp_path, tmp_path, instance=0).host(1)
+    second = LabLayout(tmp_path, tmp_path, instance=2).host(1)
+    assert (second.netns, second.host_link, second.address) == ("djlab2x-lab1", "djlab2x1", "10.233.1.2")
+    assert {first.netns, first.host_link, first.address}.isdisjoint(
+        {second.netns, second.host_link, second.address}
+    )
+    assert LabLayout(tmp_path, tmp_path, instance=2).index_of_namespace("djlab-lab1") is None
+    assert LabLayout(tmp_path, tmp_path, instance=0).index_of_link("djlab2x1") is None
+
+
 def test_image_is_rebuilt_when_its_recipe_changes(monkeypatch: pytest.MonkeyPatch, layout: LabLayout) -> None:
     before = image.image_path(layout)
     assert before == image.image_path(layout)
@@ -74,4 +85,4 @@ def test_link_names_are_read_from_ip_output(monkeypatch: pytest.MonkeyPatch) -> 
     )
     monkeypatch.setattr("djdeploy.process.output", lambda argv: listing)
     assert network.links() == {"lo", "djlab2", "djlabx"}
-    assert network.lab_links() == {"djlab2"}
+    assert network.lab_links(LabLayout(Path("/c"), Path("/s"))) == {"djlab2": 2}

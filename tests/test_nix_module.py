@@ -127,6 +127,7 @@ def test_defaults_are_those_of_the_spec() -> None:
         "group": "mysite",
         "databaseUrl": None,
         "baseDir": "/var/www/mysite",
+        "healthCheckPath": "/",
     }
 
 
@@ -611,6 +612,16 @@ def test_module_defaults() -> None:
     assert result["systemPackages"] == ["manage-mysite_prod"]
     assert result["tmpfiles"][0] == "d /var/www/mysite_prod 0750 mysite_prod mysite_prod - -"
     assert result["logrotate"]["django-mysite_prod"]["files"] == "/var/log/django/mysite_prod/*.log"
+    [manifest] = result["sitesManifest"]
+    assert manifest["name"] == "mysite_prod"
+    assert manifest["hostname"] == "mysite.test"
+    assert manifest["healthCheck"] == {"path": "/", "status": 200}
+    assert manifest["units"] == [
+        "django-secret-key-mysite_prod.service",
+        "django-migrate-mysite_prod.service",
+        "gunicorn-mysite_prod.socket",
+        "gunicorn-mysite_prod.service",
+    ]
 
 
 def test_module_manage_command_has_its_tools() -> None:

@@ -116,7 +116,7 @@ def down(layout: LabLayout, console: Console) -> None:
     for host in hosts:
         machine.remove(layout, host)
         console.print(f"[yellow]down[/] {host.name}")
-    _remove_leftovers(layout)
+    _remove_networks(layout, keep=set())
     if layout.inventory.exists():
         layout.inventory.unlink()
     if layout.known_hosts.exists():
@@ -130,23 +130,14 @@ def clean_stale(layout: LabLayout, console: Console) -> None:
             console.print(f"Cleaning up what a previous run left of {host.name}")
             machine.remove(layout, host)
     running_indexes = {host.index for host in _known_hosts(layout)}
-    for netns in network.lab_namespaces():
-        index = netns.removeprefix("djlab-lab")
-        if not index.isdigit() or int(index) not in running_indexes:
-            network.remove(
-                layout.host(int(index)) if index.isdigit() else LabHost(0, layout.hosts_dir / "none")
-            )
-    for link in network.lab_links():
-        if int(link.removeprefix("djlab")) not in running_indexes:
-            network.remove(layout.host(int(link.removeprefix("djlab"))))
+    _remove_networks(layout, keep=running_indexes)
 
 
-def _remove_leftovers(layout: LabLayout) -> None:
-    for pid_host in {layout.host(index) for index in range(1, MAX_HOSTS + 1)}:
-        machine.remove(layout, pid_host) if pid_host.directory.exists() else network.remove(pid_host)
-    for netns in network.lab_namespaces():
-        if netns.removeprefix("djlab-lab").isdigit():
-            network.remove(layout.host(int(netns.removeprefix("djlab-lab"))))
+def _remove_networks(layout: LabLayout, keep: set[int]) -> None:
+    """Remove this lab's namespaces and links of hosts not in keep."""
+    stray = set(network.lab_namespaces(layout).values()) | set(network.lab_links(layout).values())
+    for index in sorted(stray - keep):
+        network.remove(layout.host(index))
 
 
 def _known_hosts(layout: LabLayout) -> list[LabHost]:

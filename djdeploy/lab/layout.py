@@ -3,26 +3,56 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 MAX_HOSTS = 8
-SUBNET_PREFIX = "10.231"
+MAX_INSTANCE = 9
 
 
 @dataclass(frozen=True)
 class LabLayout:
-    """Directories of the lab: the image cache and the state of the running hosts."""
+    """Directories of the lab and the names of its hosts' namespaces, links and addresses.
+
+    Several labs can run side by side on one machine, each with its own instance number
+    (DJDEPLOY_LAB_INSTANCE, 0 by default): their names and subnets never overlap.
+    """
 
     cache_dir: Path
     state_dir: Path
+    instance: int = 0
 
     @classmethod
     def from_environment(cls) -> LabLayout:
+        instance_text = os.environ.get("DJDEPLOY_LAB_INSTANCE", "0")
+        if not instance_text.isdigit() or int(instance_text) > MAX_INSTANCE:
+            raise ValueError(f"DJDEPLOY_LAB_INSTANCE must be a number from 0 to {MAX_INSTANCE}")
+        instance = int(instance_text)
+        default_state = "/var/lib/djdeploy-lab" + (f"-{instance}" if instance else "")
         return cls(
             cache_dir=Path(os.environ.get("DJDEPLOY_LAB_CACHE", "/var/cache/djdeploy-lab")),
-            state_dir=Path(os.environ.get("DJDEPLOY_LAB_STATE", "/var/lib/djdeploy-lab")),
+            state_dir=Path(os.environ.get("DJDEPLOY_LAB_STATE", default_state)),
+            instance=instance,
         )
+
+    @property
+    def prefix(self) -> str:
+        """Start of the names of this lab's namespaces and links."""
+        return "djlab" if self.instance == 0 else f"djlab{self.instance}x"
+
+    @property
+    def subnet(self) -> str:
+        """First two octets of this lab's addresses: 10.231 for instance 0."""
+        return f"10.{231 + self.instance}"
+
+    def index_of_namespace(self, name: str) -> int | None:
+        match = re.fullmatch(rf"{re.escape(self.prefix)}-lab(\d+)", name)
+        return int(match.group(1)) if match else None
+
+    def index_of_link(self, name: str) -> int | None:
+        match = re.fullmatch(rf"{re.escape(self.prefix)}(\d+)", name)
+        return int(match.group(1)) if match else None
 
     @property
     def hosts_dir(self) -> Path:
@@ -41,15 +71,17 @@ class LabLayout:
         return self.state_dir / "inventory.yaml"
 
     def host(self, index: int) -> LabHost:
-        return LabHost(index=index, directory=self.hosts_dir / f"lab{index}")
+        return LabHost(index, self.hosts_dir / f"lab{index}", self.prefix, self.subnet)
 
 
 @dataclass(frozen=True)
 class LabHost:
-    """One lab host: lab<index>, in namespace djlab-lab<index>, at 10.231.<index>.2."""
+    """One lab host: lab<index>, in namespace <prefix>-lab<index>, at <subnet>.<index>.2."""
 
     index: int
     directory: Path
+    prefix: str = "djlab"
+    subnet: str = "10.231"
 
     @property
     def name(self) -> str:
@@ -57,19 +89,19 @@ class LabHost:
 
     @property
     def netns(self) -> str:
-        return f"djlab-{self.name}"
+        return f"{self.prefix}-{self.name}"
 
     @property
     def host_link(self) -> str:
-        return f"djlab{self.index}"
+        return f"{self.prefix}{self.index}"
 
     @property
     def address(self) -> str:
-        return f"{SUBNET_PREFIX}.{self.index}.2"
+        return f"{self.subnet}.{self.index}.2"
 
     @property
     def gateway(self) -> str:
-        return f"{SUBNET_PREFIX}.{self.index}.1"
+        return f"{self.subnet}.{self.index}.1"
 
     @property
     def root(self) -> Path:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from djdeploy import process
-from djdeploy.lab.layout import LabHost
+from djdeploy.lab.layout import LabHost, LabLayout
 
 
 def create(host: LabHost) -> None:
@@ -46,9 +46,13 @@ def links() -> set[str]:
     return names
 
 
-def lab_namespaces() -> set[str]:
-    return {name for name in namespaces() if name.startswith("djlab-")}
+def lab_namespaces(layout: LabLayout) -> dict[str, int]:
+    """This lab's namespaces, with the index of the host each belongs to."""
+    found = {name: layout.index_of_namespace(name) for name in namespaces()}
+    return {name: index for name, index in found.items() if index is not None}
 
 
-def lab_links() -> set[str]:
-    return {name for name in links() if name.startswith("djlab") and name[5:].isdigit()}
+def lab_links(layout: LabLayout) -> dict[str, int]:
+    """This lab's host-side veth links, with the index of the host each belongs to."""
+    found = {name: layout.index_of_link(name) for name in links()}
+    return {name: index for name, index in found.items() if index is not None}

@@ -11,6 +11,7 @@ let
     aliases = [ "www.example.lab" ];
     settingsModule = "example_site.config.settings.prod";
     wsgiModule = "example_site.config.wsgi";
+    healthCheckPath = "/healthz";
     # Lab hosts cannot reach an ACME server: Caddy's own CA signs the certificate.
     disableACME = true;
   };

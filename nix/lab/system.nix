@@ -89,6 +89,7 @@ let
     version = "lab-${hostName}";
     units = unitFiles;
     inherit wants caddyfile;
+    sites = map (site: site.manifest) siteList;
     tmpfiles = concatMap (line: line + "\n") (builtins.concatLists (map (site: site.tmpfiles) siteList));
     commands = builtins.listToAttrs (map (site: { name = "manage-${site.name}"; value = "${site.manageScript}"; }) siteList);
     system = {

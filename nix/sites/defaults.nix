@@ -19,4 +19,5 @@ instanceName: {
   group = instanceName;
   databaseUrl = null;
   baseDir = "/var/www/${instanceName}";
+  healthCheckPath = "/";
 }

@@ -400,6 +400,32 @@ in
     database
     ;
   secretKeyScript = generateSecretKey;
+  # What the deployer needs to check the site: written to etc/djdeploy/sites.json of the system.
+  manifest = {
+    inherit
+      name
+      user
+      group
+      baseDir
+      secretKeyFile
+      socketPath
+      database
+      ;
+    inherit (site) hostname aliases port;
+    auth = site.auth != null;
+    healthCheck = {
+      path = site.healthCheckPath;
+      # The deployer sends no password: a guarded site answers 401 when it is up.
+      status = if site.auth == null then 200 else 401;
+    };
+    manageCommand = "manage-${name}";
+    units = [
+      units.secretKey
+      units.migrate
+      units.socket
+      units.gunicorn
+    ];
+  };
   manageCommand = "manage-${name}";
   # Caddy reads the media files through the site group (they are not world-readable).
   caddySupplementaryGroups = [ group ];

@@ -76,8 +76,8 @@ def test_down_leaves_nothing_behind() -> None:
     layout = LabLayout.from_environment()
     inv("lab.up", "--hosts", "1")
     inv("lab.down")
-    assert network.lab_namespaces() == set()
-    assert network.lab_links() == set()
+    assert network.lab_namespaces(layout) == {}
+    assert network.lab_links(layout) == {}
     assert machine.lab_mounts(layout) == []
     assert machine.nspawn_pids(layout) == []
     assert not any(layout.hosts_dir.iterdir())
@@ -95,14 +95,15 @@ def test_up_cleans_what_a_killed_run_left() -> None:
         assert "running" in inv("lab.status").stdout
     finally:
         inv("lab.down")
-    assert network.lab_namespaces() == set()
+    assert network.lab_namespaces(layout) == {}
     assert machine.lab_mounts(layout) == []
 
 
 def test_bad_host_counts_are_refused_before_anything_is_made() -> None:
+    layout = LabLayout.from_environment()
     for count in ("0", "99"):
         result = inv("lab.up", "--hosts", count, check=False)
         assert result.returncode == 1
         assert "out of range" in result.stderr
         assert "1 to 8" in result.stderr
-    assert network.lab_namespaces() == set()
+    assert network.lab_namespaces(layout) == {}

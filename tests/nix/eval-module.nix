@@ -33,6 +33,7 @@ in
   groups = lib.attrNames config.users.groups;
   logrotate = config.services.logrotate.settings;
   systemPackages = map (drv: drv.name) config.environment.systemPackages;
+  sitesManifest = builtins.fromJSON config.environment.etc."djdeploy/sites.json".text;
   sites = lib.mapAttrs (_: site: {
     inherit (site)
       settingsModule

@@ -96,6 +96,10 @@ in
       type = types.listOf types.package;
       default = [ ];
     };
+    environment.etc = mkOption {
+      type = types.attrsOf (types.submodule { options.text = mkOption { type = types.str; }; });
+      default = { };
+    };
     users.users = mkOption {
       type = types.attrsOf (
         types.submodule {

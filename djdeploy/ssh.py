@@ -140,11 +140,21 @@ class Remote:
         timeout: float | None = None,
         pty: bool = False,
         stream: bool = False,
+        interactive: bool = False,
     ) -> RemoteResult:
-        """Run argv on the host. Each argument is quoted, so shell metacharacters in it are data."""
+        """Run argv on the host. Each argument is quoted, so shell metacharacters in it are data.
+
+        stream: show the output as it comes. interactive: also connect the terminal (a TTY, stdin).
+        """
         command = shlex.join(argv)
         return self.run_shell(
-            command, check=check, input_text=input_text, timeout=timeout, pty=pty, stream=stream
+            command,
+            check=check,
+            input_text=input_text,
+            timeout=timeout,
+            pty=pty,
+            stream=stream,
+            interactive=interactive,
         )
 
     def run_shell(
@@ -156,16 +166,22 @@ class Remote:
         timeout: float | None = None,
         pty: bool = False,
         stream: bool = False,
+        interactive: bool = False,
     ) -> RemoteResult:
         """Run a shell command line written by djdeploy itself (never built from user input)."""
+        in_stream: object = False
+        if input_text is not None:
+            in_stream = io.StringIO(input_text)
+        elif interactive:
+            in_stream = None  # Fabric reads the local standard input
         try:
             result = self._connection.run(
                 command,
-                hide=not stream,
+                hide=not (stream or interactive),
                 warn=True,
-                in_stream=io.StringIO(input_text) if input_text is not None else False,
+                in_stream=in_stream,
                 timeout=timeout,
-                pty=pty,
+                pty=pty or interactive,
             )
         except CommandTimedOut as exc:
             raise DjdeployError(

@@ -7,6 +7,7 @@ import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 from rich.console import Console
@@ -15,6 +16,9 @@ from djdeploy.errors import DjdeployError
 from djdeploy.lab import image, machine, network
 from djdeploy.lab.layout import MAX_HOSTS, LabHost, LabLayout
 from djdeploy.ssh import Remote
+
+# The lab's hosts' systems, each running the example site (nix/lab/hosts.nix in the repository).
+LAB_SYSTEMS = Path(__file__).resolve().parents[2] / "nix" / "lab" / "hosts.nix"
 
 REQUIRED_TOOLS = {
     "systemd-nspawn": "systemd-container",
@@ -174,7 +178,10 @@ def _host_status(layout: LabLayout, host: LabHost) -> HostStatus:
 def write_inventory(layout: LabLayout) -> None:
     """The inventory through which later tasks reach the lab hosts as --host labN."""
     hosts = {
-        host.name: {"address": host.address, "tags": ["lab"]}
+        host.name: {
+            "address": host.address,
+            "build": {"file": str(LAB_SYSTEMS), "attribute": host.name},
+        }
         for host in _known_hosts(layout)
         if machine.running(layout, host)
     }
@@ -185,7 +192,9 @@ def write_inventory(layout: LabLayout) -> None:
                 "port": 22,
                 "known_hosts": str(layout.known_hosts),
                 "identity": str(layout.client_key),
-            }
+            },
+            "sites": ["example"],
+            "tags": ["lab"],
         },
         "hosts": hosts,
     }

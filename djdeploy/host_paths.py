@@ -1,0 +1,13 @@
+"""Where djdeploy keeps its state on a deployed host, and where a system describes its sites."""
+
+SYSTEM_PROFILE = "/nix/var/nix/profiles/system"
+CURRENT_SYSTEM = "/run/current-system"
+# Written by the NixOS module (environment.etc) and by the lab system: one entry per site.
+SITES_MANIFEST = "etc/djdeploy/sites.json"
+# A directory, so that taking the lock is one atomic mkdir; owner.json inside says who holds it.
+LOCK_DIR = "/run/djdeploy/lock"
+LOCK_OWNER = f"{LOCK_DIR}/owner.json"
+# One JSON object per line: id, user, machine, commit, started, finished, generation, system, outcome, reason.
+DEPLOY_LOG = "/var/lib/djdeploy/deploys.jsonl"
+# Per-deploy files of the activation supervisor that runs on the host under systemd-run.
+ACTIVATION_DIR = "/run/djdeploy/activations"

@@ -68,6 +68,7 @@ class Host:
             known_hosts=self.ssh.known_hosts,
             identity=self.ssh.identity,
             connect_timeout=self.ssh.connect_timeout,
+            sudo=self.ssh.sudo,
         )
 
 

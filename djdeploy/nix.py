@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from djdeploy import process
@@ -37,13 +40,43 @@ def build(file: Path, attribute: str | None = None, *, out_link: Path | None = N
     return Path(process.output(argv, hint="The build log above says which derivation failed."))
 
 
-def copy_closure(target: SshTarget, path: Path, *, substitute_on_destination: bool = False) -> None:
-    """Copy a store path and everything it references that the host lacks."""
-    argv = [*NIX_COMMAND, "copy", "--to", store_uri(target), str(path)]
+@dataclass(frozen=True)
+class StorePath:
+    path: str
+    nar_size: int
+
+    @property
+    def name(self) -> str:
+        """The store path without its hash: /nix/store/abc-django-5.2 -> django-5.2."""
+        return Path(self.path).name.split("-", 1)[-1]
+
+
+def closure(path: Path) -> list[StorePath]:
+    """Every store path the given one needs, with its size."""
+    info = json.loads(process.output([*NIX_COMMAND, "path-info", "--json", "--recursive", str(path)]))
+    return [StorePath(entry["path"], int(entry.get("narSize", 0))) for entry in info]
+
+
+def copy_closure(
+    target: SshTarget,
+    path: Path,
+    *,
+    on_path: Callable[[str], None] | None = None,
+    substitute_on_destination: bool = False,
+) -> None:
+    """Copy a store path and what it references that the host lacks; on_path hears of each path copied."""
+    argv = [*NIX_COMMAND, "copy", "-v", "--to", store_uri(target), str(path)]
     if substitute_on_destination:
         argv.append("--substitute-on-destination")
-    process.run(
+
+    def on_line(line: str) -> None:
+        if on_path is not None and line.startswith("copying path '"):
+            on_path(line.split("'", 2)[1])
+
+    process.stream(
         argv,
+        on_line,
         env={"NIX_SSHOPTS": shlex.join(ssh_options(target))},
-        hint=f"Check that {target.display} is reachable and that its user may write to the Nix store.",
+        hint=f"Check that {target.display} is reachable and that its user may write to the Nix store "
+        "(a non-root SSH user must be in the host's nix.settings.trusted-users).",
     )

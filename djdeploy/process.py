@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 
 from djdeploy.errors import CommandError, DjdeployError
 
@@ -50,3 +51,35 @@ def output(
 ) -> str:
     """Run a command and return its stripped standard output."""
     return run(argv, env=env, timeout=timeout, hint=hint).stdout.strip()
+
+
+def stream(
+    argv: Sequence[str],
+    on_line: Callable[[str], None],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    hint: str = "",
+) -> str:
+    """Run a command, handing each line of its combined output to on_line; return the output."""
+    full_env = {**os.environ, **env} if env is not None else None
+    lines: list[str] = []
+    try:
+        child = subprocess.Popen(
+            list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env
+        )
+    except FileNotFoundError as exc:
+        raise DjdeployError(f"`{argv[0]}` is not installed or not on PATH. {hint}".strip()) from exc
+    assert child.stdout is not None
+    deadline = time.monotonic() + timeout if timeout else None
+    for line in child.stdout:
+        lines.append(line)
+        on_line(line.rstrip("\n"))
+        if deadline and time.monotonic() > deadline:
+            child.kill()
+            raise DjdeployError(f"`{' '.join(argv)}` did not finish within {timeout:.0f} s. {hint}".strip())
+    returncode = child.wait()
+    output = "".join(lines)
+    if returncode != 0:
+        raise CommandError(list(argv), returncode, output, hint)
+    return output

@@ -28,6 +28,8 @@ class SshTarget:
     known_hosts: Path | None = None
     identity: Path | None = None
     connect_timeout: float = 10.0
+    # Privileged commands go through `sudo -S`, the password sent on its standard input.
+    sudo: bool = False
 
     @property
     def display(self) -> str:
@@ -58,8 +60,9 @@ class UnknownHostKeyError(DjdeployError):
 class _RejectUnknownHostKey(paramiko.MissingHostKeyPolicy):
     """Refuse hosts whose key is not in known_hosts, and say which key they offered."""
 
-    def __init__(self, target: SshTarget) -> None:
+    def __init__(self, target: SshTarget, sudo_password: str | None = None) -> None:
         self.target = target
+        self._sudo_password = sudo_password
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         raise UnknownHostKeyError(
@@ -75,8 +78,9 @@ class _RejectUnknownHostKey(paramiko.MissingHostKeyPolicy):
 class Remote:
     """An open SSH connection to one host, reused for every command sent to it."""
 
-    def __init__(self, target: SshTarget) -> None:
+    def __init__(self, target: SshTarget, sudo_password: str | None = None) -> None:
         self.target = target
+        self._sudo_password = sudo_password
         connect_kwargs: dict[str, object] = {"look_for_keys": target.identity is None, "allow_agent": True}
         if target.identity is not None:
             connect_kwargs["key_filename"] = str(target.identity)
@@ -93,6 +97,10 @@ class Remote:
         known_hosts = target.known_hosts or Path("~/.ssh/known_hosts").expanduser()
         if known_hosts.exists():
             client.load_host_keys(str(known_hosts))
+
+    @property
+    def sudo_password(self) -> str | None:
+        return self._sudo_password
 
     def open(self) -> Remote:
         try:
@@ -141,20 +149,22 @@ class Remote:
         pty: bool = False,
         stream: bool = False,
         interactive: bool = False,
+        privileged: bool = False,
     ) -> RemoteResult:
         """Run argv on the host. Each argument is quoted, so shell metacharacters in it are data.
 
         stream: show the output as it comes. interactive: also connect the terminal (a TTY, stdin).
+        privileged: run as root, through sudo when the target logs in as another user.
         """
-        command = shlex.join(argv)
         return self.run_shell(
-            command,
+            shlex.join(argv),
             check=check,
             input_text=input_text,
             timeout=timeout,
             pty=pty,
             stream=stream,
             interactive=interactive,
+            privileged=privileged,
         )
 
     def run_shell(
@@ -167,11 +177,16 @@ class Remote:
         pty: bool = False,
         stream: bool = False,
         interactive: bool = False,
+        privileged: bool = False,
     ) -> RemoteResult:
         """Run a shell command line written by djdeploy itself (never built from user input)."""
+        if privileged and self.target.sudo:
+            command = shlex.join(["sudo", "-S", "-p", "", "--", "sh", "-c", command])
+            # sudo reads the password's line and leaves the rest of standard input to the command.
+            input_text = f"{self._sudo_password or ''}\n{input_text or ''}"
         in_stream: object = False
         if input_text is not None:
-            in_stream = io.StringIO(input_text)
+            in_stream = _WholeInput(input_text)
         elif interactive:
             in_stream = None  # Fabric reads the local standard input
         try:
@@ -193,6 +208,13 @@ class Remote:
         if check and not remote_result.ok:
             raise RemoteCommandError(self.target, remote_result)
         return remote_result
+
+
+class _WholeInput(io.StringIO):
+    """Input handed over at once: Invoke asks non-terminal streams for one byte per 10 ms."""
+
+    def read(self, size: int | None = -1) -> str:
+        return super().read()
 
 
 class RemoteCommandError(DjdeployError):

@@ -1,0 +1,159 @@
+"""Switching a host to a system under a supervisor that runs on the host and rolls back by itself.
+
+The supervisor runs in a transient systemd unit (systemd-run), so a dropped SSH connection cannot kill the
+activation. After switching it waits for the deployer's confirmation, sent over a new SSH connection once the
+health check passed; without it (a failed check, a host cut off, a deployer gone) it switches back to the
+previous generation. Its progress is a state file the deployer polls.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from djdeploy import host_paths
+from djdeploy.errors import DjdeployError
+from djdeploy.ssh import Remote
+
+# Arguments: activation id, new system, previous generation number (or "none"), seconds to wait for the
+# confirmation. States: activating -> switched -> confirmed, or rolling-back -> rolled-back (reason in
+# ./reason), or failed (no previous generation to return to).
+SUPERVISOR = r"""
+set -u
+id=$1 new=$2 previous=$3 confirm_seconds=$4
+dir=ACTIVATION_DIR/$id
+profile=SYSTEM_PROFILE
+state() { printf '%s\n' "$1" > "$dir/state.new" && mv "$dir/state.new" "$dir/state"; }
+roll_back() {
+    printf '%s\n' "$1" > "$dir/reason"
+    if [ "$previous" = none ]; then
+        state failed
+        exit 1
+    fi
+    state rolling-back
+    nix-env -p "$profile" --switch-generation "$previous" > "$dir/rollback.log" 2>&1
+    "$profile/bin/switch-to-configuration" switch >> "$dir/rollback.log" 2>&1
+    echo $? > "$dir/rollback.rc"
+    state rolled-back
+    exit 1
+}
+state activating
+"$new/bin/switch-to-configuration" switch > "$dir/switch.log" 2>&1
+code=$?
+if [ "$code" -ne 0 ]; then
+    roll_back "activation failed: switch-to-configuration exited with $code"
+fi
+state switched
+ticks=0
+while [ ! -e "$dir/confirmed" ] && [ ! -e "$dir/rejected" ] && [ "$ticks" -lt $((confirm_seconds * 10)) ]; do
+    sleep 0.1
+    ticks=$((ticks + 1))
+done
+if [ -e "$dir/confirmed" ]; then
+    state confirmed
+    exit 0
+fi
+if [ -e "$dir/rejected" ]; then
+    roll_back "$(cat "$dir/rejected")"
+fi
+roll_back "no confirmation from the deployer within $confirm_seconds s (the host may have been cut off)"
+""".replace("ACTIVATION_DIR", host_paths.ACTIVATION_DIR).replace("SYSTEM_PROFILE", host_paths.SYSTEM_PROFILE)
+
+# NixOS keeps its tools in the system path; other hosts (the lab's Debian) in /usr/bin.
+SUPERVISOR_PATH = (
+    "/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin:/usr/local/sbin:/usr/local/bin:"
+    "/usr/sbin:/usr/bin:/sbin:/bin"
+)
+FINAL_STATES = {"confirmed", "rolled-back", "failed"}
+
+
+class ActivationError(DjdeployError):
+    pass
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str
+    reason: str
+    log: str
+
+
+def new_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def unit_name(activation_id: str) -> str:
+    return f"djdeploy-activate-{activation_id}"
+
+
+def start_command(activation_id: str, system: Path, previous: int | None, confirm_seconds: int) -> list[str]:
+    """The command that starts the supervisor on the host and returns at once."""
+    return [
+        "systemd-run",
+        f"--unit={unit_name(activation_id)}",
+        "--description=djdeploy activation",
+        "--collect",
+        "--no-ask-password",
+        "--quiet",
+        "--service-type=exec",
+        f"--setenv=PATH={SUPERVISOR_PATH}",
+        "/bin/sh",
+        "-c",
+        SUPERVISOR,
+        "djdeploy-activate",
+        activation_id,
+        str(system),
+        str(previous) if previous is not None else "none",
+        str(confirm_seconds),
+    ]
+
+
+def directory(activation_id: str) -> str:
+    return f"{host_paths.ACTIVATION_DIR}/{activation_id}"
+
+
+def start(
+    remote: Remote, activation_id: str, system: Path, previous: int | None, confirm_seconds: int
+) -> None:
+    remote.run(["mkdir", "-p", directory(activation_id)], privileged=True)
+    remote.run(start_command(activation_id, system, previous, confirm_seconds), privileged=True)
+
+
+def wait_for(remote: Remote, activation_id: str, states: set[str], timeout: float) -> str:
+    """Wait on the host, in one command, until the supervisor reaches one of states; return the state."""
+    state_file = f"{directory(activation_id)}/state"
+    wanted = " ".join(sorted(states))
+    script = (
+        f"ticks=0; while [ $ticks -lt {int(timeout * 10)} ]; do "
+        f"s=$(cat {state_file} 2>/dev/null); "
+        f'for w in {wanted}; do [ "$s" = "$w" ] && {{ echo "$s"; exit 0; }}; done; '
+        "sleep 0.1; ticks=$((ticks + 1)); done; "
+        f'echo "timeout:$(cat {state_file} 2>/dev/null)"'
+    )
+    state = remote.run_shell(script, timeout=timeout + 30, privileged=True).stdout.strip()
+    return state
+
+
+def confirm(remote: Remote, activation_id: str) -> None:
+    remote.run(["touch", f"{directory(activation_id)}/confirmed"], privileged=True)
+
+
+def reject(remote: Remote, activation_id: str, reason: str) -> None:
+    remote.run_shell(
+        f"cat > {shlex.quote(directory(activation_id) + '/rejected')}", input_text=reason, privileged=True
+    )
+
+
+def outcome(remote: Remote, activation_id: str) -> Outcome:
+    """The final state, the reason of a rollback and the end of the activation's log."""
+    folder = directory(activation_id)
+    result = remote.run_shell(
+        f"cat {folder}/state 2>/dev/null; echo '---'; cat {folder}/reason 2>/dev/null; echo '---'; "
+        f"tail -n 25 {folder}/switch.log 2>/dev/null",
+        privileged=True,
+    ).stdout
+    state, reason, log = ([*result.split("---\n", 2), "", ""])[:3]
+    return Outcome(state.strip(), reason.strip(), log.rstrip())

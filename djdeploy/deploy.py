@@ -1,0 +1,395 @@
+"""inv deploy and inv rollback: build, copy, switch under a supervisor, check, confirm, record.
+
+A host whose switch, health check or confirmation fails returns to its previous generation by itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn
+
+from djdeploy import activation, build, health, host_paths, host_system, nix, process
+from djdeploy.errors import DjdeployError
+from djdeploy.inventory import Host
+from djdeploy.ssh import Remote
+
+
+class DeployFailed(DjdeployError):
+    """The deploy did not reach the new generation; the message says where the host is now."""
+
+    def __init__(self, message: str, outcome: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+@dataclass(frozen=True)
+class Options:
+    dry_run: bool = False
+    substitute_on_destination: bool = False
+    parallel: int = 4
+    batch: int | None = None
+    activation_timeout: float | None = None
+    confirm_timeout: float | None = None
+    sudo_password: str | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    host: str
+    outcome: str  # "deployed", "unchanged", "dry run", "rolled back", "failed"
+    message: str
+    generation: int | None = None
+    steps: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in {"deployed", "unchanged", "dry run"}
+
+
+@dataclass
+class StepLog:
+    """Prints one line per step with its duration, and keeps the durations for the summary."""
+
+    console: Console
+    host: str
+    show_host: bool
+    steps: list[tuple[str, float]] = field(default_factory=list)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        prefix = f"[bold]{self.host}[/] " if self.show_host else ""
+        try:
+            yield
+        except BaseException:
+            seconds = time.monotonic() - started
+            self.console.print(f"{prefix}[red]✗[/] {name} [dim]{seconds:.2f} s[/]")
+            raise
+        seconds = time.monotonic() - started
+        self.steps.append((name, seconds))
+        self.console.print(f"{prefix}[green]✓[/] {name} [dim]{seconds:.2f} s[/]")
+
+
+def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Result]:
+    """Deploy each host, in parallel and in batches; one host's failure never hides the others'."""
+    with console.status("Building") if len(hosts) == 1 else _nothing():
+        started = time.monotonic()
+        systems = build.build_systems(hosts)
+    console.print(
+        f"[green]✓[/] build {', '.join(h.name for h in hosts)} [dim]{time.monotonic() - started:.2f} s[/]"
+    )
+    batches = _batches(hosts, options.batch)
+    results: list[Result] = []
+    for number, batch in enumerate(batches, start=1):
+        if len(batches) > 1:
+            console.rule(f"batch {number} of {len(batches)}: {', '.join(host.name for host in batch)}")
+        with ThreadPoolExecutor(max_workers=max(1, options.parallel)) as pool:
+            batch_results = list(
+                pool.map(
+                    lambda host: _deploy_host(
+                        host, systems[host.name].path, options, console, len(hosts) > 1
+                    ),
+                    batch,
+                )
+            )
+        results += batch_results
+        if any(not result.ok for result in batch_results) and number < len(batches):
+            skipped = [host.name for later in batches[number:] for host in later]
+            console.print(
+                f"[red]Stopping after batch {number} because it failed; not deployed: {', '.join(skipped)}"
+            )
+            results += [Result(name, "skipped", "an earlier batch failed") for name in skipped]
+            break
+    return results
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _batches(hosts: Sequence[Host], size: int | None) -> list[list[Host]]:
+    if not size:
+        return [list(hosts)]
+    return [list(hosts[index : index + size]) for index in range(0, len(hosts), size)]
+
+
+def _deploy_host(host: Host, system: Path, options: Options, console: Console, show_host: bool) -> Result:
+    log = StepLog(console, host.name, show_host)
+    try:
+        with Remote(host.ssh_target, options.sudo_password) as remote:
+            return HostRun(host, remote, options, console, log).deploy(system)
+    except DeployFailed as exc:
+        return Result(host.name, exc.outcome, exc.message, steps=tuple(log.steps))
+    except DjdeployError as exc:
+        return Result(host.name, "failed", exc.message, steps=tuple(log.steps))
+
+
+def rollback(host: Host, to: int | None, options: Options, console: Console) -> Result:
+    """Switch a host back to the generation before the current one (or `to`), checked and confirmed."""
+    log = StepLog(console, host.name, show_host=False)
+    with Remote(host.ssh_target, options.sudo_password) as remote:
+        facts = host_system.facts(remote)
+        generations = {generation.number: generation.system for generation in host_system.generations(remote)}
+        earlier = [number for number in generations if facts.generation and number < facts.generation]
+        target = to if to is not None else max(earlier, default=None)
+        if target is None or target not in generations:
+            wanted = str(to) if to is not None else f"before {facts.generation}"
+            raise DjdeployError(
+                f"{host.name} has no generation {wanted} to roll back to. "
+                f"Its generations: {', '.join(map(str, sorted(generations))) or 'none'}."
+            )
+        if target == facts.generation:
+            raise DjdeployError(f"{host.name} is already on generation {target}.")
+        return HostRun(host, remote, options, console, log).switch(
+            generations[target],
+            facts,
+            ["nix-env", "-p", host_paths.SYSTEM_PROFILE, "--switch-generation", str(target)],
+            copy=False,
+        )
+
+
+@dataclass
+class HostRun:
+    """One host's deploy or rollback over one SSH connection."""
+
+    host: Host
+    remote: Remote
+    options: Options
+    console: Console
+    log: StepLog
+
+    def deploy(self, system: Path) -> Result:
+        with self.log.step("compare with the host"):
+            facts = host_system.facts(self.remote)
+        if facts.current_system == system and facts.profile_system == system:
+            self.console.print(
+                f"{_prefix(self.log)}Nothing changed: {self.host.name} already runs {system.name}."
+            )
+            return Result(self.host.name, "unchanged", "already up to date", facts.generation, self._steps())
+        if self.options.dry_run:
+            show_plan(self.remote, self.host, system, facts, self.console)
+            return Result(self.host.name, "dry run", "nothing was copied", facts.generation, self._steps())
+        return self.switch(
+            system, facts, ["nix-env", "-p", host_paths.SYSTEM_PROFILE, "--set", str(system)], copy=True
+        )
+
+    def switch(self, system: Path, facts: host_system.Facts, set_profile: list[str], *, copy: bool) -> Result:
+        """Lock, copy, set the profile, activate, check, confirm, record; always release the lock."""
+        with self.log.step("take the deploy lock"):
+            host_system.acquire_lock(self.remote, f"{'deploy' if copy else 'rollback'} {system.name}")
+        entry: dict[str, object] = {
+            "id": activation.new_id(),
+            "user": host_system.who(),
+            "commit": _commit(),
+            "started": host_system.now(),
+            "system": str(system),
+            "action": "deploy" if copy else "rollback",
+        }
+        try:
+            return self._switch_locked(system, facts, set_profile, entry, copy=copy)
+        finally:
+            host_system.release_lock(self.remote)
+
+    def _steps(self) -> tuple[tuple[str, float], ...]:
+        return tuple(self.log.steps)
+
+    def _switch_locked(
+        self,
+        system: Path,
+        facts: host_system.Facts,
+        set_profile: list[str],
+        entry: dict[str, object],
+        *,
+        copy: bool,
+    ) -> Result:
+        host, remote, log = self.host, self.remote, self.log
+        activation_id = str(entry["id"])
+        sites = health.sites_of_remote(remote, system) if not copy else health.sites_of(system)
+        _check_inventory_sites(host, sites)
+        if copy:
+            with log.step("copy the closure"):
+                copy_with_progress(remote, host, system, self.options, self.console, show=not log.show_host)
+        with log.step("set the system profile"):
+            remote.run(set_profile, privileged=True)
+            generation = host_system.facts(remote).generation
+        activation_timeout = self.options.activation_timeout or host.timeouts.activation
+        confirm_timeout = self.options.confirm_timeout or host.timeouts.confirm
+        # The supervisor waits through the health check, then for the confirmation.
+        confirm_window = int(host.timeouts.health + confirm_timeout)
+        failure: str | None = None
+        with log.step("activate (switch-to-configuration under systemd-run)"):
+            activation.start(remote, activation_id, system, facts.generation, confirm_window)
+            state = self._wait(activation_id, {"switched", *activation.FINAL_STATES}, activation_timeout)
+        if state != "switched":
+            failure = "activation failed"
+        else:
+            with log.step("health check"):
+                report = health.check(remote, host.address, sites, host.timeouts.health)
+            if not report.healthy:
+                failure = "the health check failed: " + "; ".join(report.problems)
+                activation.reject(remote, activation_id, failure)
+        if failure is None:
+            with log.step("confirm over a new SSH connection"):
+                with Remote(host.ssh_target, self.options.sudo_password) as fresh:
+                    activation.confirm(fresh, activation_id)
+                self._wait(activation_id, activation.FINAL_STATES, confirm_timeout + 10)
+        else:
+            self._wait(activation_id, activation.FINAL_STATES, activation_timeout)
+        result = activation.outcome(remote, activation_id)
+        entry["finished"] = host_system.now()
+        entry["generation"] = generation
+        if result.state == "confirmed":
+            with log.step("record the deploy"):
+                host_system.record(remote, {**entry, "outcome": "success", "reason": ""})
+            self.console.print(
+                f"{_prefix(log)}[green]{'Deployed' if copy else 'Rolled back'}[/] {host.name}: "
+                f"generation {generation}, {system.name}"
+            )
+            return Result(host.name, "deployed", f"generation {generation}", generation, self._steps())
+        reason = result.reason or failure or f"the activation ended as '{result.state}'"
+        details = f"\n{result.log}" if result.log and reason.startswith("activation failed") else ""
+        if result.state == "rolled-back":
+            back_to = host_system.facts(remote).generation
+            host_system.record(
+                remote, {**entry, "outcome": "rolled back", "reason": reason, "generation": back_to}
+            )
+            raise DeployFailed(
+                f"{host.name}: rolled back to generation {back_to} because {reason}.{details}", "rolled back"
+            )
+        host_system.record(remote, {**entry, "outcome": "failed", "reason": reason})
+        raise DeployFailed(
+            f"{host.name}: the new generation {generation} failed ({reason}) and there is no earlier "
+            f"generation to roll back to.{details}",
+            "failed",
+        )
+
+    def _wait(self, activation_id: str, states: set[str], timeout: float) -> str:
+        """Wait for the supervisor; after a dropped connection, ask again over a new one."""
+        try:
+            return activation.wait_for(self.remote, activation_id, states, timeout)
+        except DjdeployError:
+            with Remote(self.host.ssh_target, self.options.sudo_password) as fresh:
+                return activation.wait_for(fresh, activation_id, states, timeout)
+
+
+def _check_inventory_sites(host: Host, sites: list[health.Site]) -> None:
+    missing = sorted(set(host.sites) - {site.name for site in sites})
+    if missing:
+        raise DjdeployError(
+            f"The inventory lists site(s) {', '.join(missing)} for {host.name}, but its built system has "
+            f"{', '.join(site.name for site in sites) or 'no site'}. Fix `sites:` in the inventory or "
+            "the host's django.sites."
+        )
+
+
+def copy_with_progress(
+    remote: Remote, host: Host, system: Path, options: Options, console: Console, *, show: bool
+) -> None:
+    missing = missing_paths(remote, system)
+    total = sum(path.nar_size for path in missing)
+    if not show or not missing:
+        nix.copy_closure(host.ssh_target, system, substitute_on_destination=options.substitute_on_destination)
+        return
+    sizes = {path.path: path.nar_size for path in missing}
+    with Progress(
+        TextColumn("copying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("paths"),
+        DownloadColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        paths_task = progress.add_task("paths", total=len(missing))
+        bytes_task = progress.add_task("bytes", total=total, visible=False)
+        done: list[str] = []
+
+        def on_path(path: str) -> None:
+            if done:
+                progress.advance(paths_task)
+                progress.advance(bytes_task, sizes.get(done[-1], 0))
+            done.append(path)
+
+        nix.copy_closure(
+            host.ssh_target,
+            system,
+            on_path=on_path,
+            substitute_on_destination=options.substitute_on_destination,
+        )
+    console.print(f"  copied {len(missing)} paths, {total / 1e6:.1f} MB")
+
+
+def missing_paths(remote: Remote, system: Path) -> list[nix.StorePath]:
+    """The paths of the system's closure that the host does not have."""
+    paths = nix.closure(system)
+    invalid = remote.run_shell(
+        "xargs -r nix-store --check-validity --print-invalid", input_text="\n".join(p.path for p in paths)
+    ).stdout.split()
+    wanted = set(invalid)
+    return [path for path in paths if path.path in wanted]
+
+
+def show_plan(remote: Remote, host: Host, system: Path, facts: host_system.Facts, console: Console) -> None:
+    """What a deploy would do: the paths it would copy and the units it would start, restart or stop."""
+    missing = missing_paths(remote, system)
+    size = sum(path.nar_size for path in missing) / 1e6
+    console.print(f"[bold]{host.name}[/]: would copy {len(missing)} paths, {size:.1f} MB")
+    for path in sorted(missing, key=lambda p: -p.nar_size)[:15]:
+        console.print(f"  + {path.name} [dim]{path.nar_size / 1e6:.1f} MB[/]")
+    old_units = _remote_unit_hashes(remote)
+    new_units = _local_unit_hashes(system)
+    for verb, names in (
+        ("start", sorted(set(new_units) - set(old_units))),
+        (
+            "restart or reload",
+            sorted(n for n in set(new_units) & set(old_units) if new_units[n] != old_units[n]),
+        ),
+        ("stop", sorted(set(old_units) - set(new_units))),
+    ):
+        for name in names:
+            console.print(f"  would {verb} {name}")
+    console.print(f"  from generation {facts.generation or 'none'} to {system.name}")
+
+
+def _local_unit_hashes(system: Path) -> dict[str, str]:
+    directory = system / "etc" / "systemd" / "system"
+    if not directory.is_dir():
+        return {}
+    return {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in directory.iterdir()
+        if path.is_file()
+    }
+
+
+def _remote_unit_hashes(remote: Remote) -> dict[str, str]:
+    listing = remote.run_shell(
+        f"cd {host_paths.CURRENT_SYSTEM}/etc/systemd/system 2>/dev/null && "
+        'for unit in *; do [ -f "$unit" ] && sha256sum "$unit"; done; true'
+    ).stdout
+    return {name: digest for digest, name in (line.split(maxsplit=1) for line in listing.splitlines())}
+
+
+def _commit() -> str:
+    """The deployer's git commit, marked dirty when the work tree has changes."""
+    try:
+        commit = process.run(["git", "rev-parse", "--short", "HEAD"], check=False, timeout=10)
+        dirty = process.run(["git", "status", "--porcelain", "--untracked-files=no"], check=False, timeout=10)
+    except DjdeployError:
+        return "-"
+    if commit.returncode != 0:
+        return "-"
+    return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def _prefix(log: StepLog) -> str:
+    return f"[bold]{log.host}[/] " if log.show_host else ""

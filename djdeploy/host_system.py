@@ -1,0 +1,134 @@
+"""What a host runs, its generations, the deploy lock and the deploy log: read and written over SSH."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from djdeploy import host_paths
+from djdeploy.errors import DjdeployError
+from djdeploy.ssh import Remote
+
+
+@dataclass(frozen=True)
+class Facts:
+    """The host's running system and the system profile's current generation."""
+
+    current_system: Path | None
+    profile_system: Path | None
+    generation: int | None
+
+
+@dataclass(frozen=True)
+class Generation:
+    number: int
+    system: Path
+
+
+class LockHeld(DjdeployError):
+    pass
+
+
+# One round trip: three lines, each empty when the link is absent.
+_FACTS_COMMAND = (
+    f'printf "%s\\n" "$(readlink -f {host_paths.CURRENT_SYSTEM} 2>/dev/null)" '
+    f'"$(readlink -f {host_paths.SYSTEM_PROFILE} 2>/dev/null)" '
+    f'"$(readlink {host_paths.SYSTEM_PROFILE} 2>/dev/null)"'
+)
+
+
+def facts(remote: Remote) -> Facts:
+    current, profile, link = [*remote.run_shell(_FACTS_COMMAND).stdout.split("\n"), "", "", ""][:3]
+    return Facts(
+        current_system=Path(current) if current.startswith("/nix/store/") else None,
+        profile_system=Path(profile) if profile.startswith("/nix/store/") else None,
+        generation=generation_number(link),
+    )
+
+
+def generation_number(link: str) -> int | None:
+    """system-12-link -> 12."""
+    name = Path(link).name
+    if name.startswith("system-") and name.endswith("-link"):
+        number = name.removeprefix("system-").removesuffix("-link")
+        if number.isdigit():
+            return int(number)
+    return None
+
+
+def generations(remote: Remote) -> list[Generation]:
+    """The system profile's generations, oldest first."""
+    profiles = str(Path(host_paths.SYSTEM_PROFILE).parent)
+    listing = remote.run_shell(
+        f'for link in {profiles}/system-*-link; do [ -e "$link" ] && '
+        'printf "%s %s\\n" "$link" "$(readlink -f "$link")"; done; true'
+    ).stdout
+    found = []
+    for line in listing.splitlines():
+        link, _, system = line.partition(" ")
+        number = generation_number(link)
+        if number is not None:
+            found.append(Generation(number, Path(system)))
+    return sorted(found, key=lambda generation: generation.number)
+
+
+def who() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def acquire_lock(remote: Remote, command: str) -> None:
+    """Take the host's deploy lock (an atomic mkdir), or say who holds it."""
+    owner = json.dumps({"user": who(), "since": now(), "command": command})
+    parent = str(Path(host_paths.LOCK_DIR).parent)
+    result = remote.run_shell(
+        f"mkdir -p {parent} && mkdir {host_paths.LOCK_DIR} 2>/dev/null && cat > {host_paths.LOCK_OWNER}",
+        input_text=owner,
+        check=False,
+        privileged=True,
+    )
+    if result.ok:
+        return
+    holder = remote.run(["cat", host_paths.LOCK_OWNER], check=False).stdout
+    try:
+        details = json.loads(holder)
+        held_by = (
+            f"{details.get('user', '?')} since {details.get('since', '?')} ({details.get('command', '?')})"
+        )
+    except json.JSONDecodeError:
+        held_by = "an unknown deployer (its lock has no owner file)"
+    raise LockHeld(
+        f"{remote.target.name} is locked by another deploy: {held_by}. Wait for it to finish. If that deploy "
+        f"died and the lock is stale, break it on purpose with `inv unlock --host {remote.target.name}`."
+    )
+
+
+def release_lock(remote: Remote) -> None:
+    remote.run(["rm", "-rf", host_paths.LOCK_DIR], check=False, privileged=True)
+
+
+def read_lock(remote: Remote) -> dict[str, str] | None:
+    result = remote.run(["cat", host_paths.LOCK_OWNER], check=False)
+    if not result.ok:
+        return None
+    try:
+        return dict(json.loads(result.stdout))
+    except json.JSONDecodeError:
+        return {"user": "unknown"}
+
+
+def record(remote: Remote, entry: dict[str, object]) -> None:
+    """Append one line to the host's deploy log."""
+    parent = str(Path(host_paths.DEPLOY_LOG).parent)
+    remote.run_shell(
+        f"mkdir -p {parent} && cat >> {host_paths.DEPLOY_LOG}",
+        input_text=json.dumps(entry, sort_keys=True) + "\n",
+        privileged=True,
+    )

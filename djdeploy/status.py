@@ -1,0 +1,382 @@
+"""What runs on each host, queried in parallel: generation, last deploy, lock, and each site's health.
+
+Each host costs one SSH connection and two commands: a script that prints the host's state and its sites
+manifest, then one that asks for the state of the units and the migrations the manifest names. The sites are
+then requested through Caddy from this machine. A host that does not answer is a row with the reason, within
+its connect timeout, whatever the other hosts do.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import shlex
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from djdeploy import host_paths, probe, sites
+from djdeploy.errors import DjdeployError
+from djdeploy.inventory import Host
+from djdeploy.sites import Site
+from djdeploy.ssh import Remote
+
+PROBE_TIMEOUT = 5.0
+# Time for the answers of a connected host; a host gets its connect timeout on top of it.
+QUERY_TIMEOUT = 30.0
+MIGRATIONS_CACHE = "/run/djdeploy/status-cache"
+
+
+@dataclass(frozen=True)
+class Generation:
+    number: int | None
+    created: datetime | None
+    system: str
+    # /run/current-system is this generation's system (not so after a `test` switch or before a reboot).
+    running: bool
+
+
+@dataclass(frozen=True)
+class LastDeploy:
+    """The last line of the deploy log that `inv deploy` keeps on the host."""
+
+    user: str
+    machine: str
+    commit: str
+    finished: str
+    outcome: str
+
+
+@dataclass(frozen=True)
+class Lock:
+    user: str
+    machine: str
+    since: str
+    command: str
+
+
+@dataclass(frozen=True)
+class UnitState:
+    unit: str
+    state: str
+
+
+@dataclass(frozen=True)
+class SiteStatus:
+    name: str
+    hostname: str
+    units: tuple[UnitState, ...]
+    http_status: int | None
+    http_expected: int
+    http_error: str | None
+    certificate_names: tuple[str, ...]
+    certificate_expires: datetime | None
+    # None when they could not be listed (migrations_error says why).
+    unapplied_migrations: tuple[str, ...] | None
+    migrations_error: str | None
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    host: str
+    address: str
+    reachable: bool
+    error: str | None = None
+    generation: Generation | None = None
+    last_deploy: LastDeploy | None = None
+    lock: Lock | None = None
+    sites: tuple[SiteStatus, ...] = ()
+    # Sites the inventory lists for the host that its system does not run.
+    missing_sites: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Section:
+    output: str
+    exit_code: int
+
+
+_BEGIN = "@@djdeploy-begin"
+_END = "@@djdeploy-end"
+_SECTION = re.compile(rf"^{_BEGIN} (\S+)\n(.*?)\n{_END} (\d+)$", re.MULTILINE | re.DOTALL)
+
+
+def sections_script(commands: Sequence[tuple[str, str]]) -> str:
+    """One shell script that runs each named command and frames its output and exit status."""
+    parts = []
+    for name, command in commands:
+        # A subshell: a command that exits ends its own section only.
+        parts.append(f"echo '{_BEGIN} {name}'\n(\n{command}\n) 2>&1\nprintf '\\n{_END} %s\\n' \"$?\"")
+    return "\n".join(parts) + "\n"
+
+
+def parse_sections(output: str) -> dict[str, Section]:
+    return {
+        match.group(1): Section(match.group(2).removesuffix("\n"), int(match.group(3)))
+        for match in _SECTION.finditer(output)
+    }
+
+
+def run_sections(remote: Remote, commands: Sequence[tuple[str, str]], timeout: float) -> dict[str, Section]:
+    result = remote.run_shell(sections_script(commands), timeout=timeout, privileged=True)
+    return parse_sections(result.stdout)
+
+
+def _state_commands() -> list[tuple[str, str]]:
+    profiles, _, profile = host_paths.SYSTEM_PROFILE.rpartition("/")
+    deploy_log = shlex.quote(host_paths.DEPLOY_LOG)
+    return [
+        # Generation link (system-N-link), when it was made, and the system it points to.
+        (
+            "profile",
+            f"cd {shlex.quote(profiles)} && link=$(readlink {shlex.quote(profile)}) && "
+            'echo "$link" && stat -c %Y "$link" && readlink "$link"',
+        ),
+        ("current", shlex.join(["readlink", host_paths.CURRENT_SYSTEM])),
+        ("manifest", shlex.join(["cat", sites.MANIFEST_PATH])),
+        (
+            "lock",
+            f"test ! -d {shlex.quote(host_paths.LOCK_DIR)} || "
+            f"cat {shlex.quote(host_paths.LOCK_OWNER)} 2>/dev/null || echo '{{}}'",
+        ),
+        ("deploy", f"test ! -e {deploy_log} || tail -n 1 {deploy_log}"),
+    ]
+
+
+def _site_commands(host_sites: Sequence[Site]) -> list[tuple[str, str]]:
+    units = [unit for site in host_sites for unit in site.units]
+    commands = [("units", shlex.join(["systemctl", "is-active", "--", *units]))] if units else []
+    for site in host_sites:
+        commands.append((f"migrations-{site.name}", migrations_command(site)))
+    return commands
+
+
+# Starting Django takes the host about a second per site; its answer is kept on the host and reused
+# while the site's code (named by store paths in its manage command) and its migrations table are unchanged.
+_CACHED_PLAN = """\
+fingerprint=$(runuser -u postgres -- psql -XAtq -d {database} -c {query} 2>/dev/null)
+key="$(cksum <"$(command -v {manage})") $fingerprint"
+if [ -n "$fingerprint" ] && [ "$(head -n 1 {cache} 2>/dev/null)" = "$key" ]; then
+  tail -n +2 {cache}
+  exit
+fi
+plan=$({showmigrations}) || exit
+if [ -n "$fingerprint" ] && mkdir -p {cache_dir}; then
+  printf '%s\\n%s\\n' "$key" "$plan" >{cache}.$$ && mv -f {cache}.$$ {cache}
+fi
+printf '%s\\n' "$plan"
+"""
+
+
+def migrations_command(site: Site) -> str:
+    """Shell command that prints the site's migration plan (`[ ]` marks the unapplied ones)."""
+    showmigrations = shlex.join([site.manage_command, "showmigrations", "--plan"])
+    if site.database is None:
+        # A database elsewhere: no cheap way to tell whether its migrations table changed.
+        return showmigrations
+    return _CACHED_PLAN.format(
+        database=shlex.quote(site.database.name),
+        query=shlex.quote("SELECT count(*), max(id) FROM django_migrations"),
+        manage=shlex.quote(site.manage_command),
+        showmigrations=showmigrations,
+        cache_dir=shlex.quote(MIGRATIONS_CACHE),
+        cache=shlex.quote(f"{MIGRATIONS_CACHE}/{site.name}"),
+    )
+
+
+def query_host(remote: Remote, host: Host, timeout: float = QUERY_TIMEOUT) -> HostStatus:
+    """The status of a host over an open connection."""
+    state = run_sections(remote, _state_commands(), timeout)
+    manifest = state.get("manifest")
+    host_sites: tuple[Site, ...] = ()
+    if manifest is not None and manifest.exit_code == 0:
+        host_sites = sites.parse_manifest(manifest.output, f"of {host.name}")
+    listed = sites.of_inventory(host_sites, host.sites)
+    with ThreadPoolExecutor(max_workers=max(1, len(listed))) as pool:
+        # The sites are requested through Caddy while the host answers the second script.
+        requests = [pool.submit(_request, host.address, site) for site in listed]
+        answers = run_sections(remote, _site_commands(listed), timeout) if listed else {}
+        responses = [request.result() for request in requests]
+    units = [unit for site in listed for unit in site.units]
+    states = answers["units"].output.split() if "units" in answers else []
+    unit_states = dict(zip(units, states, strict=False))
+    return HostStatus(
+        host=host.name,
+        address=host.address,
+        reachable=True,
+        generation=_generation(state.get("profile"), state.get("current")),
+        last_deploy=_last_deploy(state.get("deploy")),
+        lock=_lock(state.get("lock")),
+        sites=tuple(
+            _site_status(site, unit_states, answers.get(f"migrations-{site.name}"), response)
+            for site, response in zip(listed, responses, strict=True)
+        ),
+        missing_sites=tuple(name for name in host.sites if name not in {site.name for site in host_sites}),
+    )
+
+
+def _generation(profile: Section | None, current: Section | None) -> Generation | None:
+    if profile is None or profile.exit_code != 0:
+        return None
+    lines = profile.output.splitlines()
+    if len(lines) < 3:
+        return None
+    link, created, system = lines[0], lines[1], lines[2]
+    number = re.fullmatch(r"(?:.*/)?system-(\d+)-link", link)
+    return Generation(
+        number=int(number.group(1)) if number else None,
+        created=datetime.fromtimestamp(int(created), UTC) if created.isdigit() else None,
+        system=system,
+        running=current is not None and current.output.strip() == system,
+    )
+
+
+def _json_object(section: Section | None) -> dict[str, object] | None:
+    if section is None or section.exit_code != 0 or not section.output.strip():
+        return None
+    try:
+        value = json.loads(section.output)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _last_deploy(section: Section | None) -> LastDeploy | None:
+    entry = _json_object(section)
+    if entry is None:
+        return None
+    return LastDeploy(
+        user=str(entry.get("user", "?")),
+        machine=str(entry.get("machine", "?")),
+        commit=str(entry.get("commit") or "?"),
+        finished=str(entry.get("finished") or entry.get("started") or "?"),
+        outcome=str(entry.get("outcome", "?")),
+    )
+
+
+def _lock(section: Section | None) -> Lock | None:
+    owner = _json_object(section)
+    if owner is None:
+        return None
+    return Lock(
+        user=str(owner.get("user", "?")),
+        machine=str(owner.get("machine", "?")),
+        since=str(owner.get("since", "?")),
+        command=str(owner.get("command", "?")),
+    )
+
+
+def _site_status(
+    site: Site, unit_states: dict[str, str], migrations: Section | None, response: _Response
+) -> SiteStatus:
+    unapplied, migrations_error = _migrations(migrations)
+    certificate = response.certificate
+    return SiteStatus(
+        name=site.name,
+        hostname=site.hostname,
+        units=tuple(UnitState(unit, unit_states.get(unit, "unknown")) for unit in site.units),
+        http_status=response.status,
+        http_expected=site.health_status,
+        http_error=response.error,
+        certificate_names=certificate.names if certificate else (),
+        certificate_expires=certificate.not_after if certificate else None,
+        unapplied_migrations=unapplied,
+        migrations_error=migrations_error,
+    )
+
+
+def _migrations(section: Section | None) -> tuple[tuple[str, ...] | None, str | None]:
+    if section is None:
+        return None, "not queried"
+    if section.exit_code != 0:
+        lines = section.output.strip().splitlines()
+        return None, lines[-1] if lines else f"exit code {section.exit_code}"
+    unapplied = [line[3:].strip() for line in section.output.splitlines() if line.startswith("[ ]")]
+    return tuple(unapplied), None
+
+
+@dataclass(frozen=True)
+class _Response:
+    status: int | None
+    error: str | None
+    certificate: probe.Certificate | None
+
+
+def _request(address: str, site: Site) -> _Response:
+    """The answer to a request for the site's health check path, through Caddy."""
+    if site.port == 80:
+        return _Response(None, "plain HTTP site: not requested", None)
+    try:
+        # Certificates of `tls internal` come from Caddy's own CA: read them, do not verify them.
+        response = probe.request(
+            address, site.hostname, site.health_path, port=site.port, verify=False, timeout=PROBE_TIMEOUT
+        )
+    except (OSError, http.client.HTTPException) as exc:
+        return _Response(None, str(exc) or type(exc).__name__, None)
+    return _Response(response.status, None, response.certificate)
+
+
+class _HostQuery(threading.Thread):
+    """Queries one host. A daemon thread: a host that never answers cannot hold up the others or the exit."""
+
+    def __init__(self, host: Host, timeout: float, sudo_password: str | None) -> None:
+        super().__init__(name=f"status-{host.name}", daemon=True)
+        self.host = host
+        self.timeout = timeout
+        self.sudo_password = sudo_password
+        self.connected = threading.Event()
+        self.done = threading.Event()
+        # Set once connected or done, whichever comes first.
+        self.settled = threading.Event()
+        self.outcome: HostStatus | None = None
+
+    def run(self) -> None:
+        try:
+            with Remote(self.host.ssh_target, self.sudo_password) as remote:
+                self.connected.set()
+                self.settled.set()
+                self.outcome = query_host(remote, self.host, self.timeout)
+        except DjdeployError as exc:
+            self.outcome = self._failed(exc.message)
+        # Whatever goes wrong with one host is that host's row, never a traceback.
+        except Exception as exc:
+            self.outcome = self._failed(f"{type(exc).__name__}: {exc}")
+        finally:
+            self.done.set()
+            self.settled.set()
+
+    def _failed(self, reason: str) -> HostStatus:
+        return HostStatus(self.host.name, self.host.address, reachable=self.connected.is_set(), error=reason)
+
+    def result(self, started: float) -> HostStatus:
+        connect_timeout = self.host.ssh.connect_timeout
+        if not self.settled.wait(max(0.0, started + connect_timeout - time.monotonic())):
+            return self._failed(f"no SSH answer within {connect_timeout:.0f} s")
+        if not self.done.wait(max(0.0, started + connect_timeout + self.timeout - time.monotonic())):
+            return self._failed(f"no answer to the status query within {self.timeout:.0f} s")
+        assert self.outcome is not None
+        return self.outcome
+
+
+def query(
+    hosts: Sequence[Host], *, timeout: float = QUERY_TIMEOUT, sudo_password: str | None = None
+) -> list[HostStatus]:
+    """The status of every host, queried all at once."""
+    started = time.monotonic()
+    workers = [_HostQuery(host, timeout, sudo_password) for host in hosts]
+    for worker in workers:
+        worker.start()
+    return [worker.result(started) for worker in workers]
+
+
+def to_json(statuses: Sequence[HostStatus]) -> str:
+    def encode(value: object) -> str:
+        if isinstance(value, datetime):
+            return value.isoformat()
+        raise TypeError(type(value).__name__)
+
+    return json.dumps([asdict(status) for status in statuses], indent=2, default=encode)

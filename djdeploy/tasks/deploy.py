@@ -1,0 +1,105 @@
+"""inv deploy, inv rollback and inv unlock."""
+
+from __future__ import annotations
+
+from invoke.context import Context
+from invoke.tasks import task
+from rich.table import Table
+
+from djdeploy import deploy as pipeline
+from djdeploy import host_system
+from djdeploy.console import console, reports_errors
+from djdeploy.errors import DjdeployError
+from djdeploy.ssh import Remote
+from djdeploy.tasks.common import (
+    HOST_HELP,
+    INVENTORY_HELP,
+    TAG_HELP,
+    one_host,
+    select_hosts,
+    sudo_password,
+)
+
+
+@task(
+    help={
+        "host": HOST_HELP,
+        "on": TAG_HELP,
+        "inventory": INVENTORY_HELP,
+        "dry-run": "build and show what would change (paths to copy, units to restart); copy nothing",
+        "batch": "deploy in rolling batches of N hosts; stop after the first batch with a failure",
+        "parallel": "how many hosts to deploy at once (default 4)",
+        "substitute": "let hosts fetch paths from their own binary caches instead of copying them",
+        "activation-timeout": "seconds switch-to-configuration may take (default: inventory, else 600)",
+        "confirm-timeout": "seconds the host waits for confirmation before rolling back (default: inventory)",
+    }
+)
+@reports_errors
+def deploy(
+    context: Context,
+    host: str | None = None,
+    on: str | None = None,
+    inventory: str | None = None,
+    dry_run: bool = False,
+    batch: int = 0,
+    parallel: int = 4,
+    substitute: bool = False,
+    activation_timeout: float = 0,
+    confirm_timeout: float = 0,
+) -> None:
+    """Build, copy, switch and check hosts; a host that fails is rolled back and the task exits 1."""
+    hosts = select_hosts(inventory, host, on)
+    options = pipeline.Options(
+        dry_run=dry_run,
+        substitute_on_destination=substitute,
+        parallel=parallel,
+        batch=batch or None,
+        activation_timeout=activation_timeout or None,
+        confirm_timeout=confirm_timeout or None,
+        sudo_password=sudo_password(hosts),
+    )
+    results = pipeline.deploy(hosts, options, console)
+    _summarize(results)
+
+
+def _summarize(results: list[pipeline.Result]) -> None:
+    failed = [result for result in results if not result.ok]
+    if len(results) > 1 or failed:
+        table = Table("host", "outcome", "detail")
+        for result in results:
+            style = "green" if result.ok else "red"
+            table.add_row(result.host, f"[{style}]{result.outcome}[/]", result.message)
+        console.print(table)
+    if failed:
+        raise DjdeployError("\n\n".join(result.message for result in failed))
+
+
+@task(
+    help={
+        "host": "the host to roll back",
+        "to": "generation to return to (default: the one before)",
+        "inventory": INVENTORY_HELP,
+    }
+)
+@reports_errors
+def rollback(context: Context, host: str, to: int = -1, inventory: str | None = None) -> None:
+    """Switch a host back to an earlier generation, with the same health check and confirmation as deploy."""
+    target = one_host(inventory, host)
+    options = pipeline.Options(sudo_password=sudo_password([target]))
+    pipeline.rollback(target, to if to >= 0 else None, options, console)
+
+
+@task(help={"host": "the host whose deploy lock to break", "inventory": INVENTORY_HELP})
+@reports_errors
+def unlock(context: Context, host: str, inventory: str | None = None) -> None:
+    """Break a host's deploy lock on purpose (when the deploy that held it died)."""
+    target = one_host(inventory, host)
+    with Remote(target.ssh_target, sudo_password([target])) as remote:
+        holder = host_system.read_lock(remote)
+        if holder is None:
+            console.print(f"{target.name} is not locked.")
+            return
+        host_system.release_lock(remote)
+    console.print(
+        f"Broke the lock of {target.name}, held by {holder.get('user')} since {holder.get('since')}."
+    )

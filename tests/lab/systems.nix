@@ -6,6 +6,10 @@
   withGuardedSite ? "true",
   # bcrypt hash of the guarded site's password.
   passwordHash ? "",
+  # A module that does not exist makes gunicorn fail to start.
+  wsgiModule ? "example_site.config.wsgi",
+  # A path that answers 404 makes the deploy's health check fail.
+  healthCheckPath ? "/healthz",
 }:
 let
   packages = import ../../nix/lab/packages.nix { };
@@ -29,7 +33,7 @@ let
       settingsModule = "example_site.config.settings.prod";
     };
     settingsModule = "example_site.config.settings.prod";
-    wsgiModule = "example_site.config.wsgi";
+    inherit wsgiModule healthCheckPath;
     disableACME = true;
   };
 in

@@ -1,0 +1,242 @@
+"""End to end: `inv deploy`, `inv rollback` and `inv unlock` against real lab hosts."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from djdeploy import host_paths, inventory, probe
+from djdeploy.lab import machine
+from djdeploy.lab.layout import LabLayout
+from djdeploy.ssh import Remote
+from tests.lab.helpers import REPO, inv
+
+pytestmark = pytest.mark.lab
+
+SYSTEMS = REPO / "tests" / "lab" / "systems.nix"
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[LabLayout]:
+    inv("lab.up", "--hosts", "3")
+    try:
+        yield LabLayout.from_environment()
+    finally:
+        inv("lab.down")
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("deploy")
+
+
+def release_source(workspace: Path, release: str) -> Path:
+    """A copy of the example project showing another release: a second build of the site."""
+    source = workspace / f"example-{release}"
+    if not source.exists():
+        shutil.copytree(REPO / "example", source, ignore=shutil.ignore_patterns("__pycache__"))
+        module = source / "example_site" / "release.py"
+        module.write_text(module.read_text().replace('RELEASE = "1.0.0"', f'RELEASE = "{release}"'))
+    return source
+
+
+def write_inventory(lab: LabLayout, workspace: Path, name: str, **system: str) -> Path:
+    """An inventory whose lab1 runs the test system with the given arguments."""
+    arguments = {"withGuardedSite": '"false"', **system}
+    expression = workspace / f"{name}.nix"
+    expression.write_text(
+        f"import {SYSTEMS} {{ " + " ".join(f"{key} = {value};" for key, value in arguments.items()) + " }\n"
+    )
+    lab_inventory = yaml.safe_load(lab.inventory.read_text())
+    lab_inventory["defaults"]["timeouts"] = {"health": 10, "confirm": 10}
+    lab_inventory["hosts"] = {
+        "lab1": {"address": lab.host(1).address, "build": {"file": str(expression)}},
+    }
+    path = workspace / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(lab_inventory))
+    return path
+
+
+def deploy(inventory_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return inv("deploy", "--inventory", str(inventory_path), "--host", "lab1", *args, check=False)
+
+
+def lab1(inventory_path: Path) -> inventory.Host:
+    return inventory.load(inventory_path).hosts["lab1"]
+
+
+def page(host: inventory.Host) -> str:
+    return probe.request(host.address, "example.lab", verify=False).body
+
+
+def generation(host: inventory.Host) -> str:
+    with Remote(host.ssh_target) as remote:
+        return remote.run(["readlink", host_paths.SYSTEM_PROFILE]).stdout.strip()
+
+
+def deploy_log(host: inventory.Host) -> list[dict[str, object]]:
+    with Remote(host.ssh_target) as remote:
+        lines = remote.run(["cat", host_paths.DEPLOY_LOG], check=False).stdout.splitlines()
+    return [json.loads(line) for line in lines]
+
+
+@pytest.fixture(scope="module")
+def first(lab: LabLayout, workspace: Path) -> Path:
+    """lab1 with release 1.0.0 deployed by `inv deploy`."""
+    path = write_inventory(lab, workspace, "release-one")
+    result = deploy(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return path
+
+
+def test_first_deploy_serves_the_site_and_records_it(first: Path) -> None:
+    host = lab1(first)
+    assert 'id="release">1.0.0<' in page(host)
+    assert generation(host) == "system-1-link"
+    [entry] = deploy_log(host)
+    assert entry["outcome"] == "success"
+    assert entry["generation"] == 1
+    assert {"user", "commit", "started", "finished", "system"} <= set(entry)
+
+
+def test_unchanged_redeploy_copies_and_switches_nothing(first: Path) -> None:
+    result = deploy(first)
+    assert result.returncode == 0, result.stderr
+    assert "Nothing changed" in result.stdout
+    assert "copy the closure" not in result.stdout
+    assert generation(lab1(first)) == "system-1-link"
+
+
+def test_dry_run_shows_the_change_and_copies_nothing(lab: LabLayout, workspace: Path, first: Path) -> None:
+    changed = write_inventory(lab, workspace, "dry-run", exampleSource=str(release_source(workspace, "1.5.0")))
+    result = deploy(changed, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "would copy" in result.stdout
+    assert "would restart or reload gunicorn-example.service" in result.stdout
+    host = lab1(first)
+    assert generation(host) == "system-1-link"
+    assert 'id="release">1.0.0<' in page(host)
+
+
+def test_changed_site_is_deployed_and_rolled_back_by_hand(lab: LabLayout, workspace: Path, first: Path) -> None:
+    changed = write_inventory(lab, workspace, "release-two", exampleSource=str(release_source(workspace, "2.0.0")))
+    result = deploy(changed)
+    assert result.returncode == 0, result.stdout + result.stderr
+    host = lab1(changed)
+    assert 'id="release">2.0.0<' in page(host)
+    assert generation(host) == "system-2-link"
+    rollback = inv("rollback", "--inventory", str(changed), "--host", "lab1", check=False)
+    assert rollback.returncode == 0, rollback.stdout + rollback.stderr
+    assert 'id="release">1.0.0<' in page(host)
+    assert generation(host) == "system-1-link"
+
+
+def test_release_whose_gunicorn_cannot_start_is_rolled_back(lab: LabLayout, workspace: Path, first: Path) -> None:
+    broken = write_inventory(lab, workspace, "broken-gunicorn", wsgiModule='"example_site.config.missing"')
+    host = lab1(broken)
+    before = generation(host)
+    result = deploy(broken)
+    assert result.returncode == 1
+    assert "rolled back to generation" in result.stderr
+    assert "Deployed" not in result.stdout
+    assert generation(host) == before
+    assert 'id="release">1.0.0<' in page(host)
+    assert deploy_log(host)[-1]["outcome"] == "rolled back"
+
+
+def test_release_whose_health_check_fails_is_rolled_back(lab: LabLayout, workspace: Path, first: Path) -> None:
+    unhealthy = write_inventory(lab, workspace, "failing-health", healthCheckPath='"/no-such-page"')
+    host = lab1(unhealthy)
+    before = generation(host)
+    result = deploy(unhealthy)
+    assert result.returncode == 1
+    assert "because the health check failed" in result.stderr
+    assert "answered 404, expected 200" in result.stderr
+    assert generation(host) == before
+    assert 'id="release">1.0.0<' in page(host)
+
+
+def test_concurrent_deploy_is_refused_by_the_lock(lab: LabLayout, workspace: Path, first: Path) -> None:
+    changed = write_inventory(lab, workspace, "release-three", exampleSource=str(release_source(workspace, "3.0.0")))
+    host = lab1(changed)
+    running = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "deploy", "--inventory", str(changed), "--host", "lab1"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with Remote(host.ssh_target) as remote:
+            for _ in range(300):
+                if remote.run(["test", "-d", host_paths.LOCK_DIR], check=False).ok:
+                    break
+                time.sleep(0.1)
+        second = deploy(changed)
+        assert second.returncode == 1
+        assert "is locked by another deploy" in second.stderr
+        assert "inv unlock --host lab1" in second.stderr
+    finally:
+        out, err = running.communicate(timeout=300)
+    assert running.returncode == 0, out + err
+    assert 'id="release">3.0.0<' in page(host)
+
+
+def test_cut_connection_during_activation_never_leaves_a_half_switched_host(
+    lab: LabLayout, workspace: Path, first: Path
+) -> None:
+    changed = write_inventory(lab, workspace, "release-four", exampleSource=str(release_source(workspace, "4.0.0")))
+    host = lab1(changed)
+    before = generation(host)
+    running = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "deploy", "--inventory", str(changed), "--host", "lab1"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    with Remote(host.ssh_target) as remote:
+        for _ in range(600):
+            states = remote.run_shell(f"cat {host_paths.ACTIVATION_DIR}/*/state 2>/dev/null; true").stdout
+            if "activating" in states or "switched" in states:
+                break
+            time.sleep(0.05)
+        # The deployer dies mid-activation: its SSH connections drop with it.
+        os.killpg(running.pid, signal.SIGKILL)
+        running.wait()
+        for _ in range(600):
+            states = remote.run_shell(f"cat {host_paths.ACTIVATION_DIR}/*/state; true").stdout.split()
+            if not {"activating", "switched", "rolling-back"} & set(states):
+                break
+            time.sleep(0.1)
+        assert remote.run(["systemctl", "is-active", "gunicorn-example.service", "caddy.service"]).ok
+    served = page(host)
+    if generation(host) == before:
+        assert 'id="release">1.0.0<' in served or 'id="release">3.0.0<' in served
+    else:
+        assert 'id="release">4.0.0<' in served
+    # The dead deployer left its lock: it is shown and broken on purpose.
+    assert inv("unlock", "--inventory", str(changed), "--host", "lab1").returncode == 0
+
+
+def test_fleet_deploy_reports_a_down_host_and_deploys_the_others(lab: LabLayout) -> None:
+    machine.power_off(lab, lab.host(3))
+    result = inv(
+        "deploy", "--inventory", str(lab.inventory), "--host", "lab1,lab2,lab3", check=False, timeout=900
+    )
+    assert result.returncode == 1
+    assert "lab3" in result.stderr
+    assert "Cannot reach lab3" in result.stderr
+    hosts = inventory.load(lab.inventory).hosts
+    for name in ("lab1", "lab2"):
+        assert probe.request(hosts[name].address, "example.lab", "/healthz", verify=False).body == "ok"

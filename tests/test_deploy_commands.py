@@ -1,0 +1,235 @@
+"""The exact commands each deploy step runs, with the SSH and process boundary faked."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from djdeploy import activation, build, deploy, health, host_paths, host_system, nix
+from djdeploy.inventory import BuildSpec, Host, SshSettings, Timeouts
+from djdeploy.ssh import RemoteResult, SshTarget
+
+OLD = Path("/nix/store/" + "a" * 32 + "-lab-system-old")
+NEW = Path("/nix/store/" + "b" * 32 + "-lab-system-new")
+
+
+@dataclass
+class FakeRemote:
+    """Answers the commands a deploy sends, and records them in order."""
+
+    target: SshTarget
+    sudo_password: str | None = None
+    state_after_confirm: str = "confirmed"
+    commands: list[str] = field(default_factory=list)
+    current: Path = OLD
+    generation: int = 1
+
+    def __enter__(self) -> FakeRemote:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def run(self, argv: list[str], **kwargs: Any) -> RemoteResult:
+        return self.run_shell(shlex.join(argv), **kwargs)
+
+    def run_shell(self, command: str, **kwargs: Any) -> RemoteResult:
+        if kwargs.get("privileged") and self.target.sudo:
+            command = f"sudo {command}"
+        self.commands.append(command)
+        output = ""
+        if command.startswith("printf"):
+            output = f"{self.current}\n{self.current}\n/nix/var/nix/profiles/system-{self.generation}-link\n"
+        elif "nix-env" in command and "--set" in command:
+            self.current, self.generation = NEW, self.generation + 1
+        elif "ticks=0" in command:
+            output = "switched\n" if "switched" in command else f"{self.state_after_confirm}\n"
+        elif command.startswith("cat /run/djdeploy/activations"):
+            output = f"{self.state_after_confirm}\n---\n---\n"
+        elif command.startswith("systemctl is-active"):
+            output = "active\n" * command.count(".service") + "active\n" * command.count(".socket")
+        return RemoteResult(command, 0, output, "")
+
+
+@pytest.fixture
+def host() -> Host:
+    return Host(
+        name="web1",
+        address="192.0.2.1",
+        ssh=SshSettings(),
+        build=BuildSpec(file=Path("hosts.nix"), attribute="web1"),
+        timeouts=Timeouts(activation=300, confirm=20, health=5),
+        sites=("example",),
+    )
+
+
+class FakeHosts(list[FakeRemote]):
+    """Every connection a deploy opened; later ones see what the first changed."""
+
+    current: Path = OLD
+    state_after_confirm: str = "confirmed"
+
+    def connect(self, target: SshTarget, sudo_password: str | None = None) -> FakeRemote:
+        remote = FakeRemote(target, sudo_password, self.state_after_confirm, current=self.current)
+        if self:
+            remote.current, remote.generation = self[0].current, self[0].generation
+        self.append(remote)
+        return remote
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> FakeHosts:
+    remotes = FakeHosts()
+    connect = remotes.connect
+
+    monkeypatch.setattr(deploy, "Remote", connect)
+    monkeypatch.setattr(
+        build, "build_systems", lambda hosts: {h.name: build.BuiltSystem(h.name, NEW, 0.1) for h in hosts}
+    )
+    monkeypatch.setattr(nix, "copy_closure", lambda *args, **kwargs: None)
+    monkeypatch.setattr(nix, "closure", lambda path: [nix.StorePath(str(NEW), 1000)])
+    monkeypatch.setattr(activation, "new_id", lambda: "20261123T000000-abcdef")
+    site = health.Site("example", "example.test", 443, "/healthz", 200, ("gunicorn-example.service",))
+    monkeypatch.setattr(health, "sites_of", lambda system: [site])
+    monkeypatch.setattr(health, "check", lambda remote, address, sites, timeout: health.Report(True, ()))
+    monkeypatch.setattr(deploy, "_commit", lambda: "abc1234")
+    monkeypatch.setattr(host_system, "who", lambda: "jane@laptop")
+    monkeypatch.setattr(host_system, "now", lambda: "2026-11-23T00:00:00+00:00")
+    return remotes
+
+
+def run_deploy(host: Host, **options: Any) -> deploy.Result:
+    [result] = deploy.deploy([host], deploy.Options(**options), Console(file=io.StringIO()))
+    return result
+
+
+def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: FakeHosts) -> None:
+    result = run_deploy(host)
+    assert result.outcome == "deployed", result.message
+    main, confirmation = fakes
+    commands = main.commands
+    activation_dir = "/run/djdeploy/activations/20261123T000000-abcdef"
+    assert commands[0].startswith("printf")  # what the host runs
+    assert commands[1].startswith("mkdir -p /run/djdeploy && mkdir /run/djdeploy/lock")
+    assert commands[2] == "xargs -r nix-store --check-validity --print-invalid"
+    assert commands[3] == f"nix-env -p /nix/var/nix/profiles/system --set {NEW}"
+    assert commands[4].startswith("printf")  # the new generation's number
+    assert commands[5] == f"mkdir -p {activation_dir}"
+    started = shlex.split(commands[6])
+    assert started[:8] == [
+        "systemd-run",
+        "--unit=djdeploy-activate-20261123T000000-abcdef",
+        "--description=djdeploy activation",
+        "--collect",
+        "--no-ask-password",
+        "--quiet",
+        "--service-type=exec",
+        f"--setenv=PATH={activation.SUPERVISOR_PATH}",
+    ]
+    assert started[8:10] == ["/bin/sh", "-c"]
+    # id, new system, previous generation, seconds to wait for the health check and the confirmation
+    assert started[11:] == ["djdeploy-activate", "20261123T000000-abcdef", str(NEW), "1", "25"]
+    assert "ticks=0" in commands[7]
+    # Confirmation goes over a second, new connection.
+    assert confirmation.commands == [f"touch {activation_dir}/confirmed"]
+    assert "ticks=0" in commands[8]
+    assert commands[9].startswith(f"cat {activation_dir}/state")
+    assert commands[10].startswith("mkdir -p /var/lib/djdeploy && cat >> /var/lib/djdeploy/deploys.jsonl")
+    assert commands[11] == "rm -rf /run/djdeploy/lock"
+    assert len(commands) == 12
+
+
+def test_unchanged_host_is_left_alone(host: Host, fakes: FakeHosts) -> None:
+    fakes.current = NEW
+    result = run_deploy(host)
+    assert result.outcome == "unchanged"
+    assert len(fakes[0].commands) == 1
+
+
+def test_failed_health_check_rejects_and_reports_the_rollback(
+    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        health, "check", lambda *args: health.Report(False, ("https://example.test/healthz answered 502",))
+    )
+    fakes.state_after_confirm = "rolled-back"
+    result = run_deploy(host)
+    assert result.outcome == "rolled back"
+    assert "rolled back to generation" in result.message
+    assert "answered 502" in result.message
+    commands = fakes[0].commands
+    assert any(command.startswith("cat > /run/djdeploy/activations/") for command in commands)
+    assert len(fakes) == 1  # nothing is confirmed
+    assert commands[-1] == "rm -rf /run/djdeploy/lock"
+    recorded = next(command for command in commands if "deploys.jsonl" in command)
+    assert recorded  # the rollback is in the deploy log too
+
+
+def test_sudo_prefixes_privileged_commands_only(host: Host, fakes: FakeHosts) -> None:
+    sudo_host = dataclasses.replace(host, ssh=SshSettings(user="deploy", sudo=True))
+    run_deploy(sudo_host, sudo_password="secret")
+    commands = fakes[0].commands
+    assert commands[0].startswith("printf")
+    assert commands[1].startswith("sudo mkdir -p /run/djdeploy")
+    assert commands[3].startswith("sudo nix-env -p")
+    assert fakes[0].sudo_password == "secret"
+    assert all("secret" not in command for command in commands)
+
+
+def test_supervisor_script_rolls_back_without_confirmation() -> None:
+    script = activation.SUPERVISOR
+    assert f"dir={host_paths.ACTIVATION_DIR}/$id" in script
+    assert 'nix-env -p "$profile" --switch-generation "$previous"' in script
+    assert "no confirmation from the deployer" in script
+
+
+def test_facts_are_read_in_one_command() -> None:
+    remote = FakeRemote(SshTarget("web1", "192.0.2.1"), generation=7)
+    facts = host_system.facts(remote)  # type: ignore[arg-type]
+    assert facts == host_system.Facts(OLD, OLD, 7)
+    assert len(remote.commands) == 1
+
+
+def test_generation_numbers_are_read_from_profile_links() -> None:
+    assert host_system.generation_number("/nix/var/nix/profiles/system-12-link") == 12
+    assert host_system.generation_number("system-x-link") is None
+    assert host_system.generation_number("") is None
+
+
+def test_sites_are_read_from_the_system_manifest(tmp_path: Path) -> None:
+    manifest = tmp_path / host_paths.SITES_MANIFEST
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(
+        json.dumps(
+            [
+                {
+                    "name": "shop",
+                    "hostname": "shop.example.com",
+                    "aliases": ["www.shop.example.com"],
+                    "port": 443,
+                    "healthCheck": {"path": "/", "status": 401},
+                    "units": ["gunicorn-shop.service"],
+                    "manageCommand": "manage-shop",
+                }
+            ]
+        )
+    )
+    [site] = health.sites_of(tmp_path)
+    assert site == health.Site(
+        "shop",
+        "shop.example.com",
+        443,
+        "/",
+        401,
+        ("gunicorn-shop.service",),
+        ("www.shop.example.com",),
+        "manage-shop",
+    )

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -83,9 +83,8 @@ def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Re
     with console.status("Building") if len(hosts) == 1 else _nothing():
         started = time.monotonic()
         systems = build.build_systems(hosts)
-    console.print(
-        f"[green]✓[/] build {', '.join(h.name for h in hosts)} [dim]{time.monotonic() - started:.2f} s[/]"
-    )
+    build_seconds = time.monotonic() - started
+    console.print(f"[green]✓[/] build {', '.join(h.name for h in hosts)} [dim]{build_seconds:.2f} s[/]")
     batches = _batches(hosts, options.batch)
     results: list[Result] = []
     for number, batch in enumerate(batches, start=1):
@@ -100,7 +99,9 @@ def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Re
                     batch,
                 )
             )
-        results += batch_results
+        results += [
+            replace(result, steps=(("build", build_seconds), *result.steps)) for result in batch_results
+        ]
         if any(not result.ok for result in batch_results) and number < len(batches):
             skipped = [host.name for later in batches[number:] for host in later]
             console.print(

@@ -44,6 +44,11 @@ substituters =
 build-users-group =
 experimental-features = nix-command
 NIXCONF
+# Users that activations create (caddy, the sites) get ids from 2000 up: the hosts share the kernel's user
+# ids with this machine, where Nix kills every process of a build user (uids near 999) around each build.
+sed -i -e 's/^#\?SYS_UID_MIN.*/SYS_UID_MIN 2000/' -e 's/^#\?SYS_UID_MAX.*/SYS_UID_MAX 2999/' \
+    -e 's/^#\?SYS_GID_MIN.*/SYS_GID_MIN 2000/' -e 's/^#\?SYS_GID_MAX.*/SYS_GID_MAX 2999/' /etc/login.defs
+grep -q '^SYS_UID_MIN 2000' /etc/login.defs
 # A non-root account that deploys through sudo with a password (lab only).
 useradd --create-home --shell /bin/bash --groups sudo deploy
 echo 'deploy:lab-deploy-password' | chpasswd
@@ -52,7 +57,8 @@ install -d -m 700 -o deploy -g deploy /home/deploy/.ssh
 # that systemd-nspawn already provides (creating them races with nspawn and fails now and then).
 systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer \
     systemd-networkd-wait-online.service console-getty.service getty@.service \
-    systemd-tmpfiles-setup-dev.service 2>/dev/null || true
+    systemd-tmpfiles-setup-dev.service systemd-update-utmp.service systemd-update-utmp-runlevel.service \
+    2>/dev/null || true
 : > /etc/machine-id
 apt-get clean
 rm -rf /var/lib/apt/lists/*

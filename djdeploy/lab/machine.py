@@ -11,7 +11,7 @@ from pathlib import Path
 
 from djdeploy import process
 from djdeploy.errors import DjdeployError
-from djdeploy.lab import network
+from djdeploy.lab import cgroups, network
 from djdeploy.lab.layout import LabHost, LabLayout
 from djdeploy.ssh import Remote, SshTarget, port_open
 
@@ -94,9 +94,11 @@ def _authorize(root: Path, user: str, public_key: str) -> None:
 
 def boot(host: LabHost) -> int:
     """Start systemd-nspawn with real systemd as PID 1 inside the host's namespace; return its PID."""
+    cgroup_procs = cgroups.create(host.netns)
     with host.console_log.open("wb") as log:
         nspawn = subprocess.Popen(
             [
+                *cgroups.join_then_exec(cgroup_procs),
                 "systemd-nspawn",
                 "--quiet",
                 f"--directory={host.root}",
@@ -192,8 +194,9 @@ def lab_mounts(layout: LabLayout) -> list[Path]:
 
 
 def remove(layout: LabLayout, host: LabHost) -> None:
-    """Power the host off and remove everything it had: process, mounts, network, files."""
+    """Power the host off and remove everything it had: processes, mounts, network, files."""
     power_off(layout, host)
+    cgroups.kill_and_remove(host.netns)
     host_prefix = str(host.directory) + "/"
     for mount in lab_mounts(layout):
         if str(mount).startswith(host_prefix) or mount == host.root:

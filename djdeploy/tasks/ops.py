@@ -57,9 +57,12 @@ def manage(
     """
     target = one_host(inventory, host)
     arguments = [command, *remainder()]
-    with connect(target) as remote:
+    terminal = sys.stdin.isatty()
+    # On a terminal the manage command asks for sudo's password itself, when it needs it.
+    password = None if terminal else sudo_password([target])
+    with connect(target, password) as remote:
         chosen = sites.pick(sites.of_inventory(sites.read(remote), target.sites), site, target.name)
-        code = management.run(remote, chosen, arguments, terminal=sys.stdin.isatty())
+        code = management.run(remote, chosen, arguments, terminal=terminal)
     if code:
         raise Exit(code=code)
 

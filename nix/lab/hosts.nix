@@ -1,12 +1,33 @@
 # The lab's hosts lab1..lab8, each running the example site; the lab inventory builds `labN` from here.
 {
   packages ? import ./packages.nix { },
+  # Another copy of the example project (a changed release, say); null: the repository's example/.
+  exampleSource ? null,
 }:
 let
   example = packages.example;
+  site =
+    if exampleSource == null then
+      example.site
+    else
+      packages.djangoSite {
+        name = "example-site";
+        src = packages.siteSource {
+          name = "example-site-source";
+          path = exampleSource;
+        };
+        inherit (example) deps;
+      };
   exampleSite = {
-    package = example.site;
-    staticFilesPackage = example.static;
+    package = site;
+    staticFilesPackage =
+      if exampleSource == null then
+        example.static
+      else
+        packages.staticFiles {
+          inherit site;
+          settingsModule = "example_site.config.settings.prod";
+        };
     hostname = "example.lab";
     aliases = [ "www.example.lab" ];
     settingsModule = "example_site.config.settings.prod";

@@ -118,7 +118,9 @@ def test_unchanged_redeploy_copies_and_switches_nothing(first: Path) -> None:
 
 
 def test_dry_run_shows_the_change_and_copies_nothing(lab: LabLayout, workspace: Path, first: Path) -> None:
-    changed = write_inventory(lab, workspace, "dry-run", exampleSource=str(release_source(workspace, "1.5.0")))
+    changed = write_inventory(
+        lab, workspace, "dry-run", exampleSource=str(release_source(workspace, "1.5.0"))
+    )
     result = deploy(changed, "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "would copy" in result.stdout
@@ -128,8 +130,12 @@ def test_dry_run_shows_the_change_and_copies_nothing(lab: LabLayout, workspace: 
     assert 'id="release">1.0.0<' in page(host)
 
 
-def test_changed_site_is_deployed_and_rolled_back_by_hand(lab: LabLayout, workspace: Path, first: Path) -> None:
-    changed = write_inventory(lab, workspace, "release-two", exampleSource=str(release_source(workspace, "2.0.0")))
+def test_changed_site_is_deployed_and_rolled_back_by_hand(
+    lab: LabLayout, workspace: Path, first: Path
+) -> None:
+    changed = write_inventory(
+        lab, workspace, "release-two", exampleSource=str(release_source(workspace, "2.0.0"))
+    )
     result = deploy(changed)
     assert result.returncode == 0, result.stdout + result.stderr
     host = lab1(changed)
@@ -141,7 +147,9 @@ def test_changed_site_is_deployed_and_rolled_back_by_hand(lab: LabLayout, worksp
     assert generation(host) == "system-1-link"
 
 
-def test_release_whose_gunicorn_cannot_start_is_rolled_back(lab: LabLayout, workspace: Path, first: Path) -> None:
+def test_release_whose_gunicorn_cannot_start_is_rolled_back(
+    lab: LabLayout, workspace: Path, first: Path
+) -> None:
     broken = write_inventory(lab, workspace, "broken-gunicorn", wsgiModule='"example_site.config.missing"')
     host = lab1(broken)
     before = generation(host)
@@ -154,7 +162,9 @@ def test_release_whose_gunicorn_cannot_start_is_rolled_back(lab: LabLayout, work
     assert deploy_log(host)[-1]["outcome"] == "rolled back"
 
 
-def test_release_whose_health_check_fails_is_rolled_back(lab: LabLayout, workspace: Path, first: Path) -> None:
+def test_release_whose_health_check_fails_is_rolled_back(
+    lab: LabLayout, workspace: Path, first: Path
+) -> None:
     unhealthy = write_inventory(lab, workspace, "failing-health", healthCheckPath='"/no-such-page"')
     host = lab1(unhealthy)
     before = generation(host)
@@ -167,7 +177,9 @@ def test_release_whose_health_check_fails_is_rolled_back(lab: LabLayout, workspa
 
 
 def test_concurrent_deploy_is_refused_by_the_lock(lab: LabLayout, workspace: Path, first: Path) -> None:
-    changed = write_inventory(lab, workspace, "release-three", exampleSource=str(release_source(workspace, "3.0.0")))
+    changed = write_inventory(
+        lab, workspace, "release-three", exampleSource=str(release_source(workspace, "3.0.0"))
+    )
     host = lab1(changed)
     running = subprocess.Popen(
         [sys.executable, "-m", "invoke", "deploy", "--inventory", str(changed), "--host", "lab1"],
@@ -195,7 +207,9 @@ def test_concurrent_deploy_is_refused_by_the_lock(lab: LabLayout, workspace: Pat
 def test_cut_connection_during_activation_never_leaves_a_half_switched_host(
     lab: LabLayout, workspace: Path, first: Path
 ) -> None:
-    changed = write_inventory(lab, workspace, "release-four", exampleSource=str(release_source(workspace, "4.0.0")))
+    changed = write_inventory(
+        lab, workspace, "release-four", exampleSource=str(release_source(workspace, "4.0.0"))
+    )
     host = lab1(changed)
     before = generation(host)
     running = subprocess.Popen(
@@ -215,8 +229,8 @@ def test_cut_connection_during_activation_never_leaves_a_half_switched_host(
         os.killpg(running.pid, signal.SIGKILL)
         running.wait()
         for _ in range(600):
-            states = remote.run_shell(f"cat {host_paths.ACTIVATION_DIR}/*/state; true").stdout.split()
-            if not {"activating", "switched", "rolling-back"} & set(states):
+            final = remote.run_shell(f"cat {host_paths.ACTIVATION_DIR}/*/state; true").stdout.split()
+            if not {"activating", "switched", "rolling-back"} & set(final):
                 break
             time.sleep(0.1)
         assert remote.run(["systemctl", "is-active", "gunicorn-example.service", "caddy.service"]).ok

@@ -1,0 +1,185 @@
+"""Deploy benchmark on the lab: step times, djdeploy against bare commands, failed requests, fleet sizes.
+
+Run as root: python3 -m bench.deploy. It brings up 4 lab hosts and takes them down at the end. Prints:
+- the wall time of each step of a first deploy, an unchanged redeploy and a one-line change (lab1);
+- the same work done with bare commands (nix-build, nix copy, ssh ... switch-to-configuration) on lab2, and
+  the ratio of djdeploy's wall time to theirs;
+- failed HTTPS requests out of a steady load on lab1 while a changed site is deployed to it;
+- the wall time of deploying a changed site to 1, 2 and 4 hosts.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import ssl
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+
+from djdeploy import deploy, inventory, nix, probe, process
+from djdeploy.lab import control
+from djdeploy.lab.layout import LabLayout
+from djdeploy.ssh import Remote
+
+REPO = Path(__file__).resolve().parents[1]
+QUIET = Console(file=io.StringIO())
+
+
+class Workspace:
+    """Releases of the example site and inventories that deploy them to lab hosts."""
+
+    def __init__(self, layout: LabLayout, directory: Path) -> None:
+        self.layout = layout
+        self.directory = directory
+
+    def release(self, name: str) -> inventory.Inventory:
+        source = self.directory / f"example-{name}"
+        shutil.copytree(REPO / "example", source, ignore=shutil.ignore_patterns("__pycache__"))
+        module = source / "example_site" / "release.py"
+        module.write_text(module.read_text().replace('RELEASE = "1.0.0"', f'RELEASE = "{name}"'))
+        systems = self.directory / f"{name}.nix"
+        systems.write_text(f"import {REPO}/nix/lab/hosts.nix {{ exampleSource = {source}; }}\n")
+        lab_inventory = yaml.safe_load(self.layout.inventory.read_text())
+        for host_name, host in lab_inventory["hosts"].items():
+            host["build"] = {"file": str(systems), "attribute": host_name}
+        path = self.directory / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(lab_inventory))
+        return inventory.load(path)
+
+
+def timed_deploy(hosts: Sequence[inventory.Host]) -> tuple[float, list[deploy.Result]]:
+    started = time.monotonic()
+    results = deploy.deploy(hosts, deploy.Options(), QUIET)
+    seconds = time.monotonic() - started
+    failed = [result for result in results if not result.ok]
+    if failed:
+        raise SystemExit(f"deploy failed: {failed[0].message}")
+    return seconds, results
+
+
+def print_steps(label: str, seconds: float, result: deploy.Result) -> None:
+    steps = ", ".join(f"{name} {duration:.2f} s" for name, duration in result.steps)
+    print(f"{label}: {seconds:.2f} s ({steps})")
+
+
+def bare_deploy(host: inventory.Host, systems: Path) -> dict[str, float]:
+    """The same work with bare commands: build, copy, set the profile and switch over plain ssh."""
+    target = host.ssh_target
+    ssh = ["ssh", *nix.ssh_options(target), f"{target.user}@{target.address}"]
+    times = {}
+    started = time.monotonic()
+    system = nix.build(systems, host.name)
+    times["nix-build"] = time.monotonic() - started
+    mark = time.monotonic()
+    nix.copy_closure(target, system)
+    times["nix copy"] = time.monotonic() - mark
+    mark = time.monotonic()
+    profile = "/nix/var/nix/profiles/system"
+    command = f"nix-env -p {profile} --set {system} && {system}/bin/switch-to-configuration switch"
+    process.run([*ssh, command])
+    times["ssh switch"] = time.monotonic() - mark
+    times["total"] = time.monotonic() - started
+    return times
+
+
+def failed_requests_during(host: inventory.Host, action: threading.Thread) -> tuple[int, int]:
+    """(failed, total) HTTPS requests of a steady load on the host while action runs.
+
+    Bounded: at most 3000 requests and 300 s.
+    """
+    stop = threading.Event()
+    counts = {"total": 0, "failed": 0}
+    lock = threading.Lock()
+
+    def load() -> None:
+        deadline = time.monotonic() + 300
+        while not stop.is_set() and time.monotonic() < deadline and counts["total"] < 3000:
+            try:
+                ok = (
+                    probe.request(host.address, "example.lab", "/healthz", verify=False, timeout=10).status
+                    == 200
+                )
+            except (OSError, ssl.SSLError):
+                ok = False
+            with lock:
+                counts["total"] += 1
+                counts["failed"] += 0 if ok else 1
+            time.sleep(0.02)
+
+    workers = [threading.Thread(target=load) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    time.sleep(1)
+    action.start()
+    action.join()
+    time.sleep(1)
+    stop.set()
+    for worker in workers:
+        worker.join()
+    return counts["failed"], counts["total"]
+
+
+def main() -> None:
+    layout = LabLayout.from_environment()
+    control.down(layout, QUIET)
+    control.up(layout, 4, QUIET)
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            run(Workspace(layout, Path(scratch)))
+    finally:
+        control.down(layout, QUIET)
+
+
+def run(workspace: Workspace) -> None:
+    first = workspace.release("1.0.0")
+    lab1, lab2 = first.hosts["lab1"], first.hosts["lab2"]
+    seconds, [result] = timed_deploy([lab1])
+    print_steps("first deploy (djdeploy, lab1)", seconds, result)
+    bare = bare_deploy(lab2, Path(str(lab2.build.file)))
+    print(f"first deploy (bare commands, lab2): {bare['total']:.2f} s ({_steps(bare)})")
+    print(f"  ratio djdeploy / bare: {seconds / bare['total']:.2f}")
+
+    seconds, [result] = timed_deploy([lab1])
+    print_steps("unchanged redeploy (djdeploy, lab1)", seconds, result)
+    started = time.monotonic()
+    nix.build(Path(str(lab1.build.file)), "lab1")
+    with Remote(lab1.ssh_target) as remote:
+        remote.run(["readlink", "-f", "/run/current-system"])
+    print(f"unchanged redeploy (bare: nix-build and compare over ssh): {time.monotonic() - started:.2f} s")
+
+    change = workspace.release("1.0.1")
+    seconds, [result] = timed_deploy([change.hosts["lab1"]])
+    print_steps("one-line change (djdeploy, lab1)", seconds, result)
+    bare_change = workspace.release("1.0.2").hosts["lab2"]
+    bare = bare_deploy(bare_change, Path(str(bare_change.build.file)))
+    print(f"one-line change (bare commands, lab2): {bare['total']:.2f} s ({_steps(bare)})")
+    print(f"  ratio djdeploy / bare: {seconds / bare['total']:.2f}")
+
+    under_load = workspace.release("1.0.3")
+    deployment = threading.Thread(target=lambda: timed_deploy([under_load.hosts["lab1"]]))
+    failed, total = failed_requests_during(lab1, deployment)
+    print(f"failed requests during the deploy of a changed site: {failed} of {total}")
+
+    # Every host starts from the same release, so each fleet deploy copies only the changed code.
+    timed_deploy([first.hosts["lab3"], first.hosts["lab4"]])
+    common = workspace.release("1.0.4")
+    timed_deploy([common.hosts[f"lab{index}"] for index in range(1, 5)])
+    for count, release in ((1, "1.1.0"), (2, "1.2.0"), (4, "1.4.0")):
+        fleet = workspace.release(release)
+        hosts = [fleet.hosts[f"lab{index}"] for index in range(1, count + 1)]
+        seconds, _ = timed_deploy(hosts)
+        print(f"deploy of a changed site to {count} host(s): {seconds:.2f} s")
+
+
+def _steps(times: dict[str, float]) -> str:
+    return ", ".join(f"{name} {seconds:.2f} s" for name, seconds in times.items() if name != "total")
+
+
+if __name__ == "__main__":
+    main()

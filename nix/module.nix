@@ -34,6 +34,9 @@ let
     in
     python.withPackages (_: [ (python.pkgs.toPythonModule site.package) ] ++ site.extraPackages);
 
+  # /etc/<this>: the static files of a site, switched with the system (see staticServeDir).
+  staticEtcPath = name: "djdeploy/static/${name}";
+
   definitionsOf =
     name: site:
     siteDefinitions {
@@ -42,6 +45,7 @@ let
       writeScript = pkgs.writeShellScript;
       caddyGroup = config.services.caddy.group;
       caddyLogDir = config.services.caddy.logDir;
+      staticServeDir = "/etc/${staticEtcPath name}";
       path = "${
         lib.makeBinPath [
           pkgs.coreutils
@@ -405,6 +409,11 @@ in
     environment.systemPackages = lib.mapAttrsToList (_: site: site.manageScript) cfg.sites;
 
     # What djdeploy's health checks and day-two tasks read from the built system.
-    environment.etc."djdeploy/sites.json".text = builtins.toJSON (map (d: d.manifest) allDefinitions);
+    environment.etc = {
+      "djdeploy/sites.json".text = builtins.toJSON (map (d: d.manifest) allDefinitions);
+    }
+    // lib.mapAttrs' (
+      name: site: lib.nameValuePair (staticEtcPath name) { source = site.staticFilesPackage; }
+    ) cfg.sites;
   };
 }

@@ -612,6 +612,9 @@ def test_module_defaults() -> None:
     assert result["systemPackages"] == ["manage-mysite_prod"]
     assert result["tmpfiles"][0] == "d /var/www/mysite_prod 0750 mysite_prod mysite_prod - -"
     assert result["logrotate"]["django-mysite_prod"]["files"] == "/var/log/django/mysite_prod/*.log"
+    # Caddy serves the static files through a link in /etc that the switch updates.
+    assert result["etcSources"]["djdeploy/static/mysite_prod"].endswith("-mysite-static")
+    assert "root * /etc/djdeploy/static/mysite_prod\n" in result["caddy"]["extraConfig"]
     [manifest] = result["sitesManifest"]
     assert manifest["name"] == "mysite_prod"
     assert manifest["hostname"] == "mysite.test"
@@ -686,7 +689,7 @@ def test_module_full_static_and_media_urls() -> None:
     news = block(config, "news.test")
     assert "handle_path" not in news
     static_host = block(config, "static.news.test")
-    assert "\thandle {\n\t\troot * /nix/store/" in static_host
+    assert "\thandle {\n\t\troot * /etc/djdeploy/static/news\n" in static_host
     assert "\thandle_path /media/* {\n\t\troot * /var/www/news/media\n" in static_host
     files = block(config, "http://files.blog.test:8080")
     assert "\thandle_path /uploads/* {\n\t\troot * /var/www/blog/media\n" in files

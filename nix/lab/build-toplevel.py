@@ -21,6 +21,9 @@ for target, names in spec["wants"].items():
 (out / "etc" / "caddy" / "Caddyfile").write_text(spec["caddyfile"])
 (out / "etc" / "djdeploy").mkdir()
 (out / "etc" / "djdeploy" / "sites.json").write_text(json.dumps(spec["sites"], indent=2))
+(out / "etc" / "djdeploy" / "static").mkdir()
+for name, path in spec["static"].items():
+    (out / "etc" / "djdeploy" / "static" / name).symlink_to(path)
 (out / "etc" / "tmpfiles.d").mkdir()
 (out / "etc" / "tmpfiles.d" / "lab.conf").write_text(spec["tmpfiles"])
 

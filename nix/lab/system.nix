@@ -24,6 +24,7 @@ let
       python = "${site.package}/bin/python";
       # The scripts then find coreutils, runuser and sudo whatever PATH their caller has.
       path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+      staticServeDir = "/run/current-system/etc/djdeploy/static/${name}";
       # The definitions' scripts are POSIX shell bodies; the lab hosts run them with Debian's /bin/sh.
       writeScript = scriptName: text: packages.writeScript scriptName ("#!/bin/sh\n" + text);
     }
@@ -90,6 +91,7 @@ let
     units = unitFiles;
     inherit wants caddyfile;
     sites = map (site: site.manifest) siteList;
+    static = builtins.mapAttrs (name: site: "${site.staticFilesPackage}") checkedSites;
     tmpfiles = concatMap (line: line + "\n") (builtins.concatLists (map (site: site.tmpfiles) siteList));
     commands = builtins.listToAttrs (map (site: { name = "manage-${site.name}"; value = "${site.manageScript}"; }) siteList);
     system = {

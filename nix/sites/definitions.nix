@@ -17,6 +17,10 @@
   caddyGroup ? "caddy",
   # Directory where Caddy may create log files.
   caddyLogDir ? "/var/log/caddy",
+  # Directory Caddy serves the static files from. A stable link to the static files package (switched with
+  # the system) keeps the Caddyfile, and so Caddy, untouched by a deploy that changes the code; null serves
+  # the package's store path directly, which makes every such deploy reload Caddy.
+  staticServeDir ? null,
   # Search path (":"-separated) holding the tools the scripts call: coreutils (id, tr, head, mv), runuser and
   # sudo. It is put in front of the PATH the scripts inherit; null keeps that PATH as it is.
   path ? null,
@@ -324,7 +328,7 @@ let
   fileRoutes = [
     {
       url = site.staticUrl;
-      root = staticRoot;
+      root = if staticServeDir == null then staticRoot else staticServeDir;
       isStatic = true;
     }
     {

@@ -34,6 +34,7 @@ in
   logrotate = config.services.logrotate.settings;
   systemPackages = map (drv: drv.name) config.environment.systemPackages;
   sitesManifest = builtins.fromJSON config.environment.etc."djdeploy/sites.json".text;
+  etcSources = lib.mapAttrs (_: entry: if entry.source == null then null else "${entry.source}") config.environment.etc;
   sites = lib.mapAttrs (_: site: {
     inherit (site)
       settingsModule

@@ -97,7 +97,18 @@ in
       default = [ ];
     };
     environment.etc = mkOption {
-      type = types.attrsOf (types.submodule { options.text = mkOption { type = types.str; }; });
+      type = types.attrsOf (
+        types.submodule {
+          options.text = mkOption {
+            type = types.nullOr types.str;
+            default = null;
+          };
+          options.source = mkOption {
+            type = types.nullOr types.unspecified;
+            default = null;
+          };
+        }
+      );
       default = { };
     };
     users.users = mkOption {

@@ -9,6 +9,8 @@ from rich.table import Table
 from djdeploy.console import console, reports_errors
 from djdeploy.lab import control
 from djdeploy.lab.layout import LabLayout
+from djdeploy.tasks import deploy as deploy_task
+from djdeploy.tasks import ops
 
 
 @task(help={"hosts": "how many hosts to run, lab1..labN (1 to 8; default 1)"})
@@ -39,3 +41,19 @@ def status(context: Context) -> None:
     for row in rows:
         table.add_row(row.name, row.address, row.state, row.generation)
     console.print(table)
+
+
+@task(help={"hosts": "how many lab hosts to deploy to (1 to 8; default 1)"})
+@reports_errors
+def demo(context: Context, hosts: int = 1) -> None:
+    """The main job on the lab: boot hosts, deploy the example site to them, show their status."""
+    layout = LabLayout.from_environment()
+    control.up(layout, hosts, console)
+    inventory = str(layout.inventory)
+    names = ",".join(layout.host(index).name for index in range(1, hosts + 1))
+    deploy_task.deploy(context, host=names, inventory=inventory)
+    ops.status(context, host=names, inventory=inventory)
+    console.print(
+        f"The example site runs on {names}. Try `inv manage lab1 showmigrations --inventory {inventory}`, "
+        f"or set DJDEPLOY_INVENTORY={inventory} and use any task with --host lab1."
+    )

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progres
 from djdeploy import activation, build, health, host_paths, host_system, nix, process
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import Host
+from djdeploy.sites import Site, of_remote_system, of_system
 from djdeploy.ssh import Remote
 
 
@@ -214,7 +215,7 @@ class HostRun:
     ) -> Result:
         host, remote, log = self.host, self.remote, self.log
         activation_id = str(entry["id"])
-        sites = health.sites_of_remote(remote, system) if not copy else health.sites_of(system)
+        sites = of_remote_system(remote, system) if not copy else of_system(system)
         _check_inventory_sites(host, sites)
         if copy:
             with log.step("copy the closure"):
@@ -282,7 +283,7 @@ class HostRun:
                 return activation.wait_for(fresh, activation_id, states, timeout)
 
 
-def _check_inventory_sites(host: Host, sites: list[health.Site]) -> None:
+def _check_inventory_sites(host: Host, sites: Sequence[Site]) -> None:
     missing = sorted(set(host.sites) - {site.name for site in sites})
     if missing:
         raise DjdeployError(

@@ -2,57 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import ssl
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from djdeploy import host_paths, probe
+from djdeploy import probe
+from djdeploy.sites import Site
 from djdeploy.ssh import Remote
-
-
-@dataclass(frozen=True)
-class Site:
-    """A site as the system's manifest describes it."""
-
-    name: str
-    hostname: str
-    port: int
-    health_path: str
-    health_status: int
-    units: tuple[str, ...]
-    aliases: tuple[str, ...] = ()
-    manage_command: str = ""
-
-
-def sites_of(system: Path) -> list[Site]:
-    """The sites a built system runs, read from its manifest."""
-    manifest = system / host_paths.SITES_MANIFEST
-    if not manifest.exists():
-        return []
-    return [parse_site(entry) for entry in json.loads(manifest.read_text())]
-
-
-def sites_of_remote(remote: Remote, system: Path) -> list[Site]:
-    """The sites of a system that is on the host already (a rollback target)."""
-    result = remote.run(["cat", str(system / host_paths.SITES_MANIFEST)], check=False)
-    return [parse_site(entry) for entry in json.loads(result.stdout)] if result.ok else []
-
-
-def parse_site(entry: dict[str, object]) -> Site:
-    health = entry["healthCheck"]
-    assert isinstance(health, dict)
-    return Site(
-        name=str(entry["name"]),
-        hostname=str(entry["hostname"]),
-        port=int(str(entry["port"])),
-        health_path=str(health["path"]),
-        health_status=int(health["status"]),
-        units=tuple(str(unit) for unit in entry["units"]),  # type: ignore[attr-defined]
-        aliases=tuple(str(alias) for alias in entry.get("aliases", [])),  # type: ignore[attr-defined]
-        manage_command=str(entry.get("manageCommand", "")),
-    )
 
 
 @dataclass(frozen=True)
@@ -61,7 +18,7 @@ class Report:
     problems: tuple[str, ...]
 
 
-def check(remote: Remote, address: str, sites: list[Site], timeout: float) -> Report:
+def check(remote: Remote, address: str, sites: Sequence[Site], timeout: float) -> Report:
     """Retry, within timeout, until every unit is active and every site answers its expected status."""
     deadline = time.monotonic() + timeout
     while True:
@@ -71,7 +28,7 @@ def check(remote: Remote, address: str, sites: list[Site], timeout: float) -> Re
         time.sleep(0.5)
 
 
-def _problems(remote: Remote, address: str, sites: list[Site]) -> list[str]:
+def _problems(remote: Remote, address: str, sites: Sequence[Site]) -> list[str]:
     units = [unit for site in sites for unit in site.units] + ["caddy.service"]
     states = remote.run(["systemctl", "is-active", *units], check=False).stdout.split()
     problems = [f"{unit} is {state}" for unit, state in zip(units, states, strict=False) if state != "active"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from djdeploy.errors import DjdeployError
 from djdeploy.host_paths import CURRENT_SYSTEM, SITES_MANIFEST
@@ -93,6 +94,18 @@ def _list(value: object) -> list[object]:
     if not isinstance(value, list):
         raise TypeError(f"expected a list, got {value!r}")
     return value
+
+
+def of_system(system: Path) -> tuple[Site, ...]:
+    """The sites of a system built on this machine (none when it has no manifest)."""
+    manifest = system / SITES_MANIFEST
+    return parse_manifest(manifest.read_text(), str(manifest)) if manifest.exists() else ()
+
+
+def of_remote_system(remote: Remote, system: Path) -> tuple[Site, ...]:
+    """The sites of a system that is on the host already, such as a rollback's target."""
+    result = remote.run(["cat", str(system / SITES_MANIFEST)], check=False)
+    return parse_manifest(result.stdout, f"of {system} on {remote.target.name}") if result.ok else ()
 
 
 def read(remote: Remote) -> tuple[Site, ...]:

@@ -13,10 +13,26 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from djdeploy import activation, build, deploy, health, host_paths, host_system, nix
+from djdeploy import activation, build, deploy, health, host_paths, host_system, nix, sites
 from djdeploy.inventory import BuildSpec, Host, SshSettings, Timeouts
 from djdeploy.ssh import RemoteResult, SshTarget
 
+SITE = sites.Site(
+    name="example",
+    hostname="example.test",
+    aliases=(),
+    port=443,
+    auth=False,
+    health_path="/healthz",
+    health_status=200,
+    units=("gunicorn-example.service",),
+    manage_command="manage-example",
+    user="example",
+    group="example",
+    secret_key_file="/var/www/example/secret_key",
+    socket_path="/run/gunicorn-example/gunicorn.sock",
+    database=sites.Database("example", "example"),
+)
 OLD = Path("/nix/store/" + "a" * 32 + "-lab-system-old")
 NEW = Path("/nix/store/" + "b" * 32 + "-lab-system-new")
 
@@ -97,8 +113,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> FakeHosts:
     monkeypatch.setattr(nix, "copy_closure", lambda *args, **kwargs: None)
     monkeypatch.setattr(nix, "closure", lambda path: [nix.StorePath(str(NEW), 1000)])
     monkeypatch.setattr(activation, "new_id", lambda: "20261123T000000-abcdef")
-    site = health.Site("example", "example.test", 443, "/healthz", 200, ("gunicorn-example.service",))
-    monkeypatch.setattr(health, "sites_of", lambda system: [site])
+    monkeypatch.setattr(deploy, "of_system", lambda system: (SITE,))
     monkeypatch.setattr(health, "check", lambda remote, address, sites, timeout: health.Report(True, ()))
     monkeypatch.setattr(deploy, "_commit", lambda: "abc1234")
     monkeypatch.setattr(host_system, "who", lambda: "jane@laptop")
@@ -204,32 +219,24 @@ def test_generation_numbers_are_read_from_profile_links() -> None:
     assert host_system.generation_number("") is None
 
 
-def test_sites_are_read_from_the_system_manifest(tmp_path: Path) -> None:
+def test_sites_are_read_from_the_built_system(tmp_path: Path) -> None:
     manifest = tmp_path / host_paths.SITES_MANIFEST
     manifest.parent.mkdir(parents=True)
-    manifest.write_text(
-        json.dumps(
-            [
-                {
-                    "name": "shop",
-                    "hostname": "shop.example.com",
-                    "aliases": ["www.shop.example.com"],
-                    "port": 443,
-                    "healthCheck": {"path": "/", "status": 401},
-                    "units": ["gunicorn-shop.service"],
-                    "manageCommand": "manage-shop",
-                }
-            ]
-        )
-    )
-    [site] = health.sites_of(tmp_path)
-    assert site == health.Site(
-        "shop",
-        "shop.example.com",
-        443,
-        "/",
-        401,
-        ("gunicorn-shop.service",),
-        ("www.shop.example.com",),
-        "manage-shop",
-    )
+    entry = {
+        "name": "example",
+        "hostname": "example.test",
+        "aliases": [],
+        "port": 443,
+        "auth": False,
+        "healthCheck": {"path": "/healthz", "status": 200},
+        "units": ["gunicorn-example.service"],
+        "manageCommand": "manage-example",
+        "user": "example",
+        "group": "example",
+        "secretKeyFile": "/var/www/example/secret_key",
+        "socketPath": "/run/gunicorn-example/gunicorn.sock",
+        "database": {"name": "example", "owner": "example"},
+    }
+    manifest.write_text(json.dumps([entry]))
+    assert sites.of_system(tmp_path) == (SITE,)
+    assert sites.of_system(tmp_path / "elsewhere") == ()

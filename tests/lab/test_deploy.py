@@ -24,6 +24,8 @@ from tests.lab.helpers import REPO, inv
 pytestmark = pytest.mark.lab
 
 SYSTEMS = REPO / "tests" / "lab" / "systems.nix"
+# The lab image's `deploy` account (a member of sudo) has this password.
+LAB_SUDO_PASSWORD = "lab-deploy-password"
 
 
 @pytest.fixture(scope="module")
@@ -241,6 +243,34 @@ def test_cut_connection_during_activation_never_leaves_a_half_switched_host(
         assert 'id="release">4.0.0<' in served
     # The dead deployer left its lock: it is shown and broken on purpose.
     assert inv("unlock", "--inventory", str(changed), "--host", "lab1").returncode == 0
+
+
+def test_rollback_as_a_user_with_sudo_never_shows_the_password(workspace: Path, first: Path) -> None:
+    as_deploy_user = yaml.safe_load(first.read_text())
+    as_deploy_user["defaults"]["ssh"].update({"user": "deploy", "sudo": True})
+    path = workspace / "sudo.yaml"
+    path.write_text(yaml.safe_dump(as_deploy_user))
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "rollback", "--inventory", str(path), "--host", "lab1", "--to", "2"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "DJDEPLOY_SUDO_PASSWORD": LAB_SUDO_PASSWORD},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    host = lab1(first)
+    assert generation(host) == "system-2-link"
+    assert 'id="release">2.0.0<' in page(host)
+    assert LAB_SUDO_PASSWORD not in result.stdout + result.stderr
+    last = deploy_log(host)[-1]
+    assert (last["action"], last["outcome"]) == ("rollback", "success")
+    with Remote(host.ssh_target) as remote:
+        leaked = remote.run(
+            ["grep", "-rlF", LAB_SUDO_PASSWORD, "/var/lib/djdeploy", "/run/djdeploy"], check=False
+        )
+    assert leaked.stdout == ""
 
 
 def test_fleet_deploy_reports_a_down_host_and_deploys_the_others(lab: LabLayout) -> None:

@@ -5,29 +5,10 @@
   exampleSource ? null,
 }:
 let
-  example = packages.example;
-  site =
-    if exampleSource == null then
-      example.site
-    else
-      packages.djangoSite {
-        name = "example-site";
-        src = packages.siteSource {
-          name = "example-site-source";
-          path = exampleSource;
-        };
-        inherit (example) deps;
-      };
+  example = if exampleSource == null then packages.example else packages.exampleFrom exampleSource;
   exampleSite = {
-    package = site;
-    staticFilesPackage =
-      if exampleSource == null then
-        example.static
-      else
-        packages.staticFiles {
-          inherit site;
-          settingsModule = "example_site.config.settings.prod";
-        };
+    package = example.site;
+    staticFilesPackage = example.static;
     hostname = "example.lab";
     aliases = [ "www.example.lab" ];
     settingsModule = "example_site.config.settings.prod";

@@ -110,16 +110,19 @@ rec {
     }
   );
 
-  example = rec {
-    deps = pythonDeps {
-      name = "example-site-deps";
-      requirements = ../../example/requirements.txt;
-    };
+  exampleDeps = pythonDeps {
+    name = "example-site-deps";
+    requirements = ../../example/requirements.txt;
+  };
+
+  # The example project built from a source tree: example/, or a changed copy of it (another release).
+  exampleFrom = path: rec {
+    deps = exampleDeps;
     site = djangoSite {
       name = "example-site";
       src = siteSource {
         name = "example-site-source";
-        path = ../../example;
+        inherit path;
       };
       inherit deps;
     };
@@ -128,4 +131,6 @@ rec {
       settingsModule = "example_site.config.settings.prod";
     };
   };
+
+  example = exampleFrom ../../example;
 }

@@ -13,25 +13,10 @@
 }:
 let
   packages = import ../../nix/lab/packages.nix { };
-  example = packages.example;
-  site =
-    if exampleSource == null then
-      example.site
-    else
-      packages.djangoSite {
-        name = "example-site";
-        src = packages.siteSource {
-          name = "example-site-source";
-          path = exampleSource;
-        };
-        inherit (example) deps;
-      };
+  example = if exampleSource == null then packages.example else packages.exampleFrom exampleSource;
   common = {
-    package = site;
-    staticFilesPackage = packages.staticFiles {
-      inherit site;
-      settingsModule = "example_site.config.settings.prod";
-    };
+    package = example.site;
+    staticFilesPackage = example.static;
     settingsModule = "example_site.config.settings.prod";
     inherit wsgiModule healthCheckPath;
     disableACME = true;

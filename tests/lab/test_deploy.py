@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -67,6 +68,23 @@ def write_inventory(lab: LabLayout, workspace: Path, name: str, **system: str) -
     path = workspace / f"{name}.yaml"
     path.write_text(yaml.safe_dump(lab_inventory))
     return path
+
+
+def release_inventory(lab: LabLayout, workspace: Path, release: str) -> Path:
+    """An inventory whose lab1 runs the example site as another release."""
+    return write_inventory(
+        lab, workspace, f"release-{release}", exampleSource=str(release_source(workspace, release))
+    )
+
+
+def start_deploy(inventory_path: Path, **popen: Any) -> subprocess.Popen[str]:
+    """`inv deploy` to lab1, running in the background."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "invoke", "deploy", "--inventory", str(inventory_path), "--host", "lab1"],
+        cwd=REPO,
+        text=True,
+        **popen,
+    )
 
 
 def deploy(inventory_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -135,9 +153,7 @@ def test_dry_run_shows_the_change_and_copies_nothing(lab: LabLayout, workspace: 
 def test_changed_site_is_deployed_and_rolled_back_by_hand(
     lab: LabLayout, workspace: Path, first: Path
 ) -> None:
-    changed = write_inventory(
-        lab, workspace, "release-two", exampleSource=str(release_source(workspace, "2.0.0"))
-    )
+    changed = release_inventory(lab, workspace, "2.0.0")
     result = deploy(changed)
     assert result.returncode == 0, result.stdout + result.stderr
     host = lab1(changed)
@@ -179,17 +195,9 @@ def test_release_whose_health_check_fails_is_rolled_back(
 
 
 def test_concurrent_deploy_is_refused_by_the_lock(lab: LabLayout, workspace: Path, first: Path) -> None:
-    changed = write_inventory(
-        lab, workspace, "release-three", exampleSource=str(release_source(workspace, "3.0.0"))
-    )
+    changed = release_inventory(lab, workspace, "3.0.0")
     host = lab1(changed)
-    running = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "deploy", "--inventory", str(changed), "--host", "lab1"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    running = start_deploy(changed, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         with Remote(host.ssh_target) as remote:
             for _ in range(300):
@@ -209,17 +217,11 @@ def test_concurrent_deploy_is_refused_by_the_lock(lab: LabLayout, workspace: Pat
 def test_cut_connection_during_activation_never_leaves_a_half_switched_host(
     lab: LabLayout, workspace: Path, first: Path
 ) -> None:
-    changed = write_inventory(
-        lab, workspace, "release-four", exampleSource=str(release_source(workspace, "4.0.0"))
-    )
+    changed = release_inventory(lab, workspace, "4.0.0")
     host = lab1(changed)
     before = generation(host)
-    running = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "deploy", "--inventory", str(changed), "--host", "lab1"],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    running = start_deploy(
+        changed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     with Remote(host.ssh_target) as remote:
         for _ in range(600):

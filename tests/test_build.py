@@ -1,0 +1,64 @@
+"""Local builds: a failed build shows the part of its log that matters."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from djdeploy import build
+from djdeploy.errors import DjdeployError
+from djdeploy.inventory import BuildSpec, Host, SshSettings, Timeouts
+
+pytestmark = pytest.mark.skipif(shutil.which("nix-build") is None, reason="nix-build is not installed")
+
+FAILING = """\
+{
+  web1 = derivation {
+    name = "failing-site";
+    system = builtins.currentSystem;
+    builder = "/bin/sh";
+    args = [ "-c" (
+      "i=0; while [ $i -lt 200 ]; do echo noise line $i; i=$((i+1)); done; "
+      + "echo 'ImportError: no module named shop' >&2; exit 3"
+    ) ];
+  };
+  web2 = derivation {
+    name = "working-site";
+    system = builtins.currentSystem;
+    builder = "/bin/sh";
+    args = [ "-c" "echo ok > $out" ];
+  };
+}
+"""
+
+
+def host(name: str, file: Path) -> Host:
+    return Host(name, "192.0.2.1", SshSettings(), BuildSpec(file=file, attribute=name), Timeouts())
+
+
+def test_failed_build_names_the_error_not_the_whole_log(tmp_path: Path) -> None:
+    expression = tmp_path / "hosts.nix"
+    expression.write_text(FAILING)
+    with pytest.raises(build.BuildError) as failed:
+        build.build_systems([host("web1", expression)])
+    message = failed.value.message
+    assert "Building the system of web1 failed" in message
+    assert "ImportError: no module named shop" in message
+    assert "noise line 10\n" not in message
+    assert len(message.splitlines()) < 40
+
+
+def test_hosts_of_one_file_build_in_one_call(tmp_path: Path) -> None:
+    expression = tmp_path / "hosts.nix"
+    expression.write_text(FAILING.replace("exit 3", "echo fine > $out"))
+    systems = build.build_systems([host("web1", expression), host("web2", expression)])
+    assert systems["web1"].path.name.endswith("-failing-site")
+    assert (systems["web2"].path).read_text() == "ok\n"
+
+
+def test_a_host_without_a_build_says_how_to_give_one() -> None:
+    bare = Host("web1", "192.0.2.1", SshSettings(), BuildSpec(), Timeouts())
+    with pytest.raises(DjdeployError, match=r"build: \{flake: \.#nixosConfigurations\.web1\}"):
+        build.build_systems([bare])

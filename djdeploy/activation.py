@@ -48,8 +48,8 @@ if [ "$code" -ne 0 ]; then
 fi
 state switched
 ticks=0
-while [ ! -e "$dir/confirmed" ] && [ ! -e "$dir/rejected" ] && [ "$ticks" -lt $((confirm_seconds * 10)) ]; do
-    sleep 0.1
+while [ ! -e "$dir/confirmed" ] && [ ! -e "$dir/rejected" ] && [ "$ticks" -lt $((confirm_seconds * 20)) ]; do
+    sleep 0.05
     ticks=$((ticks + 1))
 done
 if [ -e "$dir/confirmed" ]; then
@@ -127,10 +127,10 @@ def wait_for(remote: Remote, activation_id: str, states: set[str], timeout: floa
     state_file = f"{directory(activation_id)}/state"
     wanted = " ".join(sorted(states))
     script = (
-        f"ticks=0; while [ $ticks -lt {int(timeout * 10)} ]; do "
+        f"ticks=0; while [ $ticks -lt {int(timeout * 50)} ]; do "
         f"s=$(cat {state_file} 2>/dev/null); "
         f'for w in {wanted}; do [ "$s" = "$w" ] && {{ echo "$s"; exit 0; }}; done; '
-        "sleep 0.1; ticks=$((ticks + 1)); done; "
+        "sleep 0.02; ticks=$((ticks + 1)); done; "
         f'echo "timeout:$(cat {state_file} 2>/dev/null)"'
     )
     state = remote.run_shell(script, timeout=timeout + 30, privileged=True).stdout.strip()

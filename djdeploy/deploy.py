@@ -9,7 +9,7 @@ import hashlib
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -231,20 +231,12 @@ class HostRun:
         with log.step("activate (switch-to-configuration under systemd-run)"):
             activation.start(remote, activation_id, system, facts.generation, confirm_window)
             state = self._wait(activation_id, {"switched", *activation.FINAL_STATES}, activation_timeout)
-        if state != "switched":
-            failure = "activation failed"
-        else:
-            with log.step("health check"):
-                report = health.check(remote, host.address, sites, host.timeouts.health)
-            if not report.healthy:
-                failure = "the health check failed: " + "; ".join(report.problems)
-                activation.reject(remote, activation_id, failure)
-        if failure is None:
-            with log.step("confirm over a new SSH connection"):
-                with Remote(host.ssh_target, self.options.sudo_password) as fresh:
-                    activation.confirm(fresh, activation_id)
-                self._wait(activation_id, activation.FINAL_STATES, confirm_timeout + 10)
-        else:
+        failure = (
+            "activation failed"
+            if state != "switched"
+            else self._check_and_confirm(activation_id, sites, confirm_timeout)
+        )
+        if failure is not None:
             self._wait(activation_id, activation.FINAL_STATES, activation_timeout)
         result = activation.outcome(remote, activation_id)
         entry["finished"] = host_system.now()
@@ -273,6 +265,33 @@ class HostRun:
             f"generation to roll back to.{details}",
             "failed",
         )
+
+    def _check_and_confirm(
+        self, activation_id: str, sites: Sequence[Site], confirm_timeout: float
+    ) -> str | None:
+        """Health check, then confirmation over a new connection; return why not confirmed, or None."""
+        host, log = self.host, self.log
+        # The new connection opens while the health check runs: both come after the switch.
+        with ThreadPoolExecutor(max_workers=1) as opener:
+            fresh_connection = opener.submit(Remote(host.ssh_target, self.options.sudo_password).open)
+            with log.step("health check"):
+                report = health.check(self.remote, host.address, sites, host.timeouts.health)
+            failure = None if report.healthy else "the health check failed: " + "; ".join(report.problems)
+            if failure is None:
+                with log.step("confirm over a new SSH connection"):
+                    try:
+                        with fresh_connection.result() as fresh:
+                            activation.confirm(fresh, activation_id)
+                    except DjdeployError as exc:
+                        failure = f"a new SSH connection to the switched host failed: {exc.message}"
+                    else:
+                        self._wait(activation_id, activation.FINAL_STATES, confirm_timeout + 10)
+            else:
+                with suppress(DjdeployError):
+                    fresh_connection.result().close()
+        if failure is not None:
+            activation.reject(self.remote, activation_id, failure)
+        return failure
 
     def _wait(self, activation_id: str, states: set[str], timeout: float) -> str:
         """Wait for the supervisor; after a dropped connection, ask again over a new one."""

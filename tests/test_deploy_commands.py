@@ -48,6 +48,12 @@ class FakeRemote:
     current: Path = OLD
     generation: int = 1
 
+    def open(self) -> FakeRemote:
+        return self
+
+    def close(self) -> None:
+        pass
+
     def __enter__(self) -> FakeRemote:
         return self
 
@@ -182,7 +188,7 @@ def test_failed_health_check_rejects_and_reports_the_rollback(
     assert "answered 502" in result.message
     commands = fakes[0].commands
     assert any(command.startswith("cat > /run/djdeploy/activations/") for command in commands)
-    assert len(fakes) == 1  # nothing is confirmed
+    assert fakes[1].commands == []  # the confirmation's connection confirms nothing
     assert commands[-1] == "rm -rf /run/djdeploy/lock"
     recorded = next(command for command in commands if "deploys.jsonl" in command)
     assert recorded  # the rollback is in the deploy log too

@@ -555,8 +555,10 @@ def caddy_binary() -> str | None:
     if found or shutil.which("nix-build") is None:
         return found
     built = subprocess.run(
-        ["nix-build", str(REPO / "nix/lab/packages.nix"), "-A", "caddy", "--no-out-link"]
-        + ["--option", "substituters", ""],
+        [
+            *("nix-build", str(REPO / "nix/lab/packages.nix"), "-A", "caddy", "--no-out-link"),
+            *("--option", "substituters", ""),
+        ],
         capture_output=True,
         text=True,
         check=False,

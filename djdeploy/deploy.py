@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn
 
-from djdeploy import activation, build, health, host_paths, host_system, nix, process
+from djdeploy import activation, build, health, host_paths, host_system, nix, process, verify
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import Host
 from djdeploy.sites import Site, of_remote_system, of_system
@@ -40,6 +40,8 @@ class Options:
     activation_timeout: float | None = None
     confirm_timeout: float | None = None
     sudo_password: str | None = None
+    # Also run every named check of `inv verify` before confirming.
+    verify: bool = False
 
 
 @dataclass(frozen=True)
@@ -277,6 +279,13 @@ class HostRun:
             with log.step("health check"):
                 report = health.check(self.remote, host.address, sites, host.timeouts.health)
             failure = None if report.healthy else "the health check failed: " + "; ".join(report.problems)
+            if failure is None and self.options.verify:
+                with log.step("verify (named checks of the deployed state)"):
+                    failed = [r for r in verify.check_host(self.remote, host.address, sites) if not r.passed]
+                if failed:
+                    failure = "the checks failed: " + "; ".join(
+                        f"{r.check}{f' ({r.site})' if r.site else ''}: {r.detail}" for r in failed
+                    )
             if failure is None:
                 with log.step("confirm over a new SSH connection"):
                     try:

@@ -32,6 +32,7 @@ from djdeploy.tasks.common import (
         "substitute": "let hosts fetch paths from their own binary caches instead of copying them",
         "activation-timeout": "seconds switch-to-configuration may take (default: inventory, else 600)",
         "confirm-timeout": "seconds the host waits for confirmation before rolling back (default: inventory)",
+        "verify": "before confirming, also run every named check of `inv verify`; a failed check rolls back",
     }
 )
 @reports_errors
@@ -46,6 +47,7 @@ def deploy(
     substitute: bool = False,
     activation_timeout: float = 0,
     confirm_timeout: float = 0,
+    verify: bool = False,
 ) -> None:
     """Build, copy, switch and check hosts; a host that fails is rolled back and the task exits 1."""
     hosts = select_hosts(inventory, host, on)
@@ -57,6 +59,7 @@ def deploy(
         activation_timeout=activation_timeout or None,
         confirm_timeout=confirm_timeout or None,
         sudo_password=sudo_password(hosts),
+        verify=verify,
     )
     results = pipeline.deploy(hosts, options, console)
     _summarize(results)

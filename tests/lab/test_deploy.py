@@ -154,8 +154,9 @@ def test_changed_site_is_deployed_and_rolled_back_by_hand(
     lab: LabLayout, workspace: Path, first: Path
 ) -> None:
     changed = release_inventory(lab, workspace, "2.0.0")
-    result = deploy(changed)
+    result = deploy(changed, "--verify")
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "verify (named checks of the deployed state)" in result.stdout
     host = lab1(changed)
     assert 'id="release">2.0.0<' in page(host)
     assert generation(host) == "system-2-link"

@@ -5,18 +5,16 @@ A host whose switch, health check or confirmation fails returns to its previous 
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn
 
-from djdeploy import activation, build, health, host_paths, host_system, nix, process, verify
+from djdeploy import activation, build, health, host_paths, host_system, plan, transfer, verify
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import Host
 from djdeploy.sites import Site, of_remote_system, of_system
@@ -83,7 +81,7 @@ class StepLog:
 
 def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Result]:
     """Deploy each host, in parallel and in batches; one host's failure never hides the others'."""
-    with console.status("Building") if len(hosts) == 1 else _nothing():
+    with console.status("Building") if len(hosts) == 1 else nullcontext():
         started = time.monotonic()
         systems = build.build_systems(hosts)
     build_seconds = time.monotonic() - started
@@ -113,11 +111,6 @@ def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Re
             results += [Result(name, "skipped", "an earlier batch failed") for name in skipped]
             break
     return results
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def _batches(hosts: Sequence[Host], size: int | None) -> list[list[Host]]:
@@ -180,7 +173,7 @@ class HostRun:
             )
             return Result(self.host.name, "unchanged", "already up to date", facts.generation, self._steps())
         if self.options.dry_run:
-            show_plan(self.remote, self.host, system, facts, self.console)
+            plan.show_plan(self.remote, self.host, system, facts, self.console)
             return Result(self.host.name, "dry run", "nothing was copied", facts.generation, self._steps())
         return self.switch(
             system, facts, ["nix-env", "-p", host_paths.SYSTEM_PROFILE, "--set", str(system)], copy=True
@@ -193,7 +186,7 @@ class HostRun:
         entry: dict[str, object] = {
             "id": activation.new_id(),
             "user": host_system.who(),
-            "commit": _commit(),
+            "commit": host_system.commit(),
             "started": host_system.now(),
             "system": str(system),
             "action": "deploy" if copy else "rollback",
@@ -221,7 +214,14 @@ class HostRun:
         _check_inventory_sites(host, sites)
         if copy:
             with log.step("copy the closure"):
-                copy_with_progress(remote, host, system, self.options, self.console, show=not log.show_host)
+                transfer.copy_with_progress(
+                    remote,
+                    host,
+                    system,
+                    self.options.substitute_on_destination,
+                    self.console,
+                    show=not log.show_host,
+                )
         with log.step("set the system profile"):
             remote.run(set_profile, privileged=True)
             generation = host_system.facts(remote).generation
@@ -319,106 +319,6 @@ def _check_inventory_sites(host: Host, sites: Sequence[Site]) -> None:
             f"{', '.join(site.name for site in sites) or 'no site'}. Fix `sites:` in the inventory or "
             "the host's django.sites."
         )
-
-
-def copy_with_progress(
-    remote: Remote, host: Host, system: Path, options: Options, console: Console, *, show: bool
-) -> None:
-    missing = missing_paths(remote, system)
-    total = sum(path.nar_size for path in missing)
-    if not show or not missing:
-        nix.copy_closure(host.ssh_target, system, substitute_on_destination=options.substitute_on_destination)
-        return
-    sizes = {path.path: path.nar_size for path in missing}
-    with Progress(
-        TextColumn("copying"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("paths"),
-        DownloadColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        paths_task = progress.add_task("paths", total=len(missing))
-        bytes_task = progress.add_task("bytes", total=total, visible=False)
-        done: list[str] = []
-
-        def on_path(path: str) -> None:
-            if done:
-                progress.advance(paths_task)
-                progress.advance(bytes_task, sizes.get(done[-1], 0))
-            done.append(path)
-
-        nix.copy_closure(
-            host.ssh_target,
-            system,
-            on_path=on_path,
-            substitute_on_destination=options.substitute_on_destination,
-        )
-    console.print(f"  copied {len(missing)} paths, {total / 1e6:.1f} MB")
-
-
-def missing_paths(remote: Remote, system: Path) -> list[nix.StorePath]:
-    """The paths of the system's closure that the host does not have."""
-    paths = nix.closure(system)
-    invalid = remote.run_shell(
-        "xargs -r nix-store --check-validity --print-invalid", input_text="\n".join(p.path for p in paths)
-    ).stdout.split()
-    wanted = set(invalid)
-    return [path for path in paths if path.path in wanted]
-
-
-def show_plan(remote: Remote, host: Host, system: Path, facts: host_system.Facts, console: Console) -> None:
-    """What a deploy would do: the paths it would copy and the units it would start, restart or stop."""
-    missing = missing_paths(remote, system)
-    size = sum(path.nar_size for path in missing) / 1e6
-    console.print(f"[bold]{host.name}[/]: would copy {len(missing)} paths, {size:.1f} MB")
-    for path in sorted(missing, key=lambda p: -p.nar_size)[:15]:
-        console.print(f"  + {path.name} [dim]{path.nar_size / 1e6:.1f} MB[/]")
-    old_units = _remote_unit_hashes(remote)
-    new_units = _local_unit_hashes(system)
-    for verb, names in (
-        ("start", sorted(set(new_units) - set(old_units))),
-        (
-            "restart or reload",
-            sorted(n for n in set(new_units) & set(old_units) if new_units[n] != old_units[n]),
-        ),
-        ("stop", sorted(set(old_units) - set(new_units))),
-    ):
-        for name in names:
-            console.print(f"  would {verb} {name}")
-    console.print(f"  from generation {facts.generation or 'none'} to {system.name}")
-
-
-def _local_unit_hashes(system: Path) -> dict[str, str]:
-    directory = system / "etc" / "systemd" / "system"
-    if not directory.is_dir():
-        return {}
-    return {
-        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in directory.iterdir()
-        if path.is_file()
-    }
-
-
-def _remote_unit_hashes(remote: Remote) -> dict[str, str]:
-    listing = remote.run_shell(
-        f"cd {host_paths.CURRENT_SYSTEM}/etc/systemd/system 2>/dev/null && "
-        'for unit in *; do [ -f "$unit" ] && sha256sum "$unit"; done; true'
-    ).stdout
-    return {name: digest for digest, name in (line.split(maxsplit=1) for line in listing.splitlines())}
-
-
-def _commit() -> str:
-    """The deployer's git commit, marked dirty when the work tree has changes."""
-    try:
-        commit = process.run(["git", "rev-parse", "--short", "HEAD"], check=False, timeout=10)
-        dirty = process.run(["git", "status", "--porcelain", "--untracked-files=no"], check=False, timeout=10)
-    except DjdeployError:
-        return "-"
-    if commit.returncode != 0:
-        return "-"
-    return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def _prefix(log: StepLog) -> str:

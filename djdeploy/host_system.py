@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from djdeploy import host_paths
+from djdeploy import host_paths, process
 from djdeploy.errors import DjdeployError
 from djdeploy.ssh import Remote
 
@@ -132,3 +132,15 @@ def record(remote: Remote, entry: dict[str, object]) -> None:
         input_text=json.dumps(entry, sort_keys=True) + "\n",
         privileged=True,
     )
+
+
+def commit() -> str:
+    """The deployer's git commit, marked dirty when the work tree has changes."""
+    try:
+        commit = process.run(["git", "rev-parse", "--short", "HEAD"], check=False, timeout=10)
+        dirty = process.run(["git", "status", "--porcelain", "--untracked-files=no"], check=False, timeout=10)
+    except DjdeployError:
+        return "-"
+    if commit.returncode != 0:
+        return "-"
+    return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")

@@ -185,7 +185,7 @@ class HostRun:
             host_system.acquire_lock(self.remote, f"{'deploy' if copy else 'rollback'} {system.name}")
         entry: dict[str, object] = {
             "id": activation.new_id(),
-            "user": host_system.who(),
+            **host_system.who(),
             "commit": host_system.commit(),
             "started": host_system.now(),
             "system": str(system),

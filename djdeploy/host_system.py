@@ -76,8 +76,9 @@ def generations(remote: Remote) -> list[Generation]:
     return sorted(found, key=lambda generation: generation.number)
 
 
-def who() -> str:
-    return f"{getpass.getuser()}@{socket.gethostname()}"
+def who() -> dict[str, str]:
+    """The deployer, as lock owners and deploy records name it."""
+    return {"user": getpass.getuser(), "machine": socket.gethostname()}
 
 
 def now() -> str:
@@ -86,7 +87,7 @@ def now() -> str:
 
 def acquire_lock(remote: Remote, command: str) -> None:
     """Take the host's deploy lock (an atomic mkdir), or say who holds it."""
-    owner = json.dumps({"user": who(), "since": now(), "command": command})
+    owner = json.dumps({**who(), "since": now(), "command": command})
     parent = str(Path(host_paths.LOCK_DIR).parent)
     result = remote.run_shell(
         f"mkdir -p {parent} && mkdir {host_paths.LOCK_DIR} 2>/dev/null && cat > {host_paths.LOCK_OWNER}",
@@ -100,7 +101,8 @@ def acquire_lock(remote: Remote, command: str) -> None:
     try:
         details = json.loads(holder)
         held_by = (
-            f"{details.get('user', '?')} since {details.get('since', '?')} ({details.get('command', '?')})"
+            f"{details.get('user', '?')}@{details.get('machine', '?')} since {details.get('since', '?')} "
+            f"({details.get('command', '?')})"
         )
     except json.JSONDecodeError:
         held_by = "an unknown deployer (its lock has no owner file)"

@@ -122,7 +122,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> FakeHosts:
     monkeypatch.setattr(deploy, "of_system", lambda system: (SITE,))
     monkeypatch.setattr(health, "check", lambda remote, address, sites, timeout: health.Report(True, ()))
     monkeypatch.setattr(host_system, "commit", lambda: "abc1234")
-    monkeypatch.setattr(host_system, "who", lambda: "jane@laptop")
+    monkeypatch.setattr(host_system, "who", lambda: {"user": "jane", "machine": "laptop"})
     monkeypatch.setattr(host_system, "now", lambda: "2026-11-23T00:00:00+00:00")
     return remotes
 

@@ -104,5 +104,6 @@ def unlock(context: Context, host: str, inventory: str | None = None) -> None:
             return
         host_system.release_lock(remote)
     console.print(
-        f"Broke the lock of {target.name}, held by {holder.get('user')}@{holder.get('machine')} since {holder.get('since')}."
+        f"Broke the lock of {target.name}, held by {holder.get('user')}@{holder.get('machine')} "
+        f"since {holder.get('since')}."
     )

@@ -14,6 +14,7 @@ import pytest
 from rich.console import Console
 
 from djdeploy import activation, build, deploy, health, host_paths, host_system, nix, sites
+from djdeploy.errors import DjdeployError
 from djdeploy.inventory import BuildSpec, Host, SshSettings, Timeouts
 from djdeploy.ssh import RemoteResult, SshTarget
 
@@ -246,3 +247,26 @@ def test_sites_are_read_from_the_built_system(tmp_path: Path) -> None:
     manifest.write_text(json.dumps([entry]))
     assert sites.of_system(tmp_path) == (SITE,)
     assert sites.of_system(tmp_path / "elsewhere") == ()
+
+
+def test_batches_stop_after_the_first_batch_with_a_failure(
+    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unreachable = dataclasses.replace(host, name="web2", address="192.0.2.2")
+    later = [dataclasses.replace(host, name=name) for name in ("web3", "web4")]
+    connect = fakes.connect
+
+    def connect_or_fail(target: SshTarget, sudo_password: str | None = None) -> FakeRemote:
+        if target.name == "web2":
+            raise DjdeployError("Cannot reach web2")
+        return connect(target, sudo_password)
+
+    monkeypatch.setattr(deploy, "Remote", connect_or_fail)
+    results = deploy.deploy([host, unreachable, *later], deploy.Options(batch=2), Console(file=io.StringIO()))
+    assert [(result.host, result.outcome) for result in results] == [
+        ("web1", "deployed"),
+        ("web2", "failed"),
+        ("web3", "skipped"),
+        ("web4", "skipped"),
+    ]
+    assert results[1].message == "Cannot reach web2"

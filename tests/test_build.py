@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,40 @@ def test_a_host_without_a_build_says_how_to_give_one() -> None:
     bare = Host("web1", "192.0.2.1", SshSettings(), BuildSpec(), Timeouts())
     with pytest.raises(DjdeployError, match=r"build: \{flake: \.#nixosConfigurations\.web1\}"):
         build.build_systems([bare])
+
+
+def test_flake_hosts_build_their_toplevel_in_one_nix_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+
+    def fake_run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        calls.append(argv)
+        outputs = (
+            "/nix/store/" + "a" * 32 + "-nixos-system-prod\n/nix/store/" + "b" * 32 + "-nixos-system-web\n"
+        )
+        return subprocess.CompletedProcess(argv, 0, outputs, "")
+
+    monkeypatch.setattr("djdeploy.process.run", fake_run)
+    prod = Host("prod", "192.0.2.1", SshSettings(), BuildSpec(flake=".#nixosConfigurations.prod"), Timeouts())
+    web = Host(
+        "web",
+        "192.0.2.2",
+        SshSettings(),
+        BuildSpec(flake="/src#nixosConfigurations.web.config.system.build.toplevel"),
+        Timeouts(),
+    )
+    systems = build.build_systems([prod, web])
+    assert calls == [
+        [
+            "nix",
+            "--extra-experimental-features",
+            "nix-command",
+            "--extra-experimental-features",
+            "flakes",
+            "build",
+            "--no-link",
+            "--print-out-paths",
+            ".#nixosConfigurations.prod.config.system.build.toplevel",
+            "/src#nixosConfigurations.web.config.system.build.toplevel",
+        ]
+    ]
+    assert systems["web"].path.name.endswith("-nixos-system-web")

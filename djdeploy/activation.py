@@ -8,6 +8,7 @@ previous generation. Its progress is a state file the deployer polls.
 
 from __future__ import annotations
 
+import math
 import shlex
 import time
 import uuid
@@ -19,8 +20,10 @@ from djdeploy.errors import DjdeployError
 from djdeploy.ssh import Remote
 
 # Arguments: activation id, new system, previous generation number (or "none"), seconds to wait for the
-# confirmation. States: activating -> switched -> confirmed, or rolling-back -> rolled-back (reason in
-# ./reason), or failed (no previous generation to return to).
+# confirmation. States: activating -> switched -> confirmed; or rolling-back -> rolled-back (reason in
+# ./reason), rollback-failed (the host needs a person), or failed (no previous generation to return to).
+# The new system is tried with `switch-to-configuration test` and made the boot default only once confirmed,
+# so a host that reboots before the confirmation comes back on the previous generation.
 SUPERVISOR = r"""
 set -u
 id=$1 new=$2 previous=$3 confirm_seconds=$4
@@ -34,25 +37,34 @@ roll_back() {
         exit 1
     fi
     state rolling-back
-    nix-env -p "$profile" --switch-generation "$previous" > "$dir/rollback.log" 2>&1
+    if ! nix-env -p "$profile" --switch-generation "$previous" > "$dir/rollback.log" 2>&1; then
+        state rollback-failed
+        exit 1
+    fi
     "$profile/bin/switch-to-configuration" switch >> "$dir/rollback.log" 2>&1
-    echo $? > "$dir/rollback.rc"
+    code=$?
+    echo "$code" > "$dir/rollback.rc"
+    if [ "$code" -ne 0 ]; then
+        state rollback-failed
+        exit 1
+    fi
     state rolled-back
     exit 1
 }
 state activating
-"$new/bin/switch-to-configuration" switch > "$dir/switch.log" 2>&1
+"$new/bin/switch-to-configuration" test > "$dir/switch.log" 2>&1
 code=$?
 if [ "$code" -ne 0 ]; then
     roll_back "activation failed: switch-to-configuration exited with $code"
 fi
 state switched
-ticks=0
-while [ ! -e "$dir/confirmed" ] && [ ! -e "$dir/rejected" ] && [ "$ticks" -lt $((confirm_seconds * 20)) ]; do
+deadline=$(( $(date +%s) + confirm_seconds ))
+while [ ! -e "$dir/confirmed" ] && [ ! -e "$dir/rejected" ] && [ "$(date +%s)" -lt "$deadline" ]; do
     sleep 0.05
-    ticks=$((ticks + 1))
 done
 if [ -e "$dir/confirmed" ]; then
+    "$new/bin/switch-to-configuration" boot >> "$dir/switch.log" 2>&1
+    echo $? > "$dir/boot.rc"
     state confirmed
     exit 0
 fi
@@ -67,7 +79,7 @@ SUPERVISOR_PATH = (
     "/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin:/usr/local/sbin:/usr/local/bin:"
     "/usr/sbin:/usr/bin:/sbin:/bin"
 )
-FINAL_STATES = {"confirmed", "rolled-back", "failed"}
+FINAL_STATES = {"confirmed", "rolled-back", "rollback-failed", "failed"}
 
 
 class ActivationError(DjdeployError):
@@ -126,11 +138,12 @@ def wait_for(remote: Remote, activation_id: str, states: set[str], timeout: floa
     """Wait on the host, in one command, until the supervisor reaches one of states; return the state."""
     state_file = f"{directory(activation_id)}/state"
     wanted = " ".join(sorted(states))
+    # Bounded by the clock, not by a count of rounds: each round's commands take time too.
     script = (
-        f"ticks=0; while [ $ticks -lt {int(timeout * 50)} ]; do "
+        f"deadline=$(( $(date +%s) + {math.ceil(timeout)} )); while [ $(date +%s) -lt $deadline ]; do "
         f"s=$(cat {state_file} 2>/dev/null); "
         f'for w in {wanted}; do [ "$s" = "$w" ] && {{ echo "$s"; exit 0; }}; done; '
-        "sleep 0.02; ticks=$((ticks + 1)); done; "
+        "sleep 0.02; done; "
         f'echo "timeout:$(cat {state_file} 2>/dev/null)"'
     )
     state = remote.run_shell(script, timeout=timeout + 30, privileged=True).stdout.strip()
@@ -152,7 +165,7 @@ def outcome(remote: Remote, activation_id: str) -> Outcome:
     folder = directory(activation_id)
     result = remote.run_shell(
         f"cat {folder}/state 2>/dev/null; echo '---'; cat {folder}/reason 2>/dev/null; echo '---'; "
-        f"tail -n 25 {folder}/switch.log 2>/dev/null",
+        f"tail -n 25 {folder}/switch.log 2>/dev/null; tail -n 25 {folder}/rollback.log 2>/dev/null; true",
         privileged=True,
     ).stdout
     state, reason, log = ([*result.split("---\n", 2), "", ""])[:3]

@@ -5,12 +5,14 @@ A host whose switch, health check or confirmation fails returns to its previous 
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from rich.console import Console
 
@@ -27,6 +29,19 @@ class DeployFailed(DjdeployError):
     def __init__(self, message: str, outcome: str) -> None:
         super().__init__(message)
         self.outcome = outcome
+
+
+class ActivationUnfinished(DeployFailed):
+    """The supervisor on the host has not reached a final state: it keeps the host's lock."""
+
+
+# Seconds the supervisor's confirmation window grows by when --verify runs the named checks first.
+VERIFY_SECONDS = 120
+T = TypeVar("T")
+
+
+def _switch_generation(number: int) -> list[str]:
+    return ["nix-env", "-p", host_paths.SYSTEM_PROFILE, "--switch-generation", str(number)]
 
 
 @dataclass(frozen=True)
@@ -128,6 +143,8 @@ def _deploy_host(host: Host, system: Path, options: Options, console: Console, s
         return Result(host.name, exc.outcome, exc.message, steps=tuple(log.steps))
     except DjdeployError as exc:
         return Result(host.name, "failed", exc.message, steps=tuple(log.steps))
+    except Exception as exc:  # one host's bug must not hide the other hosts' results
+        return Result(host.name, "failed", f"unexpected error: {exc!r}", steps=tuple(log.steps))
 
 
 def rollback(host: Host, to: int | None, options: Options, console: Console) -> Result:
@@ -148,8 +165,7 @@ def rollback(host: Host, to: int | None, options: Options, console: Console) -> 
             raise DjdeployError(f"{host.name} is already on generation {target}.")
         return HostRun(host, remote, options, console, log).switch(
             generations[target],
-            facts,
-            ["nix-env", "-p", host_paths.SYSTEM_PROFILE, "--switch-generation", str(target)],
+            _switch_generation(target),
             copy=False,
         )
 
@@ -176,15 +192,21 @@ class HostRun:
             plan.show_plan(self.remote, self.host, system, facts, self.console)
             return Result(self.host.name, "dry run", "nothing was copied", facts.generation, self._steps())
         return self.switch(
-            system, facts, ["nix-env", "-p", host_paths.SYSTEM_PROFILE, "--set", str(system)], copy=True
+            system, ["nix-env", "-p", host_paths.SYSTEM_PROFILE, "--set", str(system)], copy=True
         )
 
-    def switch(self, system: Path, facts: host_system.Facts, set_profile: list[str], *, copy: bool) -> Result:
-        """Lock, copy, set the profile, activate, check, confirm, record; always release the lock."""
+    def switch(self, system: Path, set_profile: list[str], *, copy: bool) -> Result:
+        """Lock, copy, set the profile, activate, check, confirm, record, unlock.
+
+        The lock stays only while the supervisor on the host has not finished: it still decides then.
+        """
+        activation_id = activation.new_id()
         with self.log.step("take the deploy lock"):
-            host_system.acquire_lock(self.remote, f"{'deploy' if copy else 'rollback'} {system.name}")
+            host_system.acquire_lock(
+                self.remote, activation_id, f"{'deploy' if copy else 'rollback'} {system.name}"
+            )
         entry: dict[str, object] = {
-            "id": activation.new_id(),
+            "id": activation_id,
             **host_system.who(),
             "commit": host_system.commit(),
             "started": host_system.now(),
@@ -192,76 +214,134 @@ class HostRun:
             "action": "deploy" if copy else "rollback",
         }
         try:
-            return self._switch_locked(system, facts, set_profile, entry, copy=copy)
-        finally:
-            host_system.release_lock(self.remote)
+            result = self._switch_locked(system, set_profile, entry, copy=copy)
+        except ActivationUnfinished:
+            raise
+        except BaseException:
+            with suppress(DjdeployError):
+                self._on_host(lambda remote: host_system.release_lock(remote, activation_id))
+            raise
+        self._on_host(lambda remote: host_system.release_lock(remote, activation_id))
+        return result
 
     def _steps(self) -> tuple[tuple[str, float], ...]:
         return tuple(self.log.steps)
 
+    def _on_host(self, action: Callable[[Remote], T]) -> T:
+        """Run action over the deploy's connection, or over a new one if the switch cut it."""
+        try:
+            return action(self.remote)
+        except DjdeployError:
+            self.remote = Remote(self.host.ssh_target, self.options.sudo_password).open()
+            return action(self.remote)
+
+    def _previous_generation(self) -> int | None:
+        """The generation of the system the host runs now: where a failed activation returns to."""
+        current = host_system.facts(self.remote).current_system
+        running = [g.number for g in host_system.generations(self.remote) if g.system == current]
+        return max(running, default=None)
+
     def _switch_locked(
-        self,
-        system: Path,
-        facts: host_system.Facts,
-        set_profile: list[str],
-        entry: dict[str, object],
-        *,
-        copy: bool,
+        self, system: Path, set_profile: list[str], entry: dict[str, object], *, copy: bool
     ) -> Result:
-        host, remote, log = self.host, self.remote, self.log
+        host, log = self.host, self.log
         activation_id = str(entry["id"])
-        sites = of_remote_system(remote, system) if not copy else of_system(system)
+        sites = of_remote_system(self.remote, system) if not copy else of_system(system)
         _check_inventory_sites(host, sites)
         if copy:
             with log.step("copy the closure"):
+                substitute = self.options.substitute_on_destination
                 transfer.copy_with_progress(
-                    remote,
-                    host,
-                    system,
-                    self.options.substitute_on_destination,
-                    self.console,
-                    show=not log.show_host,
+                    self.remote, host, system, substitute, self.console, show=not log.show_host
                 )
-        with log.step("set the system profile"):
-            remote.run(set_profile, privileged=True)
-            generation = host_system.facts(remote).generation
+        previous = self._previous_generation()
         activation_timeout = self.options.activation_timeout or host.timeouts.activation
         confirm_timeout = self.options.confirm_timeout or host.timeouts.confirm
-        # The supervisor waits through the health check, then for the confirmation.
-        confirm_window = int(host.timeouts.health + confirm_timeout)
-        failure: str | None = None
-        with log.step("activate (switch-to-configuration under systemd-run)"):
-            activation.start(remote, activation_id, system, facts.generation, confirm_window)
-            state = self._wait(activation_id, {"switched", *activation.FINAL_STATES}, activation_timeout)
-        failure = (
-            "activation failed"
-            if state != "switched"
-            else self._check_and_confirm(activation_id, sites, confirm_timeout)
+        # The supervisor waits through the health check (and the named checks), then for the confirmation.
+        confirm_window = math.ceil(
+            host.timeouts.health + confirm_timeout + (VERIFY_SECONDS if self.options.verify else 0)
         )
+        with log.step("set the system profile"):
+            self.remote.run(set_profile, privileged=True)
+            generation = host_system.facts(self.remote).generation
+        try:
+            with log.step("activate (switch-to-configuration under systemd-run)"):
+                activation.start(self.remote, activation_id, system, previous, confirm_window)
+        except DjdeployError:
+            # No supervisor runs: put the profile back as it was.
+            if previous is not None:
+                self._on_host(lambda remote: remote.run(_switch_generation(previous), privileged=True))
+            raise
+        with log.step("wait for the switch"):
+            state = self._wait(activation_id, {"switched", *activation.FINAL_STATES}, activation_timeout)
+        if state == "switched":
+            failure = self._check_and_confirm(activation_id, sites, confirm_timeout)
+        elif state in activation.FINAL_STATES:
+            failure = "activation failed"
+        else:
+            failure = f"the activation did not finish within {activation_timeout:.0f} s"
+            self._on_host(lambda remote: activation.reject(remote, activation_id, failure))
         if failure is not None:
             self._wait(activation_id, activation.FINAL_STATES, activation_timeout)
-        result = activation.outcome(remote, activation_id)
+        result = self._on_host(lambda remote: activation.outcome(remote, activation_id))
         entry["finished"] = host_system.now()
         entry["generation"] = generation
+        if result.state not in activation.FINAL_STATES:
+            raise ActivationUnfinished(
+                f"{host.name}: the activation of generation {generation} is still running on the host "
+                f"(state '{result.state}'); it rolls back by itself unless confirmed. The deploy lock stays "
+                "until then: check with `inv status`, then `inv unlock` once it has ended.",
+                "failed",
+            )
+        return self._report(result, failure, entry, generation, system, copy=copy)
+
+    def _report(
+        self,
+        result: activation.Outcome,
+        failure: str | None,
+        entry: dict[str, object],
+        generation: int | None,
+        system: Path,
+        *,
+        copy: bool,
+    ) -> Result:
+        """Record the outcome on the host, then return it or raise DeployFailed."""
+        host, log = self.host, self.log
         if result.state == "confirmed":
             with log.step("record the deploy"):
-                host_system.record(remote, {**entry, "outcome": "success", "reason": ""})
+                self._on_host(
+                    lambda remote: host_system.record(remote, {**entry, "outcome": "success", "reason": ""})
+                )
             self.console.print(
                 f"{_prefix(log)}[green]{'Deployed' if copy else 'Rolled back'}[/] {host.name}: "
                 f"generation {generation}, {system.name}"
             )
             return Result(host.name, "deployed", f"generation {generation}", generation, self._steps())
         reason = result.reason or failure or f"the activation ended as '{result.state}'"
-        details = f"\n{result.log}" if result.log and reason.startswith("activation failed") else ""
+        details = (
+            f"\n{result.log}"
+            if result.log and (reason.startswith("activation failed") or result.state == "rollback-failed")
+            else ""
+        )
         if result.state == "rolled-back":
-            back_to = host_system.facts(remote).generation
-            host_system.record(
-                remote, {**entry, "outcome": "rolled back", "reason": reason, "generation": back_to}
+            back_to = self._on_host(host_system.facts).generation
+            self._on_host(
+                lambda remote: host_system.record(
+                    remote, {**entry, "outcome": "rolled back", "reason": reason, "generation": back_to}
+                )
             )
             raise DeployFailed(
                 f"{host.name}: rolled back to generation {back_to} because {reason}.{details}", "rolled back"
             )
-        host_system.record(remote, {**entry, "outcome": "failed", "reason": reason})
+        self._on_host(
+            lambda remote: host_system.record(remote, {**entry, "outcome": result.state, "reason": reason})
+        )
+        if result.state == "rollback-failed":
+            raise DeployFailed(
+                f"{host.name}: generation {generation} failed ({reason}) and returning to the previous "
+                f"generation FAILED too: the host needs a person. Its activation log:{details}",
+                "failed",
+            )
         raise DeployFailed(
             f"{host.name}: the new generation {generation} failed ({reason}) and there is no earlier "
             f"generation to roll back to.{details}",
@@ -276,9 +356,13 @@ class HostRun:
         # The new connection opens while the health check runs: both come after the switch.
         with ThreadPoolExecutor(max_workers=1) as opener:
             fresh_connection = opener.submit(Remote(host.ssh_target, self.options.sudo_password).open)
-            with log.step("health check"):
-                report = health.check(self.remote, host.address, sites, host.timeouts.health)
-            failure = None if report.healthy else "the health check failed: " + "; ".join(report.problems)
+            try:
+                with log.step("health check"):
+                    report = health.check(self.remote, host.address, sites, host.timeouts.health)
+                problems = report.problems
+            except DjdeployError as exc:
+                problems = (f"it could not run: {exc.message}",)
+            failure = "the health check failed: " + "; ".join(problems) if problems else None
             if failure is None and self.options.verify:
                 with log.step("verify (named checks of the deployed state)"):
                     failed = [r for r in verify.check_host(self.remote, host.address, sites) if not r.passed]
@@ -299,7 +383,8 @@ class HostRun:
                 with suppress(DjdeployError):
                     fresh_connection.result().close()
         if failure is not None:
-            activation.reject(self.remote, activation_id, failure)
+            reason = failure
+            self._on_host(lambda remote: activation.reject(remote, activation_id, reason))
         return failure
 
     def _wait(self, activation_id: str, states: set[str], timeout: float) -> str:

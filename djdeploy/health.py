@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import ssl
 import time
 from collections.abc import Sequence
@@ -30,13 +31,13 @@ def check(remote: Remote, address: str, sites: Sequence[Site], timeout: float) -
 
 def _problems(remote: Remote, address: str, sites: Sequence[Site]) -> list[str]:
     units = [unit for site in sites for unit in site.units] + ["caddy.service"]
-    states = remote.run(["systemctl", "is-active", *units], check=False).stdout.split()
+    states = remote.run(["systemctl", "is-active", *units], check=False, timeout=30).stdout.split()
     problems = [f"{unit} is {state}" for unit, state in zip(units, states, strict=False) if state != "active"]
     for site in sites:
         url = f"https://{site.hostname}{'' if site.port == 443 else f':{site.port}'}{site.health_path}"
         try:
             response = probe.request(address, site.hostname, site.health_path, port=site.port, verify=False)
-        except (OSError, ssl.SSLError) as exc:
+        except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
             problems.append(f"{url} did not answer: {exc}")
             continue
         if response.status != site.health_status:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import shlex
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -85,18 +86,28 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def acquire_lock(remote: Remote, command: str) -> None:
-    """Take the host's deploy lock (an atomic mkdir), or say who holds it."""
-    owner = json.dumps({**who(), "since": now(), "command": command})
+# Exit code of the lock command when another deploy holds the lock (any other failure is reported as such).
+_LOCK_HELD = 75
+
+
+def acquire_lock(remote: Remote, token: str, command: str) -> None:
+    """Take the host's deploy lock (an atomic mkdir) under token, or say who holds it."""
+    owner = json.dumps({**who(), "since": now(), "command": command, "id": token})
     parent = str(Path(host_paths.LOCK_DIR).parent)
     result = remote.run_shell(
-        f"mkdir -p {parent} && mkdir {host_paths.LOCK_DIR} 2>/dev/null && cat > {host_paths.LOCK_OWNER}",
-        input_text=owner,
+        f"mkdir -p {parent} && {{ mkdir {host_paths.LOCK_DIR} 2>/dev/null || exit {_LOCK_HELD}; }} && "
+        f"printf '%s\\n' {shlex.quote(owner)} > {host_paths.LOCK_OWNER}",
         check=False,
         privileged=True,
     )
     if result.ok:
         return
+    if result.exit_code != _LOCK_HELD:
+        raise DjdeployError(
+            f"Could not take the deploy lock on {remote.target.display} (exit code {result.exit_code}): "
+            f"{(result.stdout + result.stderr).strip() or 'no message'}. Check that the SSH user may write "
+            f"{parent} (as root, or through sudo with the right password)."
+        )
     holder = remote.run(["cat", host_paths.LOCK_OWNER], check=False).stdout
     try:
         details = json.loads(holder)
@@ -112,8 +123,16 @@ def acquire_lock(remote: Remote, command: str) -> None:
     )
 
 
-def release_lock(remote: Remote) -> None:
-    remote.run(["rm", "-rf", host_paths.LOCK_DIR], check=False, privileged=True)
+def release_lock(remote: Remote, token: str | None = None) -> None:
+    """Remove the lock; with a token, only while it is still ours (it may have been broken and retaken)."""
+    if token is None:
+        remote.run(["rm", "-rf", host_paths.LOCK_DIR], privileged=True)
+        return
+    remote.run_shell(
+        f"grep -qF {shlex.quote(json.dumps(token))} {host_paths.LOCK_OWNER} 2>/dev/null "
+        f"&& rm -rf {host_paths.LOCK_DIR}; true",
+        privileged=True,
+    )
 
 
 def read_lock(remote: Remote) -> dict[str, str] | None:
@@ -129,10 +148,9 @@ def read_lock(remote: Remote) -> dict[str, str] | None:
 def record(remote: Remote, entry: dict[str, object]) -> None:
     """Append one line to the host's deploy log."""
     parent = str(Path(host_paths.DEPLOY_LOG).parent)
+    line = json.dumps(entry, sort_keys=True)
     remote.run_shell(
-        f"mkdir -p {parent} && cat >> {host_paths.DEPLOY_LOG}",
-        input_text=json.dumps(entry, sort_keys=True) + "\n",
-        privileged=True,
+        f"mkdir -p {parent} && printf '%s\\n' {shlex.quote(line)} >> {host_paths.DEPLOY_LOG}", privileged=True
     )
 
 

@@ -5,6 +5,7 @@ Validation errors name the file, the line and the field, and unknown keys are er
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,7 +167,7 @@ def _port(text: str) -> int:
 
 def _positive(text: str) -> float:
     value = float(text)
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise ValueError(text)
     return value
 

@@ -63,6 +63,8 @@ class _RejectUnknownHostKey(paramiko.MissingHostKeyPolicy):
     def __init__(self, target: SshTarget, sudo_password: str | None = None) -> None:
         self.target = target
         self._sudo_password = sudo_password
+        # Whether sudo asks this host for a password: learnt once per connection (see _sudo_prefix).
+        self._sudo_asks: bool | None = None
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         raise UnknownHostKeyError(
@@ -81,6 +83,8 @@ class Remote:
     def __init__(self, target: SshTarget, sudo_password: str | None = None) -> None:
         self.target = target
         self._sudo_password = sudo_password
+        # Whether sudo asks this host for a password: learnt once per connection (see _sudo_prefix).
+        self._sudo_asks: bool | None = None
         connect_kwargs: dict[str, object] = {"look_for_keys": target.identity is None, "allow_agent": True}
         if target.identity is not None:
             connect_kwargs["key_filename"] = str(target.identity)
@@ -126,6 +130,10 @@ class Remote:
                 f"Cannot reach {self.target.display}: {exc}. Check that the host is up and that the address "
                 "and port in the inventory are right."
             ) from exc
+        # A host that vanishes mid-command is noticed in about a minute, not when TCP gives up.
+        transport = self._connection.transport
+        if transport is not None:
+            transport.set_keepalive(15)
         return self
 
     def __enter__(self) -> Remote:
@@ -138,6 +146,13 @@ class Remote:
 
     def close(self) -> None:
         self._connection.close()
+
+    def _sudo_asks_password(self) -> bool:
+        """Ask once whether sudo needs the password here: never send it where sudo would not read it."""
+        if self._sudo_asks is None:
+            probe = self._connection.run("sudo -n true", hide=True, warn=True, in_stream=False)
+            self._sudo_asks = probe.exited != 0
+        return self._sudo_asks
 
     def run(
         self,
@@ -182,8 +197,12 @@ class Remote:
         """Run a shell command line written by djdeploy itself (never built from user input)."""
         if privileged and self.target.sudo:
             command = shlex.join(["sudo", "-S", "-p", "", "--", "sh", "-c", command])
-            # sudo reads the password's line and leaves the rest of standard input to the command.
-            input_text = f"{self._sudo_password or ''}\n{input_text or ''}"
+            if self._sudo_asks_password():
+                # sudo reads the password's line and leaves the rest of standard input to the command. A
+                # terminal would echo it back: the password goes over a plain channel.
+                input_text = f"{self._sudo_password or ''}\n{input_text or ''}"
+                stream = stream or interactive
+                pty = interactive = False
         in_stream: object = False
         if input_text is not None:
             in_stream = _WholeInput(input_text)

@@ -73,7 +73,9 @@ class FakeRemote:
             output = f"{self.current}\n{self.current}\n/nix/var/nix/profiles/system-{self.generation}-link\n"
         elif "nix-env" in command and "--set" in command:
             self.current, self.generation = NEW, self.generation + 1
-        elif "ticks=0" in command:
+        elif "for link in" in command:
+            output = f"/nix/var/nix/profiles/system-{self.generation}-link {self.current}\n"
+        elif "deadline=" in command:
             output = "switched\n" if "switched" in command else f"{self.state_after_confirm}\n"
         elif command.startswith("cat /run/djdeploy/activations"):
             output = f"{self.state_after_confirm}\n---\n---\n"
@@ -140,12 +142,17 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: FakeHosts) 
     commands = main.commands
     activation_dir = "/run/djdeploy/activations/20261123T000000-abcdef"
     assert commands[0].startswith("printf")  # what the host runs
-    assert commands[1].startswith("mkdir -p /run/djdeploy && mkdir /run/djdeploy/lock")
+    assert commands[1].startswith(
+        "mkdir -p /run/djdeploy && { mkdir /run/djdeploy/lock 2>/dev/null || exit 75; }"
+    )
+    assert '"id": "20261123T000000-abcdef"' in commands[1]
     assert commands[2] == "xargs -r nix-store --check-validity --print-invalid"
-    assert commands[3] == f"nix-env -p /nix/var/nix/profiles/system --set {NEW}"
-    assert commands[4].startswith("printf")  # the new generation's number
-    assert commands[5] == f"mkdir -p {activation_dir}"
-    started = shlex.split(commands[6])
+    assert commands[3].startswith("printf")  # the running system ...
+    assert commands[4].startswith("for link in /nix/var/nix/profiles/system-*-link")  # ... is generation 1
+    assert commands[5] == f"nix-env -p /nix/var/nix/profiles/system --set {NEW}"
+    assert commands[6].startswith("printf")  # the new generation's number
+    assert commands[7] == f"mkdir -p {activation_dir}"
+    started = shlex.split(commands[8])
     assert started[:8] == [
         "systemd-run",
         "--unit=djdeploy-activate-20261123T000000-abcdef",
@@ -157,16 +164,18 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: FakeHosts) 
         f"--setenv=PATH={activation.SUPERVISOR_PATH}",
     ]
     assert started[8:10] == ["/bin/sh", "-c"]
-    # id, new system, previous generation, seconds to wait for the health check and the confirmation
+    # id, new system, generation to return to, seconds to wait for the health check and the confirmation
     assert started[11:] == ["djdeploy-activate", "20261123T000000-abcdef", str(NEW), "1", "25"]
-    assert "ticks=0" in commands[7]
+    assert "deadline=" in commands[9]
     # Confirmation goes over a second, new connection.
     assert confirmation.commands == [f"touch {activation_dir}/confirmed"]
-    assert "ticks=0" in commands[8]
-    assert commands[9].startswith(f"cat {activation_dir}/state")
-    assert commands[10].startswith("mkdir -p /var/lib/djdeploy && cat >> /var/lib/djdeploy/deploys.jsonl")
-    assert commands[11] == "rm -rf /run/djdeploy/lock"
-    assert len(commands) == 12
+    assert "deadline=" in commands[10]
+    assert commands[11].startswith(f"cat {activation_dir}/state")
+    assert commands[12].startswith("mkdir -p /var/lib/djdeploy && printf")
+    assert commands[12].endswith(">> /var/lib/djdeploy/deploys.jsonl")
+    assert commands[13].startswith("grep -qF '\"20261123T000000-abcdef\"' /run/djdeploy/lock/owner.json")
+    assert commands[13].endswith("&& rm -rf /run/djdeploy/lock; true")
+    assert len(commands) == 14
 
 
 def test_unchanged_host_is_left_alone(host: Host, fakes: FakeHosts) -> None:
@@ -190,7 +199,7 @@ def test_failed_health_check_rejects_and_reports_the_rollback(
     commands = fakes[0].commands
     assert any(command.startswith("cat > /run/djdeploy/activations/") for command in commands)
     assert fakes[1].commands == []  # the confirmation's connection confirms nothing
-    assert commands[-1] == "rm -rf /run/djdeploy/lock"
+    assert commands[-1].endswith("rm -rf /run/djdeploy/lock; true")
     recorded = next(command for command in commands if "deploys.jsonl" in command)
     assert recorded  # the rollback is in the deploy log too
 
@@ -201,7 +210,8 @@ def test_sudo_prefixes_privileged_commands_only(host: Host, fakes: FakeHosts) ->
     commands = fakes[0].commands
     assert commands[0].startswith("printf")
     assert commands[1].startswith("sudo mkdir -p /run/djdeploy")
-    assert commands[3].startswith("sudo nix-env -p")
+    assert commands[4].startswith("for link in")  # reading generations needs no root
+    assert commands[5].startswith("sudo nix-env -p")
     assert fakes[0].sudo_password == "secret"
     assert all("secret" not in command for command in commands)
 

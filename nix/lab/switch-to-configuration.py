@@ -169,17 +169,21 @@ def activate(new: Path, spec: dict[str, object], actions: dict[str, list[str]]) 
         run("systemd-tmpfiles", "--create", str(tmpfiles))
     run("systemctl", "daemon-reload")
     ensure_databases(spec)
-    if actions["reload"]:
-        run("systemctl", "reload", *actions["reload"], check=False)
-    if actions["restart"]:
-        run("systemctl", "restart", *actions["restart"], check=False)
+    # As on NixOS, a unit that fails to reload, restart or start makes the switch exit 4.
+    refused = []
+    for verb in ("reload", "restart"):
+        if actions[verb] and run("systemctl", verb, *actions[verb], check=False).returncode != 0:
+            refused += actions[verb]
     # Starting every wanted unit also retries those that failed under the previous generation.
     everything_wanted = sorted(wanted(new))
-    if everything_wanted:
-        run("systemctl", "start", *everything_wanted, check=False)
-    broken = failed(everything_wanted)
+    if everything_wanted and run("systemctl", "start", *everything_wanted, check=False).returncode != 0:
+        refused += everything_wanted
+    broken = set(failed(everything_wanted)) | set(failed(refused))
+    if refused and not broken:
+        # A reload refused (a Caddyfile Caddy rejects) leaves the unit active on its old configuration.
+        broken = set(refused)
     if broken:
-        sys.stderr.write(f"warning: the following units failed: {', '.join(broken)}\n")
+        sys.stderr.write(f"warning: the following units failed: {', '.join(sorted(broken))}\n")
         for name in broken:
             log = run("journalctl", "--no-pager", "-n", "15", "-u", name, check=False).stdout
             sys.stderr.write(f"--- {name}\n{log}")

@@ -39,8 +39,11 @@ class Workspace:
     def __init__(self, layout: LabLayout, directory: Path) -> None:
         self.layout = layout
         self.directory = directory
+        self.token = str(int(time.time()))
 
     def release(self, name: str) -> inventory.Inventory:
+        # A token of this run in every release: nothing is already built from an earlier run.
+        name = f"{name}+{self.token}"
         source = self.directory / f"example-{name}"
         shutil.copytree(REPO / "example", source, ignore=shutil.ignore_patterns("__pycache__"))
         module = source / "example_site" / "release.py"

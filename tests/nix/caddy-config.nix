@@ -6,17 +6,7 @@
   staticRoot,
 }:
 let
-  writeScript =
-    name: text:
-    derivation {
-      inherit name text;
-      system = builtins.currentSystem;
-      builder = "/bin/sh";
-      args = [
-        "-c"
-        "exit 1"
-      ];
-    };
+  writeScript = (import ./write-script.nix).unbuilt;
   caddyConfig =
     name: options:
     (import ../../nix/sites/definitions.nix {

@@ -6,18 +6,7 @@ let
   siteAssertions = import ../../nix/sites/assertions.nix;
   flakeLib = import ../../nix/flake-lib.nix;
 
-  # Never built: these cases only look at the text.
-  writeScript =
-    name: text:
-    derivation {
-      inherit name text;
-      system = builtins.currentSystem;
-      builder = "/bin/sh";
-      args = [
-        "-c"
-        "exit 1"
-      ];
-    };
+  writeScript = (import ./write-script.nix).unbuilt;
 
   site =
     name: options:

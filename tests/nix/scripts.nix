@@ -8,19 +8,7 @@
   python,
 }:
 let
-  # Like pkgs.writeShellScript, with the shell of the host.
-  writeScript =
-    name: text:
-    derivation {
-      inherit name text;
-      system = builtins.currentSystem;
-      builder = "/bin/sh";
-      args = [
-        "-c"
-        ''printf '#!/bin/sh\n%s' "$text" >"$out" && chmod 0555 "$out"''
-      ];
-      PATH = "/usr/bin:/bin";
-    };
+  writeScript = (import ./write-script.nix).runnable;
 
   definitions = import ../../nix/sites/definitions.nix {
     name = "scripted";

@@ -19,17 +19,22 @@ from djdeploy import host_paths
 from djdeploy.errors import DjdeployError
 from djdeploy.ssh import Remote
 
-# Arguments: activation id, new system, previous generation number (or "none"), seconds to wait for the
-# confirmation. States: activating -> switched -> confirmed; or rolling-back -> rolled-back (reason in
-# ./reason), rollback-failed (the host needs a person), or failed (no previous generation to return to).
+# Arguments: activation id, new system, the generation to switch the profile to ("new": a new generation
+# of the new system), seconds to wait for the confirmation. The supervisor sets the profile itself, so a
+# connection lost before it started leaves the profile alone. It writes ./previous (the generation the host
+# ran, where a failure returns to, or "none") and ./generation. States: activating -> switched -> confirmed;
+# or rolling-back -> rolled-back (reason in ./reason), rollback-failed (the host needs a person), failed (no
+# previous generation to return to) or not-switched (the profile could not be set: nothing changed).
 # The new system is tried with `switch-to-configuration test` and made the boot default only once confirmed,
 # so a host that reboots before the confirmation comes back on the previous generation.
+# systemd expands ${...} in the command line of the unit: the script has none.
 SUPERVISOR = r"""
 set -u
-id=$1 new=$2 previous=$3 confirm_seconds=$4
+id=$1 new=$2 target=$3 confirm_seconds=$4
 dir=ACTIVATION_DIR/$id
 profile=SYSTEM_PROFILE
 state() { printf '%s\n' "$1" > "$dir/state.new" && mv "$dir/state.new" "$dir/state"; }
+number() { expr "$1" : '.*system-\([0-9][0-9]*\)-link$'; }
 roll_back() {
     printf '%s\n' "$1" > "$dir/reason"
     if [ "$previous" = none ]; then
@@ -52,7 +57,28 @@ roll_back() {
     exit 1
 }
 state activating
-"$new/bin/switch-to-configuration" test > "$dir/switch.log" 2>&1
+# Where a failure returns to: the newest generation of the system the host runs now.
+running=$(readlink -f /run/current-system)
+previous=none
+for link in "$profile"-*-link; do
+    [ "$(readlink -f "$link")" = "$running" ] || continue
+    n=$(number "$link")
+    if [ "$previous" = none ] || [ "$n" -gt "$previous" ]; then previous=$n; fi
+done
+echo "$previous" > "$dir/previous"
+if [ "$target" = new ]; then
+    nix-env -p "$profile" --set "$new" > "$dir/switch.log" 2>&1
+else
+    nix-env -p "$profile" --switch-generation "$target" > "$dir/switch.log" 2>&1
+fi
+code=$?
+number "$(readlink "$profile")" > "$dir/generation"
+if [ "$code" -ne 0 ]; then
+    printf 'setting the system profile failed (nix-env exited with %s)\n' "$code" > "$dir/reason"
+    state not-switched
+    exit 1
+fi
+"$new/bin/switch-to-configuration" test >> "$dir/switch.log" 2>&1
 code=$?
 if [ "$code" -ne 0 ]; then
     roll_back "activation failed: switch-to-configuration exited with $code"
@@ -85,11 +111,20 @@ SUPERVISOR_PATH = (
     "/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin:/usr/local/sbin:/usr/local/bin:"
     "/usr/sbin:/usr/bin:/sbin:/bin"
 )
-FINAL_STATES = {"confirmed", "rolled-back", "rollback-failed", "failed"}
+FINAL_STATES = {"confirmed", "rolled-back", "rollback-failed", "failed", "not-switched"}
 
 
 class ActivationError(DjdeployError):
     pass
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where the supervisor is: its state, the generation it made current, the one a failure returns to."""
+
+    state: str  # one of the states, or "timeout:<the last state>"
+    generation: int | None
+    previous: int | None
 
 
 @dataclass(frozen=True)
@@ -107,8 +142,13 @@ def unit_name(activation_id: str) -> str:
     return f"djdeploy-activate-{activation_id}"
 
 
-def start_command(activation_id: str, system: Path, previous: int | None, confirm_seconds: int) -> list[str]:
-    """The command that starts the supervisor on the host and returns at once."""
+def start_command(
+    activation_id: str, system: Path, generation: int | None, confirm_seconds: int
+) -> list[str]:
+    """The command that starts the supervisor on the host and returns at once.
+
+    generation: switch the profile to this existing generation (a rollback) instead of making a new one.
+    """
     return [
         "systemd-run",
         f"--unit={unit_name(activation_id)}",
@@ -124,7 +164,7 @@ def start_command(activation_id: str, system: Path, previous: int | None, confir
         "djdeploy-activate",
         activation_id,
         str(system),
-        str(previous) if previous is not None else "none",
+        str(generation) if generation is not None else "new",
         str(confirm_seconds),
     ]
 
@@ -134,28 +174,33 @@ def directory(activation_id: str) -> str:
 
 
 def start(
-    remote: Remote, activation_id: str, system: Path, previous: int | None, confirm_seconds: int
+    remote: Remote, activation_id: str, system: Path, generation: int | None, confirm_seconds: int
 ) -> None:
-    remote.run(["mkdir", "-p", directory(activation_id)], privileged=True)
-    remote.run(start_command(activation_id, system, previous, confirm_seconds), privileged=True)
+    command = shlex.join(start_command(activation_id, system, generation, confirm_seconds))
+    remote.run_shell(f"mkdir -p {directory(activation_id)} && {command}", privileged=True)
 
 
-def wait_for(remote: Remote, activation_id: str, states: set[str], timeout: float) -> str:
-    """Wait on the host, in one command, until the supervisor reaches one of states; return the state."""
-    state_file = f"{directory(activation_id)}/state"
+def wait_for(remote: Remote, activation_id: str, states: set[str], timeout: float) -> Progress:
+    """Wait on the host, in one command, until the supervisor reaches one of states."""
+    folder = directory(activation_id)
     wanted = " ".join(sorted(states))
     # Bounded by the clock (read once a second), not by a count of rounds: each round takes time too.
     script = (
-        f"deadline=$(( $(date +%s) + {math.ceil(timeout)} )); rounds=0; while :; do "
-        f"s=; [ -f {state_file} ] && read -r s < {state_file}; "
-        f'for w in {wanted}; do [ "$s" = "$w" ] && {{ echo "$s"; exit 0; }}; done; '
+        f"deadline=$(( $(date +%s) + {math.ceil(timeout)} )); rounds=0; s=; while :; do "
+        f"s=; [ -f {folder}/state ] && read -r s < {folder}/state; "
+        f'for w in {wanted}; do [ "$s" = "$w" ] && break 2; done; '
         "rounds=$((rounds + 1)); "
-        '[ $((rounds % 20)) -eq 0 ] && [ "$(date +%s)" -ge "$deadline" ] && break; '
+        '[ $((rounds % 20)) -eq 0 ] && [ "$(date +%s)" -ge "$deadline" ] && { s="timeout:$s"; break; }; '
         "sleep 0.05; done; "
-        f'echo "timeout:$(cat {state_file} 2>/dev/null)"'
+        f'echo "$s" "$(cat {folder}/generation 2>/dev/null)" "$(cat {folder}/previous 2>/dev/null)"'
     )
-    state = remote.run_shell(script, timeout=timeout + 30, privileged=True).stdout.strip()
-    return state
+    words = remote.run_shell(script, timeout=timeout + 30, privileged=True).stdout.split()
+    state, generation, previous = [*words, "", "", ""][:3]
+    return Progress(state, _number(generation), _number(previous))
+
+
+def _number(word: str) -> int | None:
+    return int(word) if word.isdigit() else None
 
 
 def confirm(remote: Remote, activation_id: str) -> None:

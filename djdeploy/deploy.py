@@ -12,11 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from rich.console import Console
 
-from djdeploy import activation, build, health, host_paths, host_system, plan, transfer, verify
+from djdeploy import activation, build, health, host_system, plan, transfer, verify
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import Host
 from djdeploy.sites import Site, of_remote_system, of_system
@@ -38,10 +38,6 @@ class ActivationUnfinished(DeployFailed):
 # Seconds the supervisor's confirmation window grows by when --verify runs the named checks first.
 VERIFY_SECONDS = 120
 T = TypeVar("T")
-
-
-def _switch_generation(number: int) -> list[str]:
-    return ["nix-env", "-p", host_paths.SYSTEM_PROFILE, "--switch-generation", str(number)]
 
 
 @dataclass(frozen=True)
@@ -163,11 +159,7 @@ def rollback(host: Host, to: int | None, options: Options, console: Console) -> 
             )
         if target == facts.generation:
             raise DjdeployError(f"{host.name} is already on generation {target}.")
-        return HostRun(host, remote, options, console, log).switch(
-            generations[target],
-            _switch_generation(target),
-            copy=False,
-        )
+        return HostRun(host, remote, options, console, log).switch(generations[target], target, copy=False)
 
 
 @dataclass
@@ -183,6 +175,12 @@ class HostRun:
     def deploy(self, system: Path) -> Result:
         with self.log.step("compare with the host"):
             facts = host_system.facts(self.remote)
+        if facts.lock_holder is not None:
+            # Another deploy is under way: what the host runs now may still be rolled back.
+            error = host_system.lock_held(self.remote.target, facts.lock_holder)
+            if not self.options.dry_run:
+                raise error
+            self.console.print(f"{_prefix(self.log)}[yellow]Note:[/] {error.message}")
         if facts.current_system == system and facts.profile_system == system:
             self.console.print(
                 f"{_prefix(self.log)}Nothing changed: {self.host.name} already runs {system.name}."
@@ -191,13 +189,12 @@ class HostRun:
         if self.options.dry_run:
             plan.show_plan(self.remote, self.host, system, facts, self.console)
             return Result(self.host.name, "dry run", "nothing was copied", facts.generation, self._steps())
-        return self.switch(
-            system, ["nix-env", "-p", host_paths.SYSTEM_PROFILE, "--set", str(system)], copy=True
-        )
+        return self.switch(system, None, copy=True)
 
-    def switch(self, system: Path, set_profile: list[str], *, copy: bool) -> Result:
-        """Lock, copy, set the profile, activate, check, confirm, record, unlock.
+    def switch(self, system: Path, rollback_to: int | None, *, copy: bool) -> Result:
+        """Lock, copy, set the profile and activate, check, confirm, record, unlock.
 
+        rollback_to: the existing generation of system to return to, instead of making a new one.
         The lock stays only while the supervisor on the host has not finished: it still decides then.
         """
         activation_id = activation.new_id()
@@ -214,15 +211,13 @@ class HostRun:
             "action": "deploy" if copy else "rollback",
         }
         try:
-            result = self._switch_locked(system, set_profile, entry, copy=copy)
-        except ActivationUnfinished:
-            raise
+            return self._switch_locked(system, rollback_to, entry, copy=copy)
+        except DeployFailed:
+            raise  # recorded and unlocked, or still in the supervisor's hands (ActivationUnfinished)
         except BaseException:
             with suppress(DjdeployError):
                 self._on_host(lambda remote: host_system.release_lock(remote, activation_id))
             raise
-        self._on_host(lambda remote: host_system.release_lock(remote, activation_id))
-        return result
 
     def _steps(self) -> tuple[tuple[str, float], ...]:
         return tuple(self.log.steps)
@@ -235,14 +230,8 @@ class HostRun:
             self.remote = Remote(self.host.ssh_target, self.options.sudo_password).open()
             return action(self.remote)
 
-    def _previous_generation(self) -> int | None:
-        """The generation of the system the host runs now: where a failed activation returns to."""
-        current = host_system.facts(self.remote).current_system
-        running = [g.number for g in host_system.generations(self.remote) if g.system == current]
-        return max(running, default=None)
-
     def _switch_locked(
-        self, system: Path, set_profile: list[str], entry: dict[str, object], *, copy: bool
+        self, system: Path, rollback_to: int | None, entry: dict[str, object], *, copy: bool
     ) -> Result:
         host, log = self.host, self.log
         activation_id = str(entry["id"])
@@ -254,38 +243,44 @@ class HostRun:
                 transfer.copy_with_progress(
                     self.remote, host, system, substitute, self.console, show=not log.show_host
                 )
-        previous = self._previous_generation()
         activation_timeout = self.options.activation_timeout or host.timeouts.activation
         confirm_timeout = self.options.confirm_timeout or host.timeouts.confirm
         # The supervisor waits through the health check (and the named checks), then for the confirmation.
         confirm_window = math.ceil(
             host.timeouts.health + confirm_timeout + (VERIFY_SECONDS if self.options.verify else 0)
         )
-        with log.step("set the system profile"):
-            self.remote.run(set_profile, privileged=True)
-            generation = host_system.facts(self.remote).generation
-        try:
-            with log.step("activate (switch-to-configuration under systemd-run)"):
-                activation.start(self.remote, activation_id, system, previous, confirm_window)
-        except DjdeployError:
-            # No supervisor runs: put the profile back as it was.
-            if previous is not None:
-                self._on_host(lambda remote: remote.run(_switch_generation(previous), privileged=True))
-            raise
-        with log.step("wait for the switch"):
-            state = self._wait(activation_id, {"switched", *activation.FINAL_STATES}, activation_timeout)
-        if state == "switched":
-            failure = self._check_and_confirm(activation_id, sites, confirm_timeout)
-        elif state in activation.FINAL_STATES:
+        with log.step("start the activation (systemd-run)"):
+            activation.start(self.remote, activation_id, system, rollback_to, confirm_window)
+        with log.step("set the profile and switch (switch-to-configuration test)"):
+            progress = self._wait(activation_id, {"switched", *activation.FINAL_STATES}, activation_timeout)
+        if progress.state == "switched":
+            failure = self._check_and_confirm(activation_id, sites)
+        elif progress.state in activation.FINAL_STATES:
             failure = "activation failed"
         else:
             failure = f"the activation did not finish within {activation_timeout:.0f} s"
             self._on_host(lambda remote: activation.reject(remote, activation_id, failure))
-        if failure is not None:
-            self._wait(activation_id, activation.FINAL_STATES, activation_timeout)
-        result = self._on_host(lambda remote: activation.outcome(remote, activation_id))
+        if failure is None:
+            with log.step("make it the boot default (switch-to-configuration boot)"):
+                progress = self._wait(activation_id, activation.FINAL_STATES, confirm_timeout + 10)
+        elif progress.state not in activation.FINAL_STATES:
+            progress = self._wait(activation_id, activation.FINAL_STATES, activation_timeout)
+        generation = progress.generation
         entry["finished"] = host_system.now()
         entry["generation"] = generation
+        if progress.state == "confirmed":
+            with log.step("record the deploy and unlock"):
+                self._on_host(
+                    lambda remote: host_system.record(
+                        remote, {**entry, "outcome": "success", "reason": ""}, release_lock=activation_id
+                    )
+                )
+            self.console.print(
+                f"{_prefix(log)}[green]{'Deployed' if copy else 'Rolled back'}[/] {host.name}: "
+                f"generation {generation}, {system.name}"
+            )
+            return Result(host.name, "deployed", f"generation {generation}", generation, self._steps())
+        result = self._on_host(lambda remote: activation.outcome(remote, activation_id))
         if result.state not in activation.FINAL_STATES:
             raise ActivationUnfinished(
                 f"{host.name}: the activation of generation {generation} is still running on the host "
@@ -293,49 +288,41 @@ class HostRun:
                 "until then: check with `inv status`, then `inv unlock` once it has ended.",
                 "failed",
             )
-        return self._report(result, failure, entry, generation, system, copy=copy)
+        self._report_failure(result, failure, entry, progress)
 
-    def _report(
+    def _report_failure(
         self,
         result: activation.Outcome,
         failure: str | None,
         entry: dict[str, object],
-        generation: int | None,
-        system: Path,
-        *,
-        copy: bool,
-    ) -> Result:
-        """Record the outcome on the host, then return it or raise DeployFailed."""
-        host, log = self.host, self.log
-        if result.state == "confirmed":
-            with log.step("record the deploy"):
-                self._on_host(
-                    lambda remote: host_system.record(remote, {**entry, "outcome": "success", "reason": ""})
-                )
-            self.console.print(
-                f"{_prefix(log)}[green]{'Deployed' if copy else 'Rolled back'}[/] {host.name}: "
-                f"generation {generation}, {system.name}"
-            )
-            return Result(host.name, "deployed", f"generation {generation}", generation, self._steps())
+        progress: activation.Progress,
+    ) -> NoReturn:
+        """Record a failed activation's outcome on the host, unlock, and raise DeployFailed."""
+        host, generation, activation_id = self.host, progress.generation, str(entry["id"])
         reason = result.reason or failure or f"the activation ended as '{result.state}'"
         details = (
             f"\n{result.log}"
             if result.log and (reason.startswith("activation failed") or result.state == "rollback-failed")
             else ""
         )
-        if result.state == "rolled-back":
-            back_to = self._on_host(host_system.facts).generation
-            self._on_host(
-                lambda remote: host_system.record(
-                    remote, {**entry, "outcome": "rolled back", "reason": reason, "generation": back_to}
-                )
-            )
-            raise DeployFailed(
-                f"{host.name}: rolled back to generation {back_to} because {reason}.{details}", "rolled back"
-            )
-        self._on_host(
-            lambda remote: host_system.record(remote, {**entry, "outcome": result.state, "reason": reason})
+        outcome = {"rolled-back": "rolled back", "not-switched": "not switched"}.get(
+            result.state, result.state
         )
+        recorded = {**entry, "outcome": outcome, "reason": reason}
+        if result.state == "rolled-back":
+            recorded["generation"] = progress.previous
+        self._on_host(lambda remote: host_system.record(remote, recorded, release_lock=activation_id))
+        if result.state == "rolled-back":
+            raise DeployFailed(
+                f"{host.name}: rolled back to generation {progress.previous} because {reason}.{details}",
+                "rolled back",
+            )
+        if result.state == "not-switched":
+            raise DeployFailed(
+                f"{host.name}: nothing was switched: {reason}. The host still runs generation "
+                f"{progress.previous}. The activation log:\n{result.log}",
+                "failed",
+            )
         if result.state == "rollback-failed":
             raise DeployFailed(
                 f"{host.name}: generation {generation} failed ({reason}) and returning to the previous "
@@ -348,9 +335,7 @@ class HostRun:
             "failed",
         )
 
-    def _check_and_confirm(
-        self, activation_id: str, sites: Sequence[Site], confirm_timeout: float
-    ) -> str | None:
+    def _check_and_confirm(self, activation_id: str, sites: Sequence[Site]) -> str | None:
         """Health check, then confirmation over a new connection; return why not confirmed, or None."""
         host, log = self.host, self.log
         # The new connection opens while the health check runs: both come after the switch.
@@ -377,8 +362,6 @@ class HostRun:
                             activation.confirm(fresh, activation_id)
                     except DjdeployError as exc:
                         failure = f"a new SSH connection to the switched host failed: {exc.message}"
-                    else:
-                        self._wait(activation_id, activation.FINAL_STATES, confirm_timeout + 10)
             else:
                 with suppress(DjdeployError):
                     fresh_connection.result().close()
@@ -387,7 +370,7 @@ class HostRun:
             self._on_host(lambda remote: activation.reject(remote, activation_id, reason))
         return failure
 
-    def _wait(self, activation_id: str, states: set[str], timeout: float) -> str:
+    def _wait(self, activation_id: str, states: set[str], timeout: float) -> activation.Progress:
         """Wait for the supervisor; after a dropped connection, ask again over a new one."""
         try:
             return activation.wait_for(self.remote, activation_id, states, timeout)

@@ -12,16 +12,17 @@ from pathlib import Path
 
 from djdeploy import host_paths, process
 from djdeploy.errors import DjdeployError
-from djdeploy.ssh import Remote
+from djdeploy.ssh import Remote, SshTarget
 
 
 @dataclass(frozen=True)
 class Facts:
-    """The host's running system and the system profile's current generation."""
+    """The host's running system, the system profile's current generation and who holds the deploy lock."""
 
     current_system: Path | None
     profile_system: Path | None
     generation: int | None
+    lock_holder: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -34,20 +35,23 @@ class LockHeld(DjdeployError):
     pass
 
 
-# One round trip: three lines, each empty when the link is absent.
+# One round trip: four lines, each empty when the link (or the lock) is absent; the lock's owner is one line
+# of JSON ({} when a lock has no owner file).
 _FACTS_COMMAND = (
     f'printf "%s\\n" "$(readlink -f {host_paths.CURRENT_SYSTEM} 2>/dev/null)" '
     f'"$(readlink -f {host_paths.SYSTEM_PROFILE} 2>/dev/null)" '
-    f'"$(readlink {host_paths.SYSTEM_PROFILE} 2>/dev/null)"'
+    f'"$(readlink {host_paths.SYSTEM_PROFILE} 2>/dev/null)" '
+    f'"$([ -d {host_paths.LOCK_DIR} ] && {{ head -n 1 {host_paths.LOCK_OWNER} 2>/dev/null || echo {{}}; }})"'
 )
 
 
 def facts(remote: Remote) -> Facts:
-    current, profile, link = [*remote.run_shell(_FACTS_COMMAND).stdout.split("\n"), "", "", ""][:3]
+    current, profile, link, lock = [*remote.run_shell(_FACTS_COMMAND).stdout.split("\n"), "", "", "", ""][:4]
     return Facts(
         current_system=Path(current) if current.startswith("/nix/store/") else None,
         profile_system=Path(profile) if profile.startswith("/nix/store/") else None,
         generation=generation_number(link),
+        lock_holder=_lock_owner(lock) if lock else None,
     )
 
 
@@ -108,50 +112,66 @@ def acquire_lock(remote: Remote, token: str, command: str) -> None:
             f"{(result.stdout + result.stderr).strip() or 'no message'}. Check that the SSH user may write "
             f"{parent} (as root, or through sudo with the right password)."
         )
-    holder = remote.run(["cat", host_paths.LOCK_OWNER], check=False).stdout
-    try:
-        details = json.loads(holder)
-        held_by = (
-            f"{details.get('user', '?')}@{details.get('machine', '?')} since {details.get('since', '?')} "
-            f"({details.get('command', '?')})"
-        )
-    except json.JSONDecodeError:
-        held_by = "an unknown deployer (its lock has no owner file)"
-    raise LockHeld(
-        f"{remote.target.name} is locked by another deploy: {held_by}. Wait for it to finish. If that deploy "
-        f"died and the lock is stale, break it on purpose with `inv unlock --host {remote.target.name}`."
+    raise lock_held(remote.target, read_lock(remote) or {})
+
+
+def lock_held(target: SshTarget, holder: dict[str, str]) -> LockHeld:
+    """The error that says who holds a host's lock and what to do."""
+    return LockHeld(
+        f"{target.name} is locked by another deploy: {lock_holder_text(holder)}. Wait for it to finish. "
+        "If that deploy died and the lock is stale, break it on purpose with "
+        f"`inv unlock --host {target.name}`."
+    )
+
+
+def lock_holder_text(holder: dict[str, str]) -> str:
+    if not holder:
+        return "an unknown deployer (its lock has no readable owner file)"
+    return (
+        f"{holder.get('user', '?')}@{holder.get('machine', '?')} since {holder.get('since', '?')} "
+        f"({holder.get('command', '?')})"
+    )
+
+
+def _release_lock_command(token: str | None) -> str:
+    if token is None:
+        return f"rm -rf {host_paths.LOCK_DIR}"
+    # Only while the lock is still ours: it may have been broken and taken by another deploy.
+    return (
+        f"{{ grep -qF {shlex.quote(json.dumps(token))} {host_paths.LOCK_OWNER} 2>/dev/null "
+        f"&& rm -rf {host_paths.LOCK_DIR}; true; }}"
     )
 
 
 def release_lock(remote: Remote, token: str | None = None) -> None:
-    """Remove the lock; with a token, only while it is still ours (it may have been broken and retaken)."""
-    if token is None:
-        remote.run(["rm", "-rf", host_paths.LOCK_DIR], privileged=True)
-        return
-    remote.run_shell(
-        f"grep -qF {shlex.quote(json.dumps(token))} {host_paths.LOCK_OWNER} 2>/dev/null "
-        f"&& rm -rf {host_paths.LOCK_DIR}; true",
-        privileged=True,
-    )
+    """Remove the lock; with a token, only while it is still ours."""
+    remote.run_shell(_release_lock_command(token), privileged=True)
 
 
 def read_lock(remote: Remote) -> dict[str, str] | None:
+    """The lock's owner, or None when the host is not locked."""
     result = remote.run(["cat", host_paths.LOCK_OWNER], check=False)
     if not result.ok:
         return None
+    return _lock_owner(result.stdout)
+
+
+def _lock_owner(text: str) -> dict[str, str]:
     try:
-        return dict(json.loads(result.stdout))
+        owner = json.loads(text)
     except json.JSONDecodeError:
-        return {"user": "unknown"}
+        return {}
+    return {str(key): str(value) for key, value in owner.items()} if isinstance(owner, dict) else {}
 
 
-def record(remote: Remote, entry: dict[str, object]) -> None:
-    """Append one line to the host's deploy log."""
+def record(remote: Remote, entry: dict[str, object], *, release_lock: str | None = None) -> None:
+    """Append one line to the host's deploy log; then release the lock taken under that token."""
     parent = str(Path(host_paths.DEPLOY_LOG).parent)
     line = json.dumps(entry, sort_keys=True)
-    remote.run_shell(
-        f"mkdir -p {parent} && printf '%s\\n' {shlex.quote(line)} >> {host_paths.DEPLOY_LOG}", privileged=True
-    )
+    command = f"mkdir -p {parent} && printf '%s\\n' {shlex.quote(line)} >> {host_paths.DEPLOY_LOG}"
+    if release_lock is not None:
+        command += f" && {_release_lock_command(release_lock)}"
+    remote.run_shell(command, privileged=True)
 
 
 def commit() -> str:

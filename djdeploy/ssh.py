@@ -134,6 +134,10 @@ class Remote:
         transport = self._connection.transport
         if transport is not None:
             transport.set_keepalive(15)
+            # Each command is a few small packets: with Nagle's algorithm, every one waited ~40 ms for the
+            # host's delayed acknowledgement.
+            if isinstance(transport.sock, socket.socket):
+                transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return self
 
     def __enter__(self) -> Remote:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
 from djdeploy import nix
 from djdeploy.inventory import Host
@@ -15,37 +16,49 @@ from djdeploy.ssh import Remote
 def copy_with_progress(
     remote: Remote, host: Host, system: Path, substitute_on_destination: bool, console: Console, *, show: bool
 ) -> None:
-    missing = missing_paths(remote, system)
-    total = sum(path.nar_size for path in missing)
-    if not show or not missing:
+    if not show:
         nix.copy_closure(host.ssh_target, system, substitute_on_destination=substitute_on_destination)
         return
-    sizes = {path.path: path.nar_size for path in missing}
-    with Progress(
-        TextColumn("copying"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("paths"),
-        DownloadColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        paths_task = progress.add_task("paths", total=len(missing))
-        bytes_task = progress.add_task("bytes", total=total, visible=False)
-        done: list[str] = []
+    with (
+        Progress(
+            TextColumn("copying"),
+            BarColumn(),
+            TextColumn("{task.fields[copied]}/{task.fields[count]} paths"),
+            DownloadColumn(),
+            console=console,
+            transient=True,
+        ) as progress,
+        ThreadPoolExecutor(max_workers=1) as worker,
+    ):
+        # The copy does not wait for the sizes: the bar gets its totals when they are known.
+        task = progress.add_task("copy", total=None, copied=0, count="?")
+        sizes: dict[str, int] = {}
+        started: list[str] = []
+
+        def show_progress() -> None:
+            finished = started[:-1]  # a path is done when the next one starts
+            progress.update(task, completed=sum(sizes.get(p, 0) for p in finished), copied=len(finished))
+
+        def measure() -> list[nix.StorePath]:
+            missing = missing_paths(remote, system)
+            sizes.update((path.path, path.nar_size) for path in missing)
+            progress.update(task, total=sum(sizes.values()), count=len(missing))
+            show_progress()
+            return missing
 
         def on_path(path: str) -> None:
-            if done:
-                progress.advance(paths_task)
-                progress.advance(bytes_task, sizes.get(done[-1], 0))
-            done.append(path)
+            started.append(path)
+            show_progress()
 
+        measured = worker.submit(measure)
         nix.copy_closure(
             host.ssh_target,
             system,
             on_path=on_path,
             substitute_on_destination=substitute_on_destination,
         )
+        missing = measured.result()
+    total = sum(path.nar_size for path in missing)
     console.print(f"  copied {len(missing)} paths, {total / 1e6:.1f} MB")
 
 

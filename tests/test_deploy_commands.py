@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,11 @@ OLD = Path("/nix/store/" + "a" * 32 + "-lab-system-old")
 NEW = Path("/nix/store/" + "b" * 32 + "-lab-system-new")
 
 
+def waits_for_the_switch(command: str) -> bool:
+    """Whether a wait command stops at the state 'switched' (not only at final ones like 'not-switched')."""
+    return re.search(r"for w in [^;]*(?<![-\w])switched\b", command) is not None
+
+
 @dataclass
 class FakeRemote:
     """Answers the commands a deploy sends, and records them in order."""
@@ -48,6 +54,7 @@ class FakeRemote:
     commands: list[str] = field(default_factory=list)
     current: Path = OLD
     generation: int = 1
+    lock_owner: str = ""
 
     def open(self) -> FakeRemote:
         return self
@@ -70,13 +77,13 @@ class FakeRemote:
         self.commands.append(command)
         output = ""
         if command.startswith("printf"):
-            output = f"{self.current}\n{self.current}\n/nix/var/nix/profiles/system-{self.generation}-link\n"
-        elif "nix-env" in command and "--set" in command:
+            link = f"/nix/var/nix/profiles/system-{self.generation}-link"
+            output = f"{self.current}\n{self.current}\n{link}\n{self.lock_owner}\n"
+        elif "systemd-run" in command:  # the supervisor sets the profile to a new generation
             self.current, self.generation = NEW, self.generation + 1
-        elif "for link in" in command:
-            output = f"/nix/var/nix/profiles/system-{self.generation}-link {self.current}\n"
         elif "deadline=" in command:
-            output = "switched\n" if "switched" in command else f"{self.state_after_confirm}\n"
+            state = "switched" if waits_for_the_switch(command) else self.state_after_confirm
+            output = f"{state} {self.generation} {self.generation - 1}\n"
         elif command.startswith("cat /run/djdeploy/activations"):
             output = f"{self.state_after_confirm}\n---\n---\n"
         elif command.startswith("systemctl is-active"):
@@ -101,9 +108,12 @@ class FakeHosts(list[FakeRemote]):
 
     current: Path = OLD
     state_after_confirm: str = "confirmed"
+    lock_owner: str = ""
 
     def connect(self, target: SshTarget, sudo_password: str | None = None) -> FakeRemote:
-        remote = FakeRemote(target, sudo_password, self.state_after_confirm, current=self.current)
+        remote = FakeRemote(
+            target, sudo_password, self.state_after_confirm, current=self.current, lock_owner=self.lock_owner
+        )
         if self:
             remote.current, remote.generation = self[0].current, self[0].generation
         self.append(remote)
@@ -147,12 +157,8 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: FakeHosts) 
     )
     assert '"id": "20261123T000000-abcdef"' in commands[1]
     assert commands[2] == "xargs -r nix-store --check-validity --print-invalid"
-    assert commands[3].startswith("printf")  # the running system ...
-    assert commands[4].startswith("for link in /nix/var/nix/profiles/system-*-link")  # ... is generation 1
-    assert commands[5] == f"nix-env -p /nix/var/nix/profiles/system --set {NEW}"
-    assert commands[6].startswith("printf")  # the new generation's number
-    assert commands[7] == f"mkdir -p {activation_dir}"
-    started = shlex.split(commands[8])
+    assert commands[3].startswith(f"mkdir -p {activation_dir} && systemd-run ")
+    started = shlex.split(commands[3].split(" && ", 1)[1])
     assert started[:8] == [
         "systemd-run",
         "--unit=djdeploy-activate-20261123T000000-abcdef",
@@ -164,18 +170,20 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: FakeHosts) 
         f"--setenv=PATH={activation.SUPERVISOR_PATH}",
     ]
     assert started[8:10] == ["/bin/sh", "-c"]
-    # id, new system, generation to return to, seconds to wait for the health check and the confirmation
-    assert started[11:] == ["djdeploy-activate", "20261123T000000-abcdef", str(NEW), "1", "25"]
-    assert "deadline=" in commands[9]
+    # id, new system, a new generation (not an existing one), seconds to wait for the check and confirmation
+    assert started[11:] == ["djdeploy-activate", "20261123T000000-abcdef", str(NEW), "new", "25"]
+    assert "deadline=" in commands[4]
+    assert waits_for_the_switch(commands[4])
     # Confirmation goes over a second, new connection.
     assert confirmation.commands == [f"touch {activation_dir}/confirmed"]
-    assert "deadline=" in commands[10]
-    assert commands[11].startswith(f"cat {activation_dir}/state")
-    assert commands[12].startswith("mkdir -p /var/lib/djdeploy && printf")
-    assert commands[12].endswith(">> /var/lib/djdeploy/deploys.jsonl")
-    assert commands[13].startswith("grep -qF '\"20261123T000000-abcdef\"' /run/djdeploy/lock/owner.json")
-    assert commands[13].endswith("&& rm -rf /run/djdeploy/lock; true")
-    assert len(commands) == 14
+    assert "deadline=" in commands[5]
+    assert not waits_for_the_switch(commands[5])
+    # The deploy log's line and the release of our own lock, in one command.
+    assert commands[6].startswith("mkdir -p /var/lib/djdeploy && printf")
+    assert ">> /var/lib/djdeploy/deploys.jsonl && { grep -qF '\"20261123T000000-abcdef\"'" in commands[6]
+    assert commands[6].endswith("&& rm -rf /run/djdeploy/lock; true; }")
+    assert len(commands) == 7
+    assert result.generation == 2
 
 
 def test_unchanged_host_is_left_alone(host: Host, fakes: FakeHosts) -> None:
@@ -183,6 +191,16 @@ def test_unchanged_host_is_left_alone(host: Host, fakes: FakeHosts) -> None:
     result = run_deploy(host)
     assert result.outcome == "unchanged"
     assert len(fakes[0].commands) == 1
+
+
+def test_a_locked_host_is_refused_even_when_nothing_changed(host: Host, fakes: FakeHosts) -> None:
+    fakes.current = NEW
+    fakes.lock_owner = '{"user": "ana", "machine": "desk", "since": "2026-11-23T10:00:00+00:00"}'
+    result = run_deploy(host)
+    assert result.outcome == "failed"
+    assert result.message.startswith("web1 is locked by another deploy: ana@desk since 2026-11-23T10:00:00")
+    assert "inv unlock --host web1" in result.message
+    assert len(fakes[0].commands) == 1  # refused at the comparison, before anything else
 
 
 def test_failed_health_check_rejects_and_reports_the_rollback(
@@ -199,9 +217,10 @@ def test_failed_health_check_rejects_and_reports_the_rollback(
     commands = fakes[0].commands
     assert any(command.startswith("cat > /run/djdeploy/activations/") for command in commands)
     assert fakes[1].commands == []  # the confirmation's connection confirms nothing
-    assert commands[-1].endswith("rm -rf /run/djdeploy/lock; true")
     recorded = next(command for command in commands if "deploys.jsonl" in command)
-    assert recorded  # the rollback is in the deploy log too
+    assert '"outcome": "rolled back"' in recorded  # the rollback is in the deploy log too
+    assert '"generation": 1' in recorded  # the generation the host runs again
+    assert recorded.endswith("rm -rf /run/djdeploy/lock; true; }")
 
 
 def test_sudo_prefixes_privileged_commands_only(host: Host, fakes: FakeHosts) -> None:
@@ -210,8 +229,8 @@ def test_sudo_prefixes_privileged_commands_only(host: Host, fakes: FakeHosts) ->
     commands = fakes[0].commands
     assert commands[0].startswith("printf")
     assert commands[1].startswith("sudo mkdir -p /run/djdeploy")
-    assert commands[4].startswith("for link in")  # reading generations needs no root
-    assert commands[5].startswith("sudo nix-env -p")
+    assert commands[2].startswith("xargs")  # reading the store needs no root
+    assert commands[3].startswith("sudo mkdir -p /run/djdeploy/activations/")
     assert fakes[0].sudo_password == "secret"
     assert all("secret" not in command for command in commands)
 
@@ -220,7 +239,10 @@ def test_supervisor_script_rolls_back_without_confirmation() -> None:
     script = activation.SUPERVISOR
     assert f"dir={host_paths.ACTIVATION_DIR}/$id" in script
     assert 'nix-env -p "$profile" --switch-generation "$previous"' in script
+    assert 'nix-env -p "$profile" --set "$new"' in script
     assert "no confirmation from the deployer" in script
+    # systemd-run's unit would replace ${...} with an environment variable (mostly empty).
+    assert "${" not in script
 
 
 def test_facts_are_read_in_one_command() -> None:

@@ -103,7 +103,4 @@ def unlock(context: Context, host: str, inventory: str | None = None) -> None:
             console.print(f"{target.name} is not locked.")
             return
         host_system.release_lock(remote)
-    console.print(
-        f"Broke the lock of {target.name}, held by {holder.get('user')}@{holder.get('machine')} "
-        f"since {holder.get('since')}."
-    )
+    console.print(f"Broke the lock of {target.name}, held by {host_system.lock_holder_text(holder)}.")

@@ -71,8 +71,8 @@ class ActivationError(Exception):
     pass
 
 
-def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+def run(*argv: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, input=stdin)
     if check and result.returncode != 0:
         raise ActivationError(
             f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
@@ -98,12 +98,14 @@ def ensure_users(spec: dict[str, object]) -> None:
                 "/usr/sbin/nologin",
                 user["name"],
             )
+        member_of = set(run("id", "-Gn", user["name"]).stdout.split())
         for extra in user.get("extraGroups", []):
-            run("usermod", "--append", "--groups", extra, user["name"])
+            if extra not in member_of:
+                run("usermod", "--append", "--groups", extra, user["name"])
 
 
-def psql(sql: str) -> str:
-    return run("runuser", "-u", "postgres", "--", "psql", "-v", "ON_ERROR_STOP=1", "-tAc", sql).stdout.strip()
+def psql(script: str) -> None:
+    run("runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", stdin=script)
 
 
 def quoted(identifier: str) -> str:
@@ -119,13 +121,20 @@ def ensure_databases(spec: dict[str, object]) -> None:
     if not databases:
         return
     run("systemctl", "start", "postgresql.service")
+    # One psql for every database: \gexec runs the statement a query returns, so each is made only if missing.
+    script = []
     for database in databases:  # type: ignore[attr-defined]
         name, owner = database["name"], database["owner"]
-        if psql(f"SELECT 1 FROM pg_roles WHERE rolname = {literal(owner)}") != "1":
-            psql(f"CREATE ROLE {quoted(owner)} LOGIN")
-        if psql(f"SELECT 1 FROM pg_database WHERE datname = {literal(name)}") != "1":
-            psql(f"CREATE DATABASE {quoted(name)} OWNER {quoted(owner)}")
-        psql(f"ALTER DATABASE {quoted(name)} OWNER TO {quoted(owner)}")
+        create_role = literal(f"CREATE ROLE {quoted(owner)} LOGIN")
+        create_database = literal(f"CREATE DATABASE {quoted(name)} OWNER {quoted(owner)}")
+        script += [
+            f"SELECT {create_role} WHERE NOT EXISTS "
+            f"(SELECT FROM pg_roles WHERE rolname = {literal(owner)}) \\gexec",
+            f"SELECT {create_database} WHERE NOT EXISTS "
+            f"(SELECT FROM pg_database WHERE datname = {literal(name)}) \\gexec",
+            f"ALTER DATABASE {quoted(name)} OWNER TO {quoted(owner)};",
+        ]
+    psql("\n".join(script) + "\n")
 
 
 def link_atomically(link: Path, target: Path) -> None:

@@ -77,10 +77,20 @@ def release_inventory(lab: LabLayout, workspace: Path, release: str) -> Path:
     )
 
 
-def start_deploy(inventory_path: Path, **popen: Any) -> subprocess.Popen[str]:
+def start_deploy(inventory_path: Path, *args: str, **popen: Any) -> subprocess.Popen[str]:
     """`inv deploy` to lab1, running in the background."""
     return subprocess.Popen(
-        [sys.executable, "-m", "invoke", "deploy", "--inventory", str(inventory_path), "--host", "lab1"],
+        [
+            sys.executable,
+            "-m",
+            "invoke",
+            "deploy",
+            "--inventory",
+            str(inventory_path),
+            "--host",
+            "lab1",
+            *args,
+        ],
         cwd=REPO,
         text=True,
         **popen,
@@ -198,7 +208,8 @@ def test_release_whose_health_check_fails_is_rolled_back(
 def test_concurrent_deploy_is_refused_by_the_lock(lab: LabLayout, workspace: Path, first: Path) -> None:
     changed = release_inventory(lab, workspace, "3.0.0")
     host = lab1(changed)
-    running = start_deploy(changed, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # --verify keeps the first deploy (and its lock) busy for a few seconds after the switch.
+    running = start_deploy(changed, "--verify", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         with Remote(host.ssh_target) as remote:
             for _ in range(300):

@@ -3,14 +3,19 @@
 Run as root: python3 -m bench.deploy. It brings up 4 lab hosts and takes them down at the end. Prints:
 - the wall time of each step of a first deploy, an unchanged redeploy and a one-line change (lab1);
 - the same work done with bare commands (nix-build, nix copy, ssh ... switch-to-configuration) on lab2, and
-  the ratio of djdeploy's wall time to theirs (the one-line change three times, with the median);
+  the ratio of djdeploy's wall time to theirs (the one-line change five times: each ratio, their median and
+  the ratio of the medians);
 - failed HTTPS requests out of a steady load on lab1 while a changed site is deployed to it;
-- the wall time of deploying a changed site to 1 and to 4 hosts, three times, with the median ratio.
+- the wall time of deploying a changed site to 1, 2 and 4 hosts, five times each, with the CPU time the
+  deployer and the lab hosts used: the lab hosts share this machine's cores, so the CPU time divided by the
+  cores is the shortest wall time the machine allows.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import resource
 import shutil
 import ssl
 import statistics
@@ -24,12 +29,14 @@ import yaml
 from rich.console import Console
 
 from djdeploy import deploy, inventory, nix, probe, process
-from djdeploy.lab import control
+from djdeploy.lab import cgroups, control
 from djdeploy.lab.layout import LabLayout
 from djdeploy.ssh import Remote
 
 REPO = Path(__file__).resolve().parents[1]
-ROUNDS = 3
+ROUNDS = 5
+FLEET_SIZES = (1, 2, 4)
+CORES = len(os.sched_getaffinity(0))
 QUIET = Console(file=io.StringIO())
 
 
@@ -158,8 +165,8 @@ def run(workspace: Workspace) -> None:
         remote.run(["readlink", "-f", "/run/current-system"])
     print(f"unchanged redeploy (bare: nix-build and compare over ssh): {time.monotonic() - started:.2f} s")
 
-    # Single runs on a 2-core machine shared with the lab are noisy: repeat, print each run and the median.
-    ratios = []
+    # Single runs on a 2-core machine shared with the lab are noisy: repeat, print each run and the medians.
+    djdeploy_times, bare_times = [], []
     for run_number in range(1, ROUNDS + 1):
         change = workspace.release(f"1.0.{run_number}")
         seconds, [result] = timed_deploy([change.hosts["lab1"]])
@@ -167,8 +174,15 @@ def run(workspace: Workspace) -> None:
         bare_change = workspace.release(f"1.0.{run_number}-bare").hosts["lab2"]
         bare = bare_deploy(bare_change, Path(str(bare_change.build.file)))
         print(f"one-line change #{run_number} (bare commands, lab2): {bare['total']:.2f} s ({_steps(bare)})")
-        ratios.append(seconds / bare["total"])
-    print(f"  ratio djdeploy / bare: median {statistics.median(ratios):.2f} of {_list(ratios)}")
+        djdeploy_times.append(seconds)
+        bare_times.append(bare["total"])
+    ratios = [mine / theirs for mine, theirs in zip(djdeploy_times, bare_times, strict=True)]
+    print(
+        f"  ratio djdeploy / bare: each run {_list(ratios)}; median {statistics.median(ratios):.2f}; "
+        f"ratio of the medians {statistics.median(djdeploy_times):.2f} s / "
+        f"{statistics.median(bare_times):.2f} s = "
+        f"{statistics.median(djdeploy_times) / statistics.median(bare_times):.2f}"
+    )
 
     under_load = workspace.release("1.1.0")
     deployment = threading.Thread(target=lambda: timed_deploy([under_load.hosts["lab1"]]))
@@ -179,16 +193,42 @@ def run(workspace: Workspace) -> None:
     timed_deploy([first.hosts["lab3"], first.hosts["lab4"]])
     common = workspace.release("1.2.0")
     timed_deploy([common.hosts[f"lab{index}"] for index in range(1, 5)])
-    fleet_ratios = []
+    walls: dict[int, list[float]] = {count: [] for count in FLEET_SIZES}
     for run_number in range(1, ROUNDS + 1):
-        times = {}
-        for count in (1, 4):
+        figures = []
+        for count in FLEET_SIZES:
             fleet = workspace.release(f"1.3.{run_number}-{count}")
-            seconds, _ = timed_deploy([fleet.hosts[f"lab{index}"] for index in range(1, count + 1)])
-            times[count] = seconds
-        print(f"deploy of a changed site #{run_number}: 1 host {times[1]:.2f} s, 4 hosts {times[4]:.2f} s")
-        fleet_ratios.append(times[4] / times[1])
-    print(f"  4 hosts / 1 host: median {statistics.median(fleet_ratios):.2f} of {_list(fleet_ratios)}")
+            hosts = [fleet.hosts[f"lab{index}"] for index in range(1, count + 1)]
+            seconds, deployer_cpu, hosts_cpu = measured_deploy(workspace.layout, hosts)
+            walls[count].append(seconds)
+            floor = (deployer_cpu + hosts_cpu) / CORES
+            figures.append(
+                f"{count} host{'s' if count > 1 else ''} {seconds:.2f} s (CPU: deployer "
+                f"{deployer_cpu:.2f} s, hosts {hosts_cpu:.2f} s; floor on {CORES} cores {floor:.2f} s)"
+            )
+        print(f"deploy of a changed site #{run_number}: " + "; ".join(figures))
+    one = statistics.median(walls[1])
+    for count in FLEET_SIZES[1:]:
+        ratios = [many / single for many, single in zip(walls[count], walls[1], strict=True)]
+        print(
+            f"  {count} hosts / 1 host: median wall {statistics.median(walls[count]):.2f} s / {one:.2f} s = "
+            f"{statistics.median(walls[count]) / one:.2f}; each run {_list(ratios)}"
+        )
+
+
+def measured_deploy(layout: LabLayout, hosts: Sequence[inventory.Host]) -> tuple[float, float, float]:
+    """Wall time of a deploy, and the CPU seconds this process (with its children) and the hosts used."""
+    cgroup_names = [layout.host(int(host.name.removeprefix("lab"))).netns for host in hosts]
+    deployer_before = _deployer_cpu()
+    hosts_before = sum(cgroups.cpu_seconds(name) or 0.0 for name in cgroup_names)
+    seconds, _ = timed_deploy(hosts)
+    hosts_cpu = sum(cgroups.cpu_seconds(name) or 0.0 for name in cgroup_names) - hosts_before
+    return seconds, _deployer_cpu() - deployer_before, hosts_cpu
+
+
+def _deployer_cpu() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _list(values: list[float]) -> str:

@@ -125,6 +125,8 @@ class Progress:
     state: str  # one of the states, or "timeout:<the last state>"
     generation: int | None
     previous: int | None
+    # Exit status of `switch-to-configuration boot`, once confirmed.
+    boot_status: int | None = None
 
 
 @dataclass(frozen=True)
@@ -192,11 +194,12 @@ def wait_for(remote: Remote, activation_id: str, states: set[str], timeout: floa
         "rounds=$((rounds + 1)); "
         '[ $((rounds % 20)) -eq 0 ] && [ "$(date +%s)" -ge "$deadline" ] && { s="timeout:$s"; break; }; '
         "sleep 0.05; done; "
-        f'echo "$s" "$(cat {folder}/generation 2>/dev/null)" "$(cat {folder}/previous 2>/dev/null)"'
+        f'echo "$s" "$(cat {folder}/generation 2>/dev/null)" "$(cat {folder}/previous 2>/dev/null)" '
+        f'"$(cat {folder}/boot.rc 2>/dev/null)"'
     )
     words = remote.run_shell(script, timeout=timeout + 30, privileged=True).stdout.split()
-    state, generation, previous = [*words, "", "", ""][:3]
-    return Progress(state, _number(generation), _number(previous))
+    state, generation, previous, boot_status = [*words, "", "", "", ""][:4]
+    return Progress(state, _number(generation), _number(previous), _number(boot_status))
 
 
 def _number(word: str) -> int | None:

@@ -268,6 +268,8 @@ class HostRun:
         generation = progress.generation
         entry["finished"] = host_system.now()
         entry["generation"] = generation
+        if progress.state == "confirmed" and progress.boot_status not in (None, 0):
+            self._report_boot_failure(entry, progress)
         if progress.state == "confirmed":
             with log.step("record the deploy and unlock"):
                 self._on_host(
@@ -289,6 +291,21 @@ class HostRun:
                 "failed",
             )
         self._report_failure(result, failure, entry, progress)
+
+    def _report_boot_failure(self, entry: dict[str, object], progress: activation.Progress) -> NoReturn:
+        """The new generation runs and passed its checks, but a reboot would not start it."""
+        activation_id = str(entry["id"])
+        log = self._on_host(lambda remote: activation.outcome(remote, activation_id)).log
+        reason = f"switch-to-configuration boot exited with {progress.boot_status}"
+        recorded = {**entry, "outcome": "running, not the boot default", "reason": reason}
+        self._on_host(lambda remote: host_system.record(remote, recorded, release_lock=activation_id))
+        raise DeployFailed(
+            f"{self.host.name}: generation {progress.generation} runs and passed its checks, but making it "
+            f"the boot default failed ({reason}), so a reboot would start an older generation. Fix the "
+            "cause in the log below (often a full /boot), then run "
+            f"`/run/current-system/bin/switch-to-configuration boot` on the host.\n{log}",
+            "failed",
+        )
 
     def _report_failure(
         self,

@@ -55,6 +55,7 @@ class FakeRemote:
     current: Path = OLD
     generation: int = 1
     lock_owner: str = ""
+    boot_status: int = 0
 
     def open(self) -> FakeRemote:
         return self
@@ -82,8 +83,12 @@ class FakeRemote:
         elif "systemd-run" in command:  # the supervisor sets the profile to a new generation
             self.current, self.generation = NEW, self.generation + 1
         elif "deadline=" in command:
-            state = "switched" if waits_for_the_switch(command) else self.state_after_confirm
-            output = f"{state} {self.generation} {self.generation - 1}\n"
+            if waits_for_the_switch(command):
+                output = f"switched {self.generation} {self.generation - 1}\n"
+            else:
+                output = (
+                    f"{self.state_after_confirm} {self.generation} {self.generation - 1} {self.boot_status}\n"
+                )
         elif command.startswith("cat /run/djdeploy/activations"):
             output = f"{self.state_after_confirm}\n---\n---\n"
         elif command.startswith("systemctl is-active"):
@@ -201,6 +206,26 @@ def test_a_locked_host_is_refused_even_when_nothing_changed(host: Host, fakes: F
     assert result.message.startswith("web1 is locked by another deploy: ana@desk since 2026-11-23T10:00:00")
     assert "inv unlock --host web1" in result.message
     assert len(fakes[0].commands) == 1  # refused at the comparison, before anything else
+
+
+def test_a_failed_boot_default_is_reported_though_the_new_generation_runs(
+    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connect = fakes.connect
+
+    def connect_with_failing_boot(target: SshTarget, sudo_password: str | None = None) -> FakeRemote:
+        remote = connect(target, sudo_password)
+        remote.boot_status = 1
+        return remote
+
+    monkeypatch.setattr(deploy, "Remote", connect_with_failing_boot)
+    result = run_deploy(host)
+    assert result.outcome == "failed"
+    assert "generation 2 runs and passed its checks, but making it the boot default failed" in result.message
+    assert "switch-to-configuration boot exited with 1" in result.message
+    recorded = next(command for command in fakes[0].commands if "deploys.jsonl" in command)
+    assert '"outcome": "running, not the boot default"' in recorded
+    assert recorded.endswith("rm -rf /run/djdeploy/lock; true; }")
 
 
 def test_failed_health_check_rejects_and_reports_the_rollback(

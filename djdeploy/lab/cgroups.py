@@ -69,3 +69,15 @@ def kill_and_remove(name: str, timeout: float = 10.0) -> None:
             for directory in sorted((p for p in tree.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
                 directory.rmdir()
             tree.rmdir()
+
+
+def cpu_seconds(name: str) -> float | None:
+    """CPU time used by every process of the host so far, from the cgroup v2 tree (None without one)."""
+    for tree in _trees(name):
+        stat = tree / "cpu.stat"
+        if stat.exists():
+            for line in stat.read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "usage_usec":
+                    return int(value) / 1e6
+    return None

@@ -42,11 +42,11 @@ roll_back() {
         exit 1
     fi
     state rolling-back
-    if ! nix-env -p "$profile" --switch-generation "$previous" > "$dir/rollback.log" 2>&1; then
+    if ! nix-env -p "$profile" --switch-generation "$previous" > "$dir/rollback.log" 2>&1 9>&- 8>&-; then
         state rollback-failed
         exit 1
     fi
-    "$profile/bin/switch-to-configuration" switch >> "$dir/rollback.log" 2>&1
+    "$profile/bin/switch-to-configuration" switch >> "$dir/rollback.log" 2>&1 9>&- 8>&-
     code=$?
     echo "$code" > "$dir/rollback.rc"
     if [ "$code" -ne 0 ]; then
@@ -56,6 +56,11 @@ roll_back() {
     state rolled-back
     exit 1
 }
+# Waiters sleep on these locks instead of polling: ./switching is held until the switch is over, ./deciding
+# until a final state. Commands started from here must not inherit them (9>&- 8>&-).
+exec 9> "$dir/switching" 8> "$dir/deciding"
+flock 9
+flock 8
 state activating
 # Where a failure returns to: the newest generation of the system the host runs now.
 running=$(readlink -f /run/current-system)
@@ -67,9 +72,9 @@ for link in "$profile"-*-link; do
 done
 echo "$previous" > "$dir/previous"
 if [ "$target" = new ]; then
-    nix-env -p "$profile" --set "$new" > "$dir/switch.log" 2>&1
+    nix-env -p "$profile" --set "$new" > "$dir/switch.log" 2>&1 9>&- 8>&-
 else
-    nix-env -p "$profile" --switch-generation "$target" > "$dir/switch.log" 2>&1
+    nix-env -p "$profile" --switch-generation "$target" > "$dir/switch.log" 2>&1 9>&- 8>&-
 fi
 code=$?
 number "$(readlink "$profile")" > "$dir/generation"
@@ -78,12 +83,13 @@ if [ "$code" -ne 0 ]; then
     state not-switched
     exit 1
 fi
-"$new/bin/switch-to-configuration" test >> "$dir/switch.log" 2>&1
+"$new/bin/switch-to-configuration" test >> "$dir/switch.log" 2>&1 9>&- 8>&-
 code=$?
 if [ "$code" -ne 0 ]; then
     roll_back "activation failed: switch-to-configuration exited with $code"
 fi
 state switched
+flock -u 9
 deadline=$(( $(date +%s) + confirm_seconds ))
 rounds=0
 # Tests are shell builtins; the clock is read once a second, so waiting costs almost nothing.
@@ -95,7 +101,7 @@ while [ ! -e "$dir/confirmed" ] && [ ! -e "$dir/rejected" ]; do
     sleep 0.05
 done
 if [ -e "$dir/confirmed" ]; then
-    "$new/bin/switch-to-configuration" boot >> "$dir/switch.log" 2>&1
+    "$new/bin/switch-to-configuration" boot >> "$dir/switch.log" 2>&1 9>&- 8>&-
     echo $? > "$dir/boot.rc"
     state confirmed
     exit 0
@@ -186,14 +192,16 @@ def wait_for(remote: Remote, activation_id: str, states: set[str], timeout: floa
     """Wait on the host, in one command, until the supervisor reaches one of states."""
     folder = directory(activation_id)
     wanted = " ".join(sorted(states))
-    # Bounded by the clock (read once a second), not by a count of rounds: each round takes time too.
+    # Sleeps on the supervisor's lock for the phase it is in, so it wakes as soon as the phase ends; polls
+    # where flock is missing or the supervisor has not taken the lock yet. Bounded by the clock.
+    lock = f"{folder}/{'switching' if 'switched' in states else 'deciding'}"
     script = (
-        f"deadline=$(( $(date +%s) + {math.ceil(timeout)} )); rounds=0; s=; while :; do "
-        f"s=; [ -f {folder}/state ] && read -r s < {folder}/state; "
-        f'for w in {wanted}; do [ "$s" = "$w" ] && break 2; done; '
-        "rounds=$((rounds + 1)); "
-        '[ $((rounds % 20)) -eq 0 ] && [ "$(date +%s)" -ge "$deadline" ] && { s="timeout:$s"; break; }; '
-        "sleep 0.05; done; "
+        f"deadline=$(( $(date +%s) + {math.ceil(timeout)} )); "
+        f"reached() {{ s=; [ -f {folder}/state ] && read -r s < {folder}/state; "
+        f'for w in {wanted}; do [ "$s" = "$w" ] && return 0; done; return 1; }}; '
+        "while ! reached; do "
+        '[ "$(date +%s)" -ge "$deadline" ] && { s="timeout:$s"; break; }; '
+        f"flock -s -w 1 {lock} true 2>/dev/null; reached && break; sleep 0.05; done; "
         f'echo "$s" "$(cat {folder}/generation 2>/dev/null)" "$(cat {folder}/previous 2>/dev/null)" '
         f'"$(cat {folder}/boot.rc 2>/dev/null)"'
     )

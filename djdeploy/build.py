@@ -11,7 +11,7 @@ from pathlib import Path
 from djdeploy import process
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import Host
-from djdeploy.nix import NIX_COMMAND, NO_SUBSTITUTERS
+from djdeploy.nix import NIX_COMMAND
 
 # Lines of a failed build's log that say what went wrong.
 _IMPORTANT = re.compile(r"^(error|\s+error|builder for|.*Traceback|.*Error:|.*error:)", re.IGNORECASE)
@@ -46,38 +46,40 @@ def installable(host: Host) -> tuple[str, ...]:
 
 
 def build_systems(hosts: Sequence[Host]) -> dict[str, BuiltSystem]:
-    """Build every host's system with one Nix invocation per kind, so shared paths build once."""
+    """Build every host's system with one Nix invocation per file (or for all flakes) and Nix settings, so
+    shared paths build once."""
     started = time.monotonic()
-    by_file: dict[str, list[Host]] = {}
-    flakes: list[Host] = []
+    groups: dict[tuple[str, ...], list[Host]] = {}
     for host in hosts:
         kind = installable(host)
-        if kind[0] == "flake":
-            flakes.append(host)
-        else:
-            by_file.setdefault(kind[1], []).append(host)
+        groups.setdefault((*kind[: 1 if kind[0] == "flake" else 2], *_options(host)), []).append(host)
     paths: dict[str, Path] = {}
-    for file, file_hosts in by_file.items():
-        argv = ["nix-build", file, "--no-out-link", *NO_SUBSTITUTERS]
-        for host in file_hosts:
-            if host.build.attribute:
-                argv += ["-A", host.build.attribute]
-        outputs = _run_build(argv, file_hosts)
-        paths.update(zip((host.name for host in file_hosts), outputs, strict=True))
-    if flakes:
-        argv = [
-            *NIX_COMMAND,
-            "--extra-experimental-features",
-            "flakes",
-            "build",
-            "--no-link",
-            "--print-out-paths",
-        ]
-        argv += [installable(host)[1] for host in flakes]
-        outputs = _run_build(argv, flakes)
-        paths.update(zip((host.name for host in flakes), outputs, strict=True))
+    for key, group in groups.items():
+        options = _options(group[0])
+        if key[0] == "flake":
+            argv = [
+                *NIX_COMMAND,
+                "--extra-experimental-features",
+                "flakes",
+                "build",
+                "--no-link",
+                "--print-out-paths",
+                *options,
+            ]
+            argv += [installable(host)[1] for host in group]
+        else:
+            argv = ["nix-build", key[1], "--no-out-link", *options]
+            for host in group:
+                if host.build.attribute:
+                    argv += ["-A", host.build.attribute]
+        outputs = _run_build(argv, group)
+        paths.update(zip((host.name for host in group), outputs, strict=True))
     seconds = time.monotonic() - started
     return {name: BuiltSystem(name, path, seconds) for name, path in paths.items()}
+
+
+def _options(host: Host) -> list[str]:
+    return [word for name, value in host.build.nix_options for word in ("--option", name, value)]
 
 
 def _run_build(argv: list[str], hosts: Sequence[Host]) -> list[Path]:

@@ -40,6 +40,8 @@ class BuildSpec:
     flake: str | None = None
     file: Path | None = None
     attribute: str | None = None
+    # Nix settings for this build (`--option NAME VALUE`), sorted by name: substituters, max-jobs, ...
+    nix_options: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,7 @@ def _positive(text: str) -> float:
 
 
 SSH_KEYS = ("user", "port", "known_hosts", "identity", "connect_timeout", "sudo")
-BUILD_KEYS = ("flake", "file", "attribute")
+BUILD_KEYS = ("flake", "file", "attribute", "nix_options")
 TIMEOUT_KEYS = ("activation", "confirm", "health")
 HOST_KEYS = ("address", "ssh", "build", "timeouts", "sites", "tags")
 DEFAULT_KEYS = ("ssh", "build", "timeouts", "sites", "tags")
@@ -206,11 +208,29 @@ def _read_ssh(reader: _Reader, nodes: list[tuple[yaml.Node, str]]) -> SshSetting
 
 def _read_build(reader: _Reader, nodes: list[tuple[yaml.Node, str]]) -> BuildSpec:
     values: dict[str, object] = {}
+    nix_options: dict[str, str] = {}
     for node, where in nodes:
         for key, value in reader.mapping(node, where, BUILD_KEYS).items():
+            if key == "nix_options":
+                nix_options.update(_read_nix_options(reader, value, f"{where}.{key}"))
+                continue
             kind: Callable[[str], object] = _path(reader.path.parent) if key == "file" else str
             values[key] = reader.scalar(value, f"{where}.{key}", kind, "a string")
-    return BuildSpec(**values)  # type: ignore[arg-type]
+    return BuildSpec(**values, nix_options=tuple(sorted(nix_options.items())))  # type: ignore[arg-type]
+
+
+def _read_nix_options(reader: _Reader, node: yaml.Node, where: str) -> dict[str, str]:
+    """Nix settings by name; a value is a string, number or boolean (true/false as Nix spells them)."""
+    if not isinstance(node, yaml.MappingNode):
+        raise reader.fail(node, where, f"expected a mapping of Nix settings, got {_describe(node)}")
+    options = {}
+    for key_node, value_node in node.value:
+        name = str(key_node.value)
+        if not isinstance(value_node, yaml.ScalarNode) or value_node.tag == "tag:yaml.org,2002:null":
+            raise reader.fail(value_node, f"{where}.{name}", f"expected a value, got {_describe(value_node)}")
+        value = str(value_node.value)
+        options[name] = value.lower() if value_node.tag == "tag:yaml.org,2002:bool" else value
+    return options
 
 
 def _read_timeouts(reader: _Reader, nodes: list[tuple[yaml.Node, str]]) -> Timeouts:

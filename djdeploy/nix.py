@@ -11,8 +11,6 @@ from pathlib import Path
 from djdeploy import process
 from djdeploy.ssh import SshTarget
 
-# No binary cache is assumed: every path is built locally or already present.
-NO_SUBSTITUTERS = ("--option", "substituters", "")
 # `nix copy` is part of the new command line, still marked experimental in the Nix versions we support.
 NIX_COMMAND = ("nix", "--extra-experimental-features", "nix-command")
 
@@ -29,15 +27,6 @@ def ssh_options(target: SshTarget) -> list[str]:
 
 def store_uri(target: SshTarget) -> str:
     return f"ssh://{target.user}@{target.address}"
-
-
-def build(file: Path, attribute: str | None = None, *, out_link: Path | None = None) -> Path:
-    """nix-build a file (and attribute); return the output store path."""
-    argv = ["nix-build", str(file), *NO_SUBSTITUTERS]
-    if attribute:
-        argv += ["-A", attribute]
-    argv += ["--out-link", str(out_link)] if out_link else ["--no-out-link"]
-    return Path(process.output(argv, hint="The build log above says which derivation failed."))
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,13 @@ FAILING = """\
 """
 
 
+# No binary cache is reachable here: without this, Nix waits for one before building.
+NO_CACHE = (("substituters", ""),)
+
+
 def host(name: str, file: Path) -> Host:
-    return Host(name, "192.0.2.1", SshSettings(), BuildSpec(file=file, attribute=name), Timeouts())
+    spec = BuildSpec(file=file, attribute=name, nix_options=NO_CACHE)
+    return Host(name, "192.0.2.1", SshSettings(), spec, Timeouts())
 
 
 def test_failed_build_names_the_error_not_the_whole_log(tmp_path: Path) -> None:
@@ -57,6 +62,44 @@ def test_hosts_of_one_file_build_in_one_call(tmp_path: Path) -> None:
     systems = build.build_systems([host("web1", expression), host("web2", expression)])
     assert systems["web1"].path.name.endswith("-failing-site")
     assert (systems["web2"].path).read_text() == "ok\n"
+
+
+def test_nix_options_are_passed_and_split_the_builds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+
+    def fake_run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        calls.append(argv)
+        outputs = "".join(f"/nix/store/{'a' * 32}-system-{argv[argv.index('-A') + 1]}\n" for _ in range(1))
+        return subprocess.CompletedProcess(argv, 0, outputs, "")
+
+    monkeypatch.setattr("djdeploy.process.run", fake_run)
+    expression = tmp_path / "hosts.nix"
+    cached = host("web1", expression)
+    parallel = Host(
+        "web2",
+        "192.0.2.2",
+        SshSettings(),
+        BuildSpec(file=expression, attribute="web2", nix_options=(("max-jobs", "auto"), *NO_CACHE)),
+        Timeouts(),
+    )
+    systems = build.build_systems([cached, parallel])
+    assert calls == [
+        ["nix-build", str(expression), "--no-out-link", "--option", "substituters", "", "-A", "web1"],
+        [
+            "nix-build",
+            str(expression),
+            "--no-out-link",
+            "--option",
+            "max-jobs",
+            "auto",
+            "--option",
+            "substituters",
+            "",
+            "-A",
+            "web2",
+        ],
+    ]
+    assert systems["web2"].path.name.endswith("-system-web2")
 
 
 def test_a_host_without_a_build_says_how_to_give_one() -> None:

@@ -31,6 +31,10 @@ hosts:
     build:
       file: nix/lab/system.nix
       attribute: staging
+      nix_options:
+        max-jobs: 4
+        substituters: ""
+        fallback: true
 """
 
 
@@ -53,6 +57,8 @@ def test_hosts_inherit_defaults_and_override_them(tmp_path: Path) -> None:
     assert staging.ssh.port == 22
     assert staging.tags == ("web", "staging")
     assert staging.build.file == tmp_path / "nix/lab/system.nix"
+    assert staging.build.nix_options == (("fallback", "true"), ("max-jobs", "4"), ("substituters", ""))
+    assert prod.build.nix_options == ()
 
 
 def test_hosts_are_selected_by_name_or_tag(tmp_path: Path) -> None:
@@ -83,6 +89,17 @@ def test_hosts_are_selected_by_name_or_tag(tmp_path: Path) -> None:
         ),
         (("    address: prod.example.com\n", ""), r":10 hosts.prod.address: missing"),
         (("tags: [web]", "tags: web"), r":8 defaults.tags: expected a list, got 'web'"),
+        (
+            ("max-jobs: 4", "max-jobs: [4]"),
+            r":24 hosts.staging.build.nix_options.max-jobs: expected a value, got a list",
+        ),
+        (
+            (
+                'nix_options:\n        max-jobs: 4\n        substituters: ""\n        fallback: true',
+                "nix_options: fast",
+            ),
+            r":23 hosts.staging.build.nix_options: expected a mapping of Nix settings, got 'fast'",
+        ),
     ],
 )
 def test_errors_name_file_line_and_field(tmp_path: Path, change: tuple[str, str], expected: str) -> None:

@@ -19,6 +19,9 @@ from djdeploy.ssh import Remote
 
 # The lab's hosts' systems, each running the example site (nix/lab/hosts.nix in the repository).
 LAB_SYSTEMS = Path(__file__).resolve().parents[2] / "nix" / "lab" / "hosts.nix"
+# The lab's builds reach no binary cache (waiting for one would only slow them), and use every core as
+# NixOS's default max-jobs does (Nix's own default is one build at a time).
+LAB_NIX_OPTIONS = {"substituters": "", "max-jobs": "auto"}
 
 REQUIRED_TOOLS = {
     "systemd-nspawn": "systemd-container",
@@ -193,6 +196,7 @@ def write_inventory(layout: LabLayout) -> None:
                 "known_hosts": str(layout.known_hosts),
                 "identity": str(layout.client_key),
             },
+            "build": {"nix_options": LAB_NIX_OPTIONS},
             "sites": ["example"],
             "tags": ["lab"],
         },

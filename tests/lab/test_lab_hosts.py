@@ -13,7 +13,7 @@ from djdeploy import inventory, nix
 from djdeploy.lab import machine, network
 from djdeploy.lab.layout import LabLayout
 from djdeploy.ssh import Remote, UnknownHostKeyError
-from tests.lab.helpers import inv
+from tests.lab.helpers import build, inv
 
 pytestmark = pytest.mark.lab
 
@@ -44,7 +44,7 @@ def test_nix_copy_reaches_only_the_target_host(two_hosts: inventory.Inventory, t
         'derivation { name = "lab-marker"; system = builtins.currentSystem; builder = "/bin/sh";'
         f' args = [ "-c" "echo {marker} > $out" ]; }}\n'
     )
-    path = nix.build(expression)
+    path = build(expression)
     nix.copy_closure(two_hosts.hosts["lab1"].ssh_target, path)
     with Remote(two_hosts.hosts["lab1"].ssh_target) as lab1:
         assert lab1.run(["cat", str(path)]).stdout.strip() == marker

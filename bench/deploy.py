@@ -147,11 +147,25 @@ def main() -> None:
     layout = LabLayout.from_environment()
     control.down(layout, QUIET)
     control.up(layout, 4, QUIET)
+    settled = wait_until_idle(layout, 4)
+    print(f"lab hosts idle after boot: {settled}")
     try:
         with tempfile.TemporaryDirectory() as scratch:
             run(Workspace(layout, Path(scratch)))
     finally:
         control.down(layout, QUIET)
+
+
+def wait_until_idle(layout: LabLayout, count: int, limit: float = 60.0) -> str:
+    """Wait (at most limit seconds) until freshly booted hosts together use under 5 % of a core."""
+    names = [layout.host(index).netns for index in range(1, count + 1)]
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        before = sum(cgroups.cpu_seconds(name) or 0.0 for name in names)
+        time.sleep(1)
+        if sum(cgroups.cpu_seconds(name) or 0.0 for name in names) - before < 0.05:
+            return f"yes, after {time.monotonic() - started:.0f} s"
+    return f"no, still busy after {limit:.0f} s"
 
 
 def run(workspace: Workspace) -> None:

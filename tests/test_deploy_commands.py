@@ -56,6 +56,9 @@ class FakeRemote:
     generation: int = 1
     lock_owner: str = ""
     boot_status: int = 0
+    # What the supervisor reaches instead of "switched" (a final state), and why.
+    state_after_start: str = "switched"
+    reason: str = ""
 
     def open(self) -> FakeRemote:
         return self
@@ -84,13 +87,16 @@ class FakeRemote:
             self.current, self.generation = NEW, self.generation + 1
         elif "deadline=" in command:
             if waits_for_the_switch(command):
-                output = f"switched {self.generation} {self.generation - 1}\n"
+                output = f"{self.state_after_start} {self.generation} {self.generation - 1}\n"
             else:
                 output = (
                     f"{self.state_after_confirm} {self.generation} {self.generation - 1} {self.boot_status}\n"
                 )
         elif command.startswith("cat /run/djdeploy/activations"):
-            output = f"{self.state_after_confirm}\n---\n---\n"
+            final = (
+                self.state_after_confirm if self.state_after_start == "switched" else self.state_after_start
+            )
+            output = f"{final}\n---\n{self.reason}\n---\nerror: no space left on device\n"
         elif command.startswith("systemctl is-active"):
             output = "active\n" * command.count(".service") + "active\n" * command.count(".socket")
         return RemoteResult(command, 0, output, "")
@@ -226,6 +232,32 @@ def test_a_failed_boot_default_is_reported_though_the_new_generation_runs(
     recorded = next(command for command in fakes[0].commands if "deploys.jsonl" in command)
     assert '"outcome": "running, not the boot default"' in recorded
     assert recorded.endswith("rm -rf /run/djdeploy/lock; true; }")
+
+
+def test_a_profile_that_cannot_be_set_switches_nothing(
+    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connect = fakes.connect
+
+    def connect_to_full_disk(target: SshTarget, sudo_password: str | None = None) -> FakeRemote:
+        remote = connect(target, sudo_password)
+        remote.state_after_start = "not-switched"
+        remote.reason = "setting the system profile failed (nix-env exited with 1)"
+        return remote
+
+    monkeypatch.setattr(deploy, "Remote", connect_to_full_disk)
+    result = run_deploy(host)
+    assert result.outcome == "failed"
+    assert result.message.startswith(
+        "web1: nothing was switched: setting the system profile failed (nix-env exited with 1). "
+        "The host still runs generation 1."
+    )
+    assert "no space left on device" in result.message
+    commands = fakes[0].commands
+    assert not any(command.startswith("cat > /run/djdeploy/activations/") for command in commands)
+    assert len(fakes) == 1  # no confirmation connection: nothing to confirm
+    recorded = next(command for command in commands if "deploys.jsonl" in command)
+    assert '"outcome": "not switched"' in recorded
 
 
 def test_failed_health_check_rejects_and_reports_the_rollback(

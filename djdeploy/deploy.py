@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -92,12 +92,21 @@ class StepLog:
 
 def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Result]:
     """Deploy each host, in parallel and in batches; one host's failure never hides the others'."""
-    with console.status("Building") if len(hosts) == 1 else nullcontext():
-        started = time.monotonic()
-        systems = build.build_systems(hosts)
+    batches = _batches(hosts, options.batch)
+    with ThreadPoolExecutor(max_workers=max(1, options.parallel)) as opener:
+        # The first batch's connections open while the systems build, so a host that cannot be reached
+        # (or offers an unknown key) is known before a long build ends, and the deploy starts sooner.
+        opened = {host.name: opener.submit(_connect, host, options, console) for host in batches[0]}
+        try:
+            with console.status("Building") if len(hosts) == 1 else nullcontext():
+                started = time.monotonic()
+                systems = build.build_systems(hosts)
+        except BaseException:
+            for connection in opened.values():
+                connection.add_done_callback(_close)
+            raise
     build_seconds = time.monotonic() - started
     console.print(f"[green]✓[/] build {', '.join(h.name for h in hosts)} [dim]{build_seconds:.2f} s[/]")
-    batches = _batches(hosts, options.batch)
     results: list[Result] = []
     for number, batch in enumerate(batches, start=1):
         if len(batches) > 1:
@@ -106,7 +115,12 @@ def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Re
             batch_results = list(
                 pool.map(
                     lambda host: _deploy_host(
-                        host, systems[host.name].path, options, console, len(hosts) > 1
+                        host,
+                        systems[host.name].path,
+                        options,
+                        console,
+                        show_host=len(hosts) > 1,
+                        opened=opened.get(host.name),
                     ),
                     batch,
                 )
@@ -124,17 +138,41 @@ def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Re
     return results
 
 
+def _connect(host: Host, options: Options, console: Console) -> Remote:
+    try:
+        return Remote(host.ssh_target, options.sudo_password).open()
+    except DjdeployError:
+        console.print(f"[red]✗[/] [bold]{host.name}[/]: cannot connect (details in the summary)")
+        raise
+
+
+def _close(connection: Future[Remote]) -> None:
+    if connection.exception() is None:
+        connection.result().close()
+
+
 def _batches(hosts: Sequence[Host], size: int | None) -> list[list[Host]]:
     if not size:
         return [list(hosts)]
     return [list(hosts[index : index + size]) for index in range(0, len(hosts), size)]
 
 
-def _deploy_host(host: Host, system: Path, options: Options, console: Console, show_host: bool) -> Result:
+def _deploy_host(
+    host: Host,
+    system: Path,
+    options: Options,
+    console: Console,
+    *,
+    show_host: bool,
+    opened: Future[Remote] | None,
+) -> Result:
     log = StepLog(console, host.name, show_host)
     try:
-        with Remote(host.ssh_target, options.sudo_password) as remote:
+        remote = opened.result() if opened else _connect(host, options, console)
+        try:
             return HostRun(host, remote, options, console, log).deploy(system)
+        finally:
+            remote.close()
     except DeployFailed as exc:
         return Result(host.name, exc.outcome, exc.message, steps=tuple(log.steps))
     except DjdeployError as exc:

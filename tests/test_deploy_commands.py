@@ -7,6 +7,7 @@ import io
 import json
 import re
 import shlex
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,6 +196,23 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: FakeHosts) 
     assert commands[6].endswith("&& rm -rf /run/djdeploy/lock; true; }")
     assert len(commands) == 7
     assert result.generation == 2
+
+
+def test_connections_open_while_the_systems_build(
+    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def build_after_the_connection_opened(hosts: list[Host]) -> dict[str, build.BuiltSystem]:
+        deadline = time.monotonic() + 5
+        while not fakes and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not fakes:
+            raise build.BuildError("no connection was opened during the build")
+        return {h.name: build.BuiltSystem(h.name, NEW, 0.1) for h in hosts}
+
+    monkeypatch.setattr(build, "build_systems", build_after_the_connection_opened)
+    result = run_deploy(host)
+    assert result.outcome == "deployed", result.message
+    assert len(fakes) == 2  # the deploy's connection, opened during the build, and the confirmation's
 
 
 def test_unchanged_host_is_left_alone(host: Host, fakes: FakeHosts) -> None:

@@ -202,11 +202,12 @@ def wait_for(remote: Remote, activation_id: str, states: set[str], timeout: floa
         "while ! reached; do "
         '[ "$(date +%s)" -ge "$deadline" ] && { s="timeout:$s"; break; }; '
         f"flock -s -w 1 {lock} true 2>/dev/null; reached && break; sleep 0.05; done; "
-        f'echo "$s" "$(cat {folder}/generation 2>/dev/null)" "$(cat {folder}/previous 2>/dev/null)" '
-        f'"$(cat {folder}/boot.rc 2>/dev/null)"'
+        # One value a line: an empty one (a file not written yet) must not shift the others.
+        'printf "%s\\n" "$s"'
+        + "".join(f' "$(cat {folder}/{name} 2>/dev/null)"' for name in ("generation", "previous", "boot.rc"))
     )
-    words = remote.run_shell(script, timeout=timeout + 30, privileged=True).stdout.split()
-    state, generation, previous, boot_status = [*words, "", "", "", ""][:4]
+    lines = remote.run_shell(script, timeout=timeout + 30, privileged=True).stdout.split("\n")
+    state, generation, previous, boot_status = [line.strip() for line in [*lines, "", "", "", ""][:4]]
     return Progress(state, _number(generation), _number(previous), _number(boot_status))
 
 

@@ -20,7 +20,7 @@ from djdeploy import activation, build, health, host_system, plan, transfer, ver
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import Host
 from djdeploy.sites import Site, of_remote_system, of_system
-from djdeploy.ssh import Remote
+from djdeploy.ssh import Remote, RemoteCommandError
 
 
 class DeployFailed(DjdeployError):
@@ -93,18 +93,20 @@ class StepLog:
 def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Result]:
     """Deploy each host, in parallel and in batches; one host's failure never hides the others'."""
     batches = _batches(hosts, options.batch)
-    with ThreadPoolExecutor(max_workers=max(1, options.parallel)) as opener:
-        # The first batch's connections open while the systems build, so a host that cannot be reached
-        # (or offers an unknown key) is known before a long build ends, and the deploy starts sooner.
-        opened = {host.name: opener.submit(_connect, host, options, console) for host in batches[0]}
-        try:
-            with console.status("Building") if len(hosts) == 1 else nullcontext():
-                started = time.monotonic()
-                systems = build.build_systems(hosts)
-        except BaseException:
-            for connection in opened.values():
-                connection.add_done_callback(_close)
-            raise
+    # The first batch's connections open while the systems build, so a host that cannot be reached (or
+    # offers an unknown key) is known before a long build ends, and the deploy starts sooner. Each host
+    # waits only for its own connection.
+    opener = ThreadPoolExecutor(max_workers=max(1, options.parallel))
+    opened = {host.name: opener.submit(_connect, host, options, console) for host in batches[0]}
+    opener.shutdown(wait=False)
+    try:
+        with console.status("Building") if len(hosts) == 1 else nullcontext():
+            started = time.monotonic()
+            systems = build.build_systems(hosts)
+    except BaseException:
+        for connection in opened.values():
+            connection.add_done_callback(_close)
+        raise
     build_seconds = time.monotonic() - started
     console.print(f"[green]✓[/] build {', '.join(h.name for h in hosts)} [dim]{build_seconds:.2f} s[/]")
     results: list[Result] = []
@@ -168,11 +170,13 @@ def _deploy_host(
 ) -> Result:
     log = StepLog(console, host.name, show_host)
     try:
-        remote = opened.result() if opened else _connect(host, options, console)
+        run = HostRun(
+            host, opened.result() if opened else _connect(host, options, console), options, console, log
+        )
         try:
-            return HostRun(host, remote, options, console, log).deploy(system)
+            return run.deploy(system)
         finally:
-            remote.close()
+            run.close()
     except DeployFailed as exc:
         return Result(host.name, exc.outcome, exc.message, steps=tuple(log.steps))
     except DjdeployError as exc:
@@ -184,7 +188,9 @@ def _deploy_host(
 def rollback(host: Host, to: int | None, options: Options, console: Console) -> Result:
     """Switch a host back to the generation before the current one (or `to`), checked and confirmed."""
     log = StepLog(console, host.name, show_host=False)
-    with Remote(host.ssh_target, options.sudo_password) as remote:
+    remote = Remote(host.ssh_target, options.sudo_password).open()
+    run = HostRun(host, remote, options, console, log)
+    try:
         facts = host_system.facts(remote)
         generations = {generation.number: generation.system for generation in host_system.generations(remote)}
         earlier = [number for number in generations if facts.generation and number < facts.generation]
@@ -197,7 +203,9 @@ def rollback(host: Host, to: int | None, options: Options, console: Console) -> 
             )
         if target == facts.generation:
             raise DjdeployError(f"{host.name} is already on generation {target}.")
-        return HostRun(host, remote, options, console, log).switch(generations[target], target, copy=False)
+        return run.switch(generations[target], target, copy=False)
+    finally:
+        run.close()
 
 
 @dataclass
@@ -257,6 +265,9 @@ class HostRun:
                 self._on_host(lambda remote: host_system.release_lock(remote, activation_id))
             raise
 
+    def close(self) -> None:
+        self.remote.close()
+
     def _steps(self) -> tuple[tuple[str, float], ...]:
         return tuple(self.log.steps)
 
@@ -265,6 +276,8 @@ class HostRun:
         try:
             return action(self.remote)
         except DjdeployError:
+            with suppress(Exception):
+                self.remote.close()
             self.remote = Remote(self.host.ssh_target, self.options.sudo_password).open()
             return action(self.remote)
 
@@ -288,21 +301,18 @@ class HostRun:
             host.timeouts.health + confirm_timeout + (VERIFY_SECONDS if self.options.verify else 0)
         )
         with log.step("start the activation (systemd-run)"):
-            activation.start(self.remote, activation_id, system, rollback_to, confirm_window)
-        with log.step("set the profile and switch (switch-to-configuration test)"):
-            progress = self._wait(activation_id, {"switched", *activation.FINAL_STATES}, activation_timeout)
-        if progress.state == "switched":
-            failure = self._check_and_confirm(activation_id, sites)
-        elif progress.state in activation.FINAL_STATES:
-            failure = "activation failed"
-        else:
-            failure = f"the activation did not finish within {activation_timeout:.0f} s"
-            self._on_host(lambda remote: activation.reject(remote, activation_id, failure))
-        if failure is None:
-            with log.step("make it the boot default (switch-to-configuration boot)"):
-                progress = self._wait(activation_id, activation.FINAL_STATES, confirm_timeout + 10)
-        elif progress.state not in activation.FINAL_STATES:
-            progress = self._wait(activation_id, activation.FINAL_STATES, activation_timeout)
+            try:
+                activation.start(self.remote, activation_id, system, rollback_to, confirm_window)
+            except RemoteCommandError:
+                raise  # systemd-run ran and refused: no supervisor, nothing changed
+            except DjdeployError as exc:
+                raise self._lost_track(exc) from exc
+        try:
+            progress, failure, result = self._follow(
+                activation_id, sites, activation_timeout, confirm_timeout
+            )
+        except DjdeployError as exc:
+            raise self._lost_track(exc) from exc
         generation = progress.generation
         entry["finished"] = host_system.now()
         entry["generation"] = generation
@@ -320,7 +330,7 @@ class HostRun:
                 f"generation {generation}, {system.name}"
             )
             return Result(host.name, "deployed", f"generation {generation}", generation, self._steps())
-        result = self._on_host(lambda remote: activation.outcome(remote, activation_id))
+        assert result is not None  # read whenever the activation was not confirmed
         if result.state not in activation.FINAL_STATES:
             raise ActivationUnfinished(
                 f"{host.name}: the activation of generation {generation} is still running on the host "
@@ -329,6 +339,46 @@ class HostRun:
                 "failed",
             )
         self._report_failure(result, failure, entry, progress)
+
+    def _follow(
+        self, activation_id: str, sites: Sequence[Site], activation_timeout: float, confirm_timeout: float
+    ) -> tuple[activation.Progress, str | None, activation.Outcome | None]:
+        """Wait for the switch, check, confirm (or reject) and wait for the supervisor's final state.
+
+        Returns where the supervisor is, why the deploy did not confirm (None when it did), and, when the
+        final state is not "confirmed", the supervisor's outcome with its reason and log.
+        """
+        log = self.log
+        with log.step("set the profile and switch (switch-to-configuration test)"):
+            progress = self._wait(activation_id, {"switched", *activation.FINAL_STATES}, activation_timeout)
+        if progress.state == "switched":
+            failure = self._check_and_confirm(activation_id, sites)
+        elif progress.state in activation.FINAL_STATES:
+            failure = "activation failed"
+        else:
+            failure = f"the activation did not finish within {activation_timeout:.0f} s"
+            self._on_host(lambda remote: activation.reject(remote, activation_id, failure))
+        if failure is None:
+            with log.step("make it the boot default (switch-to-configuration boot)"):
+                progress = self._wait(activation_id, activation.FINAL_STATES, confirm_timeout + 10)
+        elif progress.state not in activation.FINAL_STATES:
+            progress = self._wait(activation_id, activation.FINAL_STATES, activation_timeout)
+        if progress.state == "confirmed":
+            return progress, failure, None
+        result = self._on_host(lambda remote: activation.outcome(remote, activation_id))
+        if result.state == "confirmed":  # reached just after the wait for it gave up
+            return self._wait(activation_id, activation.FINAL_STATES, 10), failure, None
+        return progress, failure, result
+
+    def _lost_track(self, error: DjdeployError) -> ActivationUnfinished:
+        """The supervisor may be running, but this deploy cannot follow it: it decides alone, lock kept."""
+        return ActivationUnfinished(
+            f"{self.host.name}: lost the host while its activation ran ({error.message}). The host decides "
+            "by itself: it keeps the new generation only if this deploy confirmed it, and rolls back "
+            "otherwise. The deploy lock stays: check with `inv status`, then `inv unlock` once the "
+            "activation has ended.",
+            "failed",
+        )
 
     def _report_boot_failure(self, entry: dict[str, object], progress: activation.Progress) -> NoReturn:
         """The new generation runs and passed its checks, but a reboot would not start it."""
@@ -374,8 +424,9 @@ class HostRun:
             )
         if result.state == "not-switched":
             raise DeployFailed(
-                f"{host.name}: nothing was switched: {reason}. The host still runs generation "
-                f"{progress.previous}. The activation log:\n{result.log}",
+                f"{host.name}: nothing was switched: {reason}. The host still runs "
+                f"{f'generation {progress.previous}' if progress.previous is not None else 'its system'}. "
+                f"The activation log:\n{result.log}",
                 "failed",
             )
         if result.state == "rollback-failed":

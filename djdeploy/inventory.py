@@ -229,7 +229,9 @@ def _read_nix_options(reader: _Reader, node: yaml.Node, where: str) -> dict[str,
         if not isinstance(value_node, yaml.ScalarNode) or value_node.tag == "tag:yaml.org,2002:null":
             raise reader.fail(value_node, f"{where}.{name}", f"expected a value, got {_describe(value_node)}")
         value = str(value_node.value)
-        options[name] = value.lower() if value_node.tag == "tag:yaml.org,2002:bool" else value
+        if value_node.tag == "tag:yaml.org,2002:bool":  # YAML's yes/on/True: Nix wants true or false
+            value = "true" if _boolean(value) else "false"
+        options[name] = value
     return options
 
 

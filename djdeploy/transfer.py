@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
 from djdeploy import nix
+from djdeploy.errors import DjdeployError
 from djdeploy.inventory import Host
 from djdeploy.ssh import Remote
 
@@ -30,7 +32,8 @@ def copy_with_progress(
         ) as progress,
         ThreadPoolExecutor(max_workers=1) as worker,
     ):
-        # The copy does not wait for the sizes: the bar gets its totals when they are known.
+        # The copy does not wait for the sizes: the bar gets its totals when they are known. Paths the copy
+        # has already sent may count as present there, so the summary counts what the copy reported.
         task = progress.add_task("copy", total=None, copied=0, count="?")
         sizes: dict[str, int] = {}
         started: list[str] = []
@@ -39,12 +42,13 @@ def copy_with_progress(
             finished = started[:-1]  # a path is done when the next one starts
             progress.update(task, completed=sum(sizes.get(p, 0) for p in finished), copied=len(finished))
 
-        def measure() -> list[nix.StorePath]:
-            missing = missing_paths(remote, system)
-            sizes.update((path.path, path.nar_size) for path in missing)
-            progress.update(task, total=sum(sizes.values()), count=len(missing))
+        def measure() -> None:
+            closure = nix.closure(system)
+            sizes.update((path.path, path.nar_size) for path in closure)
+            with suppress(DjdeployError):  # the bar then has no totals; the copy goes on
+                missing = lacking(remote, closure)
+                progress.update(task, total=sum(p.nar_size for p in missing), count=len(missing))
             show_progress()
-            return missing
 
         def on_path(path: str) -> None:
             started.append(path)
@@ -57,14 +61,19 @@ def copy_with_progress(
             on_path=on_path,
             substitute_on_destination=substitute_on_destination,
         )
-        missing = measured.result()
-    total = sum(path.nar_size for path in missing)
-    console.print(f"  copied {len(missing)} paths, {total / 1e6:.1f} MB")
+        with suppress(DjdeployError):
+            measured.result()
+    total = sum(sizes.get(path, 0) for path in started)
+    console.print(f"  copied {len(started)} paths, {total / 1e6:.1f} MB")
 
 
 def missing_paths(remote: Remote, system: Path) -> list[nix.StorePath]:
     """The paths of the system's closure that the host does not have."""
-    paths = nix.closure(system)
+    return lacking(remote, nix.closure(system))
+
+
+def lacking(remote: Remote, paths: list[nix.StorePath]) -> list[nix.StorePath]:
+    """Those of paths that the host does not have."""
     invalid = remote.run_shell(
         "xargs -r nix-store --check-validity --print-invalid", input_text="\n".join(p.path for p in paths)
     ).stdout.split()

@@ -87,12 +87,12 @@ class FakeRemote:
         elif "systemd-run" in command:  # the supervisor sets the profile to a new generation
             self.current, self.generation = NEW, self.generation + 1
         elif "deadline=" in command:
+            # State, generation, previous generation and boot status: a line each.
             if waits_for_the_switch(command):
-                output = f"{self.state_after_start} {self.generation} {self.generation - 1}\n"
+                values = [self.state_after_start, self.generation, self.generation - 1, ""]
             else:
-                output = (
-                    f"{self.state_after_confirm} {self.generation} {self.generation - 1} {self.boot_status}\n"
-                )
+                values = [self.state_after_confirm, self.generation, self.generation - 1, self.boot_status]
+            output = "".join(f"{value}\n" for value in values)
         elif command.startswith("cat /run/djdeploy/activations"):
             final = (
                 self.state_after_confirm if self.state_after_start == "switched" else self.state_after_start
@@ -276,6 +276,21 @@ def test_a_profile_that_cannot_be_set_switches_nothing(
     assert len(fakes) == 1  # no confirmation connection: nothing to confirm
     recorded = next(command for command in commands if "deploys.jsonl" in command)
     assert '"outcome": "not switched"' in recorded
+
+
+def test_a_host_lost_during_the_activation_keeps_its_lock(
+    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def lost(remote: object, activation_id: str, states: set[str], timeout: float) -> None:
+        raise DjdeployError("Lost the SSH connection to web1")
+
+    monkeypatch.setattr(activation, "wait_for", lost)
+    result = run_deploy(host)
+    assert result.outcome == "failed"
+    assert result.message.startswith("web1: lost the host while its activation ran (Lost the SSH connection")
+    assert "The deploy lock stays" in result.message
+    commands = [command for remote in fakes for command in remote.commands]
+    assert not any("rm -rf /run/djdeploy/lock" in command for command in commands)
 
 
 def test_failed_health_check_rejects_and_reports_the_rollback(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,9 +45,11 @@ def installable(host: Host) -> tuple[str, ...]:
     )
 
 
-def build_systems(hosts: Sequence[Host]) -> dict[str, BuiltSystem]:
+def build_systems(
+    hosts: Sequence[Host], on_progress: Callable[[str], None] = lambda text: None
+) -> dict[str, BuiltSystem]:
     """Build every host's system with one Nix invocation per file (or for all flakes) and Nix settings, so
-    shared paths build once."""
+    shared paths build once. on_progress hears which derivation is being built."""
     started = time.monotonic()
     groups: dict[tuple[str, ...], list[Host]] = {}
     for host in hosts:
@@ -72,7 +74,7 @@ def build_systems(hosts: Sequence[Host]) -> dict[str, BuiltSystem]:
             for host in group:
                 if host.build.attribute:
                     argv += ["-A", host.build.attribute]
-        outputs = _run_build(argv, group)
+        outputs = _run_build(argv, group, on_progress)
         paths.update(zip((host.name for host in group), outputs, strict=True))
     seconds = time.monotonic() - started
     return {name: BuiltSystem(name, path, seconds) for name, path in paths.items()}
@@ -82,8 +84,29 @@ def _options(host: Host) -> list[str]:
     return [word for name, value in host.build.nix_options for word in ("--option", name, value)]
 
 
-def _run_build(argv: list[str], hosts: Sequence[Host]) -> list[Path]:
-    result = process.run(argv, check=False, timeout=3600)
+@dataclass
+class _BuildProgress:
+    """Turns Nix's log lines into "3/12 python3.11-django-5.2" for whoever shows progress."""
+
+    report: Callable[[str], None]
+    total: int = 0
+    started: int = 0
+
+    def line(self, text: str) -> None:
+        if planned := _PLANNED.match(text):
+            self.total += int(planned.group(1))
+        elif building := _BUILDING.match(text):
+            self.started += 1
+            count = f"{self.started}/{self.total} " if self.total else ""
+            self.report(f"{count}{building.group(1)}")
+
+
+_PLANNED = re.compile(r"these (\d+) derivations will be built")
+_BUILDING = re.compile(r"building '/nix/store/[0-9a-z]{32}-(.+)\.drv'")
+
+
+def _run_build(argv: list[str], hosts: Sequence[Host], on_progress: Callable[[str], None]) -> list[Path]:
+    result = process.run_watching(argv, _BuildProgress(on_progress).line, timeout=3600)
     names = ", ".join(host.name for host in hosts)
     if result.returncode != 0:
         raise BuildError(

@@ -9,7 +9,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NoReturn, TypeVar
@@ -100,9 +100,9 @@ def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Re
     opened = {host.name: opener.submit(_connect, host, options, console) for host in batches[0]}
     opener.shutdown(wait=False)
     try:
-        with console.status("Building") if len(hosts) == 1 else nullcontext():
+        with console.status("Building") as status:
             started = time.monotonic()
-            systems = build.build_systems(hosts)
+            systems = build.build_systems(hosts, lambda text: status.update(f"Building {text}"))
     except BaseException:
         for connection in opened.values():
             connection.add_done_callback(_close)

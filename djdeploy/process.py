@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from djdeploy.errors import CommandError, DjdeployError
 
@@ -40,6 +42,40 @@ def run(
     if check and result.returncode != 0:
         raise CommandError(list(argv), result.returncode, result.stdout + result.stderr, hint)
     return result
+
+
+def run_watching(
+    argv: Sequence[str], on_error_line: Callable[[str], None], *, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a command, capturing its output and handing each line of its standard error to on_error_line."""
+    try:
+        child = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    except FileNotFoundError as exc:
+        raise DjdeployError(f"`{argv[0]}` is not installed or not on PATH.") from exc
+    assert child.stdout is not None and child.stderr is not None
+    timed_out = threading.Event()
+
+    def stop() -> None:
+        timed_out.set()
+        child.kill()
+
+    timer = threading.Timer(timeout, stop) if timeout else None
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        stdout = reader.submit(child.stdout.read)
+        errors: list[str] = []
+        if timer:
+            timer.start()
+        try:
+            for line in child.stderr:
+                errors.append(line)
+                on_error_line(line.rstrip("\n"))
+            returncode = child.wait()
+        finally:
+            if timer:
+                timer.cancel()
+    if timed_out.is_set():
+        raise DjdeployError(f"`{' '.join(argv)}` did not finish within {timeout:.0f} s.")
+    return subprocess.CompletedProcess(list(argv), returncode, stdout.result(), "".join(errors))
 
 
 def output(

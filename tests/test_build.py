@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -56,50 +57,20 @@ def test_failed_build_names_the_error_not_the_whole_log(tmp_path: Path) -> None:
     assert len(message.splitlines()) < 40
 
 
-def test_hosts_of_one_file_build_in_one_call(tmp_path: Path) -> None:
+def test_hosts_of_one_file_build_in_one_call_showing_what_builds(tmp_path: Path) -> None:
     expression = tmp_path / "hosts.nix"
-    expression.write_text(FAILING.replace("exit 3", "echo fine > $out"))
-    systems = build.build_systems([host("web1", expression), host("web2", expression)])
-    assert systems["web1"].path.name.endswith("-failing-site")
-    assert (systems["web2"].path).read_text() == "ok\n"
-
-
-def test_nix_options_are_passed_and_split_the_builds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[list[str]] = []
-
-    def fake_run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-        calls.append(argv)
-        outputs = "".join(f"/nix/store/{'a' * 32}-system-{argv[argv.index('-A') + 1]}\n" for _ in range(1))
-        return subprocess.CompletedProcess(argv, 0, outputs, "")
-
-    monkeypatch.setattr("djdeploy.process.run", fake_run)
-    expression = tmp_path / "hosts.nix"
-    cached = host("web1", expression)
-    parallel = Host(
-        "web2",
-        "192.0.2.2",
-        SshSettings(),
-        BuildSpec(file=expression, attribute="web2", nix_options=(("max-jobs", "auto"), *NO_CACHE)),
-        Timeouts(),
+    # Unique names: nothing is built already.
+    marker = str(time.time_ns())
+    expression.write_text(
+        FAILING.replace("exit 3", "echo fine > $out").replace('-site";', f'-site-{marker}";')
     )
-    systems = build.build_systems([cached, parallel])
-    assert calls == [
-        ["nix-build", str(expression), "--no-out-link", "--option", "substituters", "", "-A", "web1"],
-        [
-            "nix-build",
-            str(expression),
-            "--no-out-link",
-            "--option",
-            "max-jobs",
-            "auto",
-            "--option",
-            "substituters",
-            "",
-            "-A",
-            "web2",
-        ],
-    ]
-    assert systems["web2"].path.name.endswith("-system-web2")
+    progress: list[str] = []
+    systems = build.build_systems([host("web1", expression), host("web2", expression)], progress.append)
+    assert systems["web1"].path.name.endswith(f"-failing-site-{marker}")
+    assert (systems["web2"].path).read_text() == "ok\n"
+    counts, names = zip(*(line.split(" ", 1) for line in progress), strict=True)
+    assert counts == ("1/2", "2/2")
+    assert sorted(names) == [f"failing-site-{marker}", f"working-site-{marker}"]
 
 
 def test_a_host_without_a_build_says_how_to_give_one() -> None:
@@ -111,14 +82,14 @@ def test_a_host_without_a_build_says_how_to_give_one() -> None:
 def test_flake_hosts_build_their_toplevel_in_one_nix_build(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[list[str]] = []
 
-    def fake_run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    def fake_run(argv: list[str], *args: object, **kwargs: object) -> subprocess.CompletedProcess[str]:
         calls.append(argv)
         outputs = (
             "/nix/store/" + "a" * 32 + "-nixos-system-prod\n/nix/store/" + "b" * 32 + "-nixos-system-web\n"
         )
         return subprocess.CompletedProcess(argv, 0, outputs, "")
 
-    monkeypatch.setattr("djdeploy.process.run", fake_run)
+    monkeypatch.setattr("djdeploy.process.run_watching", fake_run)
     prod = Host("prod", "192.0.2.1", SshSettings(), BuildSpec(flake=".#nixosConfigurations.prod"), Timeouts())
     web = Host(
         "web",

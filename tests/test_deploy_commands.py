@@ -139,7 +139,9 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> FakeHosts:
 
     monkeypatch.setattr(deploy, "Remote", connect)
     monkeypatch.setattr(
-        build, "build_systems", lambda hosts: {h.name: build.BuiltSystem(h.name, NEW, 0.1) for h in hosts}
+        build,
+        "build_systems",
+        lambda hosts, on_progress: {h.name: build.BuiltSystem(h.name, NEW, 0.1) for h in hosts},
     )
     monkeypatch.setattr(nix, "copy_closure", lambda *args, **kwargs: None)
     monkeypatch.setattr(nix, "closure", lambda path: [nix.StorePath(str(NEW), 1000)])
@@ -201,7 +203,9 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: FakeHosts) 
 def test_connections_open_while_the_systems_build(
     host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def build_after_the_connection_opened(hosts: list[Host]) -> dict[str, build.BuiltSystem]:
+    def build_after_the_connection_opened(
+        hosts: list[Host], on_progress: object
+    ) -> dict[str, build.BuiltSystem]:
         deadline = time.monotonic() + 5
         while not fakes and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -51,14 +51,16 @@ def build_systems(
     """Build every host's system with one Nix invocation per file (or for all flakes) and Nix settings, so
     shared paths build once. on_progress hears which derivation is being built."""
     started = time.monotonic()
-    groups: dict[tuple[str, ...], list[Host]] = {}
+    # Key: (kind, the file, or "" for flakes, Nix settings).
+    groups: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[Host]] = {}
     for host in hosts:
         kind = installable(host)
-        groups.setdefault((*kind[: 1 if kind[0] == "flake" else 2], *_options(host)), []).append(host)
+        file = "" if kind[0] == "flake" else kind[1]
+        groups.setdefault((kind[0], file, host.build.nix_options), []).append(host)
     paths: dict[str, Path] = {}
-    for key, group in groups.items():
+    for (kind_name, file, _), group in groups.items():
         options = _options(group[0])
-        if key[0] == "flake":
+        if kind_name == "flake":
             argv = [
                 *NIX_COMMAND,
                 "--extra-experimental-features",
@@ -70,7 +72,7 @@ def build_systems(
             ]
             argv += [installable(host)[1] for host in group]
         else:
-            argv = ["nix-build", key[1], "--no-out-link", *options]
+            argv = ["nix-build", file, "--no-out-link", *options]
             for host in group:
                 if host.build.attribute:
                     argv += ["-A", host.build.attribute]

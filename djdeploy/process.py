@@ -34,11 +34,9 @@ def run(
             check=False,
         )
     except FileNotFoundError as exc:
-        raise DjdeployError(f"`{argv[0]}` is not installed or not on PATH. {hint}".strip()) from exc
+        raise _not_installed(argv, hint) from exc
     except subprocess.TimeoutExpired as exc:
-        raise DjdeployError(
-            f"`{' '.join(argv)}` did not finish within {timeout:.0f} s. {hint}".strip()
-        ) from exc
+        raise _timed_out(argv, timeout, hint) from exc
     if check and result.returncode != 0:
         raise CommandError(list(argv), result.returncode, result.stdout + result.stderr, hint)
     return result
@@ -51,7 +49,7 @@ def run_watching(
     try:
         child = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     except FileNotFoundError as exc:
-        raise DjdeployError(f"`{argv[0]}` is not installed or not on PATH.") from exc
+        raise _not_installed(argv) from exc
     assert child.stdout is not None and child.stderr is not None
     timed_out = threading.Event()
 
@@ -74,7 +72,7 @@ def run_watching(
             if timer:
                 timer.cancel()
     if timed_out.is_set():
-        raise DjdeployError(f"`{' '.join(argv)}` did not finish within {timeout:.0f} s.")
+        raise _timed_out(argv, timeout)
     return subprocess.CompletedProcess(list(argv), returncode, stdout.result(), "".join(errors))
 
 
@@ -105,7 +103,7 @@ def stream(
             list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env
         )
     except FileNotFoundError as exc:
-        raise DjdeployError(f"`{argv[0]}` is not installed or not on PATH. {hint}".strip()) from exc
+        raise _not_installed(argv, hint) from exc
     assert child.stdout is not None
     deadline = time.monotonic() + timeout if timeout else None
     for line in child.stdout:
@@ -113,9 +111,17 @@ def stream(
         on_line(line.rstrip("\n"))
         if deadline and time.monotonic() > deadline:
             child.kill()
-            raise DjdeployError(f"`{' '.join(argv)}` did not finish within {timeout:.0f} s. {hint}".strip())
+            raise _timed_out(argv, timeout, hint)
     returncode = child.wait()
     output = "".join(lines)
     if returncode != 0:
         raise CommandError(list(argv), returncode, output, hint)
     return output
+
+
+def _not_installed(argv: Sequence[str], hint: str = "") -> DjdeployError:
+    return DjdeployError(f"`{argv[0]}` is not installed or not on PATH. {hint}".strip())
+
+
+def _timed_out(argv: Sequence[str], timeout: float | None, hint: str = "") -> DjdeployError:
+    return DjdeployError(f"`{' '.join(argv)}` did not finish within {timeout or 0:.0f} s. {hint}".strip())

@@ -121,10 +121,20 @@ class FakeHosts(list[FakeRemote]):
     current: Path = OLD
     state_after_confirm: str = "confirmed"
     lock_owner: str = ""
+    boot_status: int = 0
+    state_after_start: str = "switched"
+    reason: str = ""
 
     def connect(self, target: SshTarget, sudo_password: str | None = None) -> FakeRemote:
         remote = FakeRemote(
-            target, sudo_password, self.state_after_confirm, current=self.current, lock_owner=self.lock_owner
+            target,
+            sudo_password,
+            self.state_after_confirm,
+            current=self.current,
+            lock_owner=self.lock_owner,
+            boot_status=self.boot_status,
+            state_after_start=self.state_after_start,
+            reason=self.reason,
         )
         if self:
             remote.current, remote.generation = self[0].current, self[0].generation
@@ -237,16 +247,9 @@ def test_a_locked_host_is_refused_even_when_nothing_changed(host: Host, fakes: F
 
 
 def test_a_failed_boot_default_is_reported_though_the_new_generation_runs(
-    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
+    host: Host, fakes: FakeHosts
 ) -> None:
-    connect = fakes.connect
-
-    def connect_with_failing_boot(target: SshTarget, sudo_password: str | None = None) -> FakeRemote:
-        remote = connect(target, sudo_password)
-        remote.boot_status = 1
-        return remote
-
-    monkeypatch.setattr(deploy, "Remote", connect_with_failing_boot)
+    fakes.boot_status = 1
     result = run_deploy(host)
     assert result.outcome == "failed"
     assert "generation 2 runs and passed its checks, but making it the boot default failed" in result.message
@@ -256,18 +259,9 @@ def test_a_failed_boot_default_is_reported_though_the_new_generation_runs(
     assert recorded.endswith("rm -rf /run/djdeploy/lock; true; }")
 
 
-def test_a_profile_that_cannot_be_set_switches_nothing(
-    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    connect = fakes.connect
-
-    def connect_to_full_disk(target: SshTarget, sudo_password: str | None = None) -> FakeRemote:
-        remote = connect(target, sudo_password)
-        remote.state_after_start = "not-switched"
-        remote.reason = "setting the system profile failed (nix-env exited with 1)"
-        return remote
-
-    monkeypatch.setattr(deploy, "Remote", connect_to_full_disk)
+def test_a_profile_that_cannot_be_set_switches_nothing(host: Host, fakes: FakeHosts) -> None:
+    fakes.state_after_start = "not-switched"
+    fakes.reason = "setting the system profile failed (nix-env exited with 1)"
     result = run_deploy(host)
     assert result.outcome == "failed"
     assert result.message.startswith(

@@ -86,3 +86,17 @@ def test_link_names_are_read_from_ip_output(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr("djdeploy.process.output", lambda argv: listing)
     assert network.links() == {"lo", "djlab2", "djlabx"}
     assert network.lab_links(LabLayout(Path("/c"), Path("/s"))) == {"djlab2": 2}
+
+
+def test_a_python_other_than_the_hosts_is_refused_naming_both(tmp_path: Path) -> None:
+    other_python = tmp_path / "python3"
+    other_python.write_text("#!/bin/sh\necho 3.13\n")
+    other_python.chmod(0o755)
+    with pytest.raises(DjdeployError, match=r"Python 3\.11.*which is Python 3\.13 here"):
+        image.require_host_python(str(other_python))
+    with pytest.raises(DjdeployError, match=r"which is missing here"):
+        image.require_host_python(str(tmp_path / "absent"))
+
+
+def test_the_hosts_python_is_accepted() -> None:
+    image.require_host_python()

@@ -57,6 +57,7 @@ def check_can_run() -> None:
         )
     missing = sorted({package for tool, package in REQUIRED_TOOLS.items() if shutil.which(tool) is None})
     image.require_image_tools()
+    image.require_host_python()
     if missing:
         raise DjdeployError(
             f"The lab needs packages that are not installed: {', '.join(missing)}. "

@@ -14,6 +14,10 @@ from djdeploy.errors import DjdeployError
 from djdeploy.lab.layout import LabLayout
 
 SUITE = "bookworm"
+# The lab builds sites with this machine's /usr/bin/python3 (nix/lab/packages.nix) and its hosts run them with
+# their own: both must be the Python of the image's Debian release.
+BUILD_PYTHON = "/usr/bin/python3"
+HOST_PYTHON_VERSION = "3.11"
 BOOTSTRAP_PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2")
 # What a deployed site needs at run time that a lab closure cannot carry: the database server, the
 # interpreter the site's wrapper runs (Debian 12's python3 3.11), Nix to receive closures, sudo for
@@ -143,4 +147,22 @@ def require_image_tools() -> None:
         raise DjdeployError(
             "debootstrap is not installed, so the lab image cannot be built. "
             "Install it with `apt-get install debootstrap` and run the task again."
+        )
+
+
+def require_host_python(build_python: str = BUILD_PYTHON) -> None:
+    """Refuse a machine whose Python differs from the hosts': the sites it builds would not run on them."""
+    try:
+        version = process.run(
+            [build_python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], timeout=30
+        ).stdout.strip()
+    except DjdeployError:
+        version = ""
+    if version != HOST_PYTHON_VERSION:
+        found = f"Python {version}" if version else "missing"
+        raise DjdeployError(
+            f"The lab's hosts run Debian 12 ({SUITE}) and its Python {HOST_PYTHON_VERSION}, and the lab builds "
+            f"their sites with this machine's {build_python}, which is {found} here. The lab runs on "
+            f"a Debian 12 machine (or one whose {build_python} is Python {HOST_PYTHON_VERSION}); deploying to "
+            "real NixOS servers works from any machine, as their Python comes from nixpkgs."
         )

@@ -161,8 +161,8 @@ def require_host_python(build_python: str = BUILD_PYTHON) -> None:
     if version != HOST_PYTHON_VERSION:
         found = f"Python {version}" if version else "missing"
         raise DjdeployError(
-            f"The lab's hosts run Debian 12 ({SUITE}) and its Python {HOST_PYTHON_VERSION}, and the lab builds "
-            f"their sites with this machine's {build_python}, which is {found} here. The lab runs on "
-            f"a Debian 12 machine (or one whose {build_python} is Python {HOST_PYTHON_VERSION}); deploying to "
-            "real NixOS servers works from any machine, as their Python comes from nixpkgs."
+            f"The lab's hosts run Debian 12 ({SUITE}) and its Python {HOST_PYTHON_VERSION}, and the lab "
+            f"builds their sites with this machine's {build_python}, which is {found} here. The lab runs "
+            f"on a Debian 12 machine (or one whose {build_python} is Python {HOST_PYTHON_VERSION}); "
+            "deploying to real NixOS servers works from any machine, as their Python comes from nixpkgs."
         )

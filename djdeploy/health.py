@@ -1,4 +1,5 @@
-"""The deploy's health check: every site's units active and every site answering through Caddy."""
+"""The deploy's health check: every site's units active and every site answering through Caddy (over HTTPS,
+or plain HTTP for a site on port 80)."""
 
 from __future__ import annotations
 
@@ -34,9 +35,11 @@ def _problems(remote: Remote, address: str, sites: Sequence[Site]) -> list[str]:
     states = remote.run(["systemctl", "is-active", *units], check=False, timeout=30).stdout.split()
     problems = [f"{unit} is {state}" for unit, state in zip(units, states, strict=False) if state != "active"]
     for site in sites:
-        url = f"https://{site.hostname}{'' if site.port == 443 else f':{site.port}'}{site.health_path}"
+        url = site.canonical_url + site.health_path
         try:
-            response = probe.request(address, site.hostname, site.health_path, port=site.port, verify=False)
+            response = probe.request(
+                address, site.hostname, site.health_path, port=site.port, tls=site.tls, verify=False
+            )
         except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
             problems.append(f"{url} did not answer: {exc}")
             continue

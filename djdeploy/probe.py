@@ -1,4 +1,4 @@
-"""HTTPS requests to a site on a given host, by the site's name (as `curl --resolve` does)."""
+"""HTTP(S) requests to a site on a given host, by the site's name (as `curl --resolve` does)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,18 @@ class Response:
         return self.headers.get("location", "")
 
 
-class _ConnectionToAddress(http.client.HTTPSConnection):
+class _PlainConnectionToAddress(http.client.HTTPConnection):
+    """Connects to a fixed address while naming the site in the Host header."""
+
+    def __init__(self, address: str, hostname: str, port: int, timeout: float) -> None:
+        super().__init__(hostname, port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _TlsConnectionToAddress(http.client.HTTPSConnection):
     """Connects to a fixed address while naming the site in SNI and the Host header."""
 
     def __init__(
@@ -64,10 +75,16 @@ def request(
     auth: tuple[str, str] | None = None,
     cafile: Path | None = None,
     verify: bool = True,
+    tls: bool = True,
     timeout: float = 10.0,
 ) -> Response:
-    """GET https://hostname:port/path from address; raise OSError/ssl.SSLError when it cannot be reached."""
-    connection = _ConnectionToAddress(address, hostname, port, _context(cafile, verify), timeout)
+    """GET https://hostname:port/path from address (http:// without tls); raise OSError/ssl.SSLError when it
+    cannot be reached."""
+    connection: http.client.HTTPConnection = (
+        _TlsConnectionToAddress(address, hostname, port, _context(cafile, verify), timeout)
+        if tls
+        else _PlainConnectionToAddress(address, hostname, port, timeout)
+    )
     headers = {"User-Agent": "djdeploy"}
     if auth:
         headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
@@ -75,7 +92,8 @@ def request(
         connection.request("GET", path, headers=headers)
         response = connection.getresponse()
         body = response.read(1_000_000).decode(errors="replace")
-        der = connection.sock.getpeercert(binary_form=True) if connection.sock else None
+        tls_socket = connection.sock if isinstance(connection.sock, ssl.SSLSocket) else None
+        der = tls_socket.getpeercert(binary_form=True) if tls_socket else None
         return Response(
             status=response.status,
             headers={key.lower(): value for key, value in response.getheaders()},

@@ -48,8 +48,15 @@ class Site:
         return f"gunicorn-{self.name}.service"
 
     @property
+    def tls(self) -> bool:
+        """Whether Caddy serves the site over HTTPS: on every port but 80 (nix/sites/addresses.nix)."""
+        return self.port != 80
+
+    @property
     def canonical_url(self) -> str:
         """Where the site's aliases redirect to."""
+        if not self.tls:
+            return f"http://{self.hostname}"
         return f"https://{self.hostname}" + ("" if self.port == 443 else f":{self.port}")
 
 

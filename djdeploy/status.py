@@ -69,6 +69,9 @@ class UnitState:
 class SiteStatus:
     name: str
     hostname: str
+    # The health check's URL; plain HTTP (no certificate) for a site on port 80.
+    url: str
+    tls: bool
     units: tuple[UnitState, ...]
     http_status: int | None
     http_expected: int
@@ -92,6 +95,29 @@ class HostStatus:
     sites: tuple[SiteStatus, ...] = ()
     # Sites the inventory lists for the host that its system does not run.
     missing_sites: tuple[str, ...] = ()
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """What is down: the host, a site the inventory lists, a unit, or an answer other than the expected.
+
+        Unapplied migrations, a lock or a generation that does not run are shown, but are no problem here.
+        """
+        if not self.reachable:
+            return (f"unreachable: {self.error}",)
+        if self.error:
+            return (f"not queried: {self.error}",)
+        found = [f"{name} is in the inventory, not in the host's system" for name in self.missing_sites]
+        for site in self.sites:
+            found += [f"{unit.unit} is {unit.state}" for unit in site.units if unit.state != "active"]
+            if site.http_status is None:
+                found.append(f"{site.url} did not answer: {site.http_error}")
+            elif site.http_status != site.http_expected:
+                found.append(f"{site.url} answered {site.http_status}, expected {site.http_expected}")
+        return tuple(found)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
 
 
 @dataclass(frozen=True)
@@ -278,6 +304,8 @@ def _site_status(
     return SiteStatus(
         name=site.name,
         hostname=site.hostname,
+        url=site.canonical_url + site.health_path,
+        tls=site.tls,
         units=tuple(UnitState(unit, unit_states.get(unit, "unknown")) for unit in site.units),
         http_status=response.status,
         http_expected=site.health_status,
@@ -308,12 +336,16 @@ class _Response:
 
 def _request(address: str, site: Site) -> _Response:
     """The answer to a request for the site's health check path, through Caddy."""
-    if site.port == 80:
-        return _Response(None, "plain HTTP site: not requested", None)
     try:
         # Certificates of `tls internal` come from Caddy's own CA: read them, do not verify them.
         response = probe.request(
-            address, site.hostname, site.health_path, port=site.port, verify=False, timeout=PROBE_TIMEOUT
+            address,
+            site.hostname,
+            site.health_path,
+            port=site.port,
+            tls=site.tls,
+            verify=False,
+            timeout=PROBE_TIMEOUT,
         )
     except (OSError, http.client.HTTPException) as exc:
         return _Response(None, str(exc) or type(exc).__name__, None)
@@ -374,9 +406,15 @@ def query(
 
 
 def to_json(statuses: Sequence[HostStatus]) -> str:
+    """Each host as an object, with `healthy` and the `problems` that make it unhealthy."""
+
     def encode(value: object) -> str:
         if isinstance(value, datetime):
             return value.isoformat()
         raise TypeError(type(value).__name__)
 
-    return json.dumps([asdict(status) for status in statuses], indent=2, default=encode)
+    hosts = [
+        {**asdict(status), "healthy": status.healthy, "problems": list(status.problems)}
+        for status in statuses
+    ]
+    return json.dumps(hosts, indent=2, default=encode)

@@ -84,13 +84,13 @@ def check_host(remote: Remote, address: str, host_sites: Sequence[Site]) -> list
         if site.database:
             results.append(_run("database", site.name, partial(_database, host, site.database)))
     for site in host_sites:
-        # A site on port 80 is served over plain HTTP on purpose: there is no certificate to check.
-        if site.port != 80:
-            results.append(_run("https", site.name, partial(_https, address, site)))
-            results += [
-                _run("alias-redirect", site.name, partial(_alias_redirects, address, site, alias))
-                for alias in site.aliases
-            ]
+        results.append(
+            _run("https" if site.tls else "http", site.name, partial(_site_answers, address, site))
+        )
+        results += [
+            _run("alias-redirect", site.name, partial(_alias_redirects, address, site, alias))
+            for alias in site.aliases
+        ]
     return results
 
 
@@ -230,25 +230,32 @@ def _certificate_problem(certificate: probe.Certificate | None, name: str) -> st
 
 def _get(address: str, site: Site, hostname: str, path: str) -> probe.Response:
     # Certificates of `tls internal` come from Caddy's own CA: check their names and dates, not their issuer.
-    return probe.request(address, hostname, path, port=site.port, verify=False, timeout=PROBE_TIMEOUT)
+    return probe.request(
+        address, hostname, path, port=site.port, tls=site.tls, verify=False, timeout=PROBE_TIMEOUT
+    )
 
 
-def _https(address: str, site: Site) -> Outcome:
+def _served_problem(site: Site, response: probe.Response, name: str) -> str | None:
+    """What is wrong with the certificate of an HTTPS site's answer; a site on port 80 has none to check."""
+    return _certificate_problem(response.certificate, name) if site.tls else None
+
+
+def _site_answers(address: str, site: Site) -> Outcome:
     url = f"{site.canonical_url}{site.health_path}"
     try:
         response = _get(address, site, site.hostname, site.health_path)
     except (OSError, http.client.HTTPException) as exc:
         return False, f"{url}: {exc}"
-    problem = _certificate_problem(response.certificate, site.hostname)
+    problem = _served_problem(site, response, site.hostname)
     if problem:
         return False, f"{url}: {problem}"
     if response.status != site.health_status:
         return False, f"{url} answered {response.status}, expected {site.health_status}"
-    assert response.certificate is not None
-    return (
-        True,
-        f"{url} answered {response.status}; certificate until {response.certificate.not_after:%Y-%m-%d}",
+    certificate = response.certificate
+    served = (
+        f"certificate until {certificate.not_after:%Y-%m-%d}" if certificate else "plain HTTP, no certificate"
     )
+    return True, f"{url} answered {response.status}; {served}"
 
 
 def _alias_redirects(address: str, site: Site, alias: str) -> Outcome:
@@ -257,7 +264,7 @@ def _alias_redirects(address: str, site: Site, alias: str) -> Outcome:
         response = _get(address, site, alias, ALIAS_PROBE_PATH)
     except (OSError, http.client.HTTPException) as exc:
         return False, f"{alias}: {exc}"
-    problem = _certificate_problem(response.certificate, alias)
+    problem = _served_problem(site, response, alias)
     if problem:
         return False, f"{alias}: {problem}"
     if response.status not in {301, 308} or response.location != expected:

@@ -14,10 +14,18 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from djdeploy import inventory, probe, sites, status
+from djdeploy import inventory, probe, sites, status, status_view
 from djdeploy.ssh import Remote, RemoteResult, SshTarget
-from djdeploy.tasks import ops
-from tests.test_ops_fakes import ADDRESS, EXAMPLE_SITE, FakeRemote, Host, ok, run_task, use_inventory
+from tests.test_ops_fakes import (
+    ADDRESS,
+    EXAMPLE_SITE,
+    FakeRemote,
+    Host,
+    ok,
+    run_task,
+    site_entry,
+    use_inventory,
+)
 
 CREATED = 1_760_000_000
 SYSTEM = "/nix/store/0000000000000000000000000000000a-nixos-system-lab1"
@@ -34,7 +42,11 @@ def framed(sections: dict[str, tuple[str, int]]) -> str:
 
 
 def answer(
-    command: str, current: str = SYSTEM, lock: str = "", plan: tuple[str, int] = (PLAN, 0)
+    command: str,
+    current: str = SYSTEM,
+    lock: str = "",
+    plan: tuple[str, int] = (PLAN, 0),
+    units: tuple[str, int] = ("active\nactive\nactive\nfailed", 3),
 ) -> RemoteResult:
     if "@@djdeploy-begin profile" in command:
         deploy = {"user": "jane", "machine": "laptop", "commit": "0123456789abcdef", "outcome": "success"}
@@ -51,17 +63,17 @@ def answer(
             ),
         )
     if "@@djdeploy-begin units" in command:
-        return ok(
-            command, framed({"units": ("active\nactive\nactive\nfailed", 3), "migrations-example": plan})
-        )
+        return ok(command, framed({"units": units, "migrations-example": plan}))
     return ok(command, exit_code=127)
 
 
 class ScriptedHost(Host):
     """The fake host, answering the status scripts, with its manifest in the first one."""
 
-    def __init__(self, **answers: object) -> None:
+    def __init__(self, manifest: list[dict[str, object]] | None = None, **answers: object) -> None:
         super().__init__()
+        if manifest is not None:
+            self.sites = manifest
         self.answers = answers
 
     def respond(self, command: str) -> RemoteResult:
@@ -73,14 +85,18 @@ class ScriptedHost(Host):
         return result
 
 
+Asked = list[tuple[str, str, str, object]]
+
+
 @pytest.fixture
-def site_request(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
-    asked: list[tuple[str, str, str]] = []
+def site_request(monkeypatch: pytest.MonkeyPatch) -> Asked:
+    """The requests of the sites (address, hostname, path, tls), each answered 200 as Caddy would."""
+    asked: Asked = []
 
     def request(address: str, hostname: str, path: str = "/", **options: object) -> probe.Response:
-        asked.append((address, hostname, path))
+        asked.append((address, hostname, path, options["tls"]))
         certificate = probe.Certificate(("example.test",), datetime(2030, 1, 1, tzinfo=UTC))
-        return probe.Response(200, {}, "ok", certificate)
+        return probe.Response(200, {}, "ok", certificate if options["tls"] else None)
 
     monkeypatch.setattr(probe, "request", request)
     return asked
@@ -109,7 +125,7 @@ def test_sections_keep_each_commands_output_and_exit_status() -> None:
 
 
 def test_host_status_from_the_answers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, site_request: list[tuple[str, str, str]]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, site_request: Asked
 ) -> None:
     remote = FakeRemote(ScriptedHost())
     host_status = status.query_host(remote, lab1(tmp_path, monkeypatch))
@@ -122,11 +138,14 @@ def test_host_status_from_the_answers(
     assert [unit.state for unit in site.units] == ["active", "active", "active", "failed"]
     assert site.unapplied_migrations == ("notes.0002_tags", "notes.0003_colour")
     assert (site.http_status, site.http_expected, site.certificate_names) == (200, 200, ("example.test",))
-    assert site_request == [(ADDRESS, "example.test", "/healthz")]
+    assert site_request == [(ADDRESS, "example.test", "/healthz", True)]
+    assert site.url == "https://example.test/healthz"
+    assert not host_status.healthy
+    assert host_status.problems == ("gunicorn-example.service is failed",)
 
 
 def test_lock_other_running_system_and_failing_migrations(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, site_request: list[tuple[str, str, str]]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, site_request: Asked
 ) -> None:
     owner = json.dumps(
         {"user": "ann", "machine": "ci", "pid": 4, "since": "2030-01-01T00:00:00Z", "command": "x"}
@@ -142,7 +161,7 @@ def test_lock_other_running_system_and_failing_migrations(
 
 
 def test_inventory_sites_missing_from_the_system_are_named(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, site_request: list[tuple[str, str, str]]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, site_request: Asked
 ) -> None:
     host = lab1(tmp_path, monkeypatch)
     wanting = inventory.Host(host.name, host.address, host.ssh, host.build, host.timeouts, sites=("shop",))
@@ -210,7 +229,7 @@ def closed_port() -> int:
 
 
 def test_unreachable_hosts_are_rows_and_do_not_hold_up_the_others(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tarpit: int, site_request: list[tuple[str, str, str]]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tarpit: int, site_request: Asked
 ) -> None:
     path = tmp_path / "inventory.yaml"
     path.write_text(
@@ -236,40 +255,214 @@ def test_unreachable_hosts_are_rows_and_do_not_hold_up_the_others(
     assert "Cannot reach down" in down.error
 
 
+def rendered(statuses: list[status.HostStatus], width: int) -> str:
+    console = Console(record=True, width=width)
+    console.print(status_view.render(statuses))
+    return console.export_text()
+
+
 def test_json_and_table_show_the_same_hosts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, site_request: list[tuple[str, str, str]]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, site_request: Asked
 ) -> None:
     reachable = status.query_host(FakeRemote(ScriptedHost()), lab1(tmp_path, monkeypatch))
     unreachable = status.HostStatus("lab2", "192.0.2.11", reachable=False, error="Cannot reach lab2")
     data = json.loads(status.to_json([reachable, unreachable]))
     assert data[0]["generation"]["created"] == datetime.fromtimestamp(CREATED, UTC).isoformat()
     assert data[0]["sites"][0]["unapplied_migrations"] == ["notes.0002_tags", "notes.0003_colour"]
+    assert (data[0]["healthy"], data[0]["problems"]) == (False, ["gunicorn-example.service is failed"])
     assert data[1] == {
         **data[1],
         "host": "lab2",
         "reachable": False,
         "error": "Cannot reach lab2",
         "sites": [],
+        "healthy": False,
+        "problems": ["unreachable: Cannot reach lab2"],
     }
-    console = Console(record=True, width=250)
-    console.print(ops._status_table([reachable, unreachable]))
-    text = console.export_text()
-    assert "jane@laptop from 0123456789" in text
+    text = rendered([reachable, unreachable], 250)
+    assert "deployed by jane@laptop from 0123456789" in text
     assert "gunicorn failed" in text
     assert "2 unapplied" in text
-    assert "no: Cannot reach lab2" in text
+    assert "lab2 · unreachable: Cannot reach lab2" in text
 
 
-def test_status_task_prints_json(
+def typical_host(**changes: object) -> status.HostStatus:
+    """A host with two sites, as `inv status` shows it most days."""
+
+    def site(name: str, hostname: str, unapplied: tuple[str, ...]) -> status.SiteStatus:
+        units = (f"django-secret-key-{name}", f"django-migrate-{name}", f"gunicorn-{name}")
+        return status.SiteStatus(
+            name=name,
+            hostname=hostname,
+            url=f"https://{hostname}/healthz",
+            tls=True,
+            units=(*(status.UnitState(f"{unit}.service", "active") for unit in units),),
+            http_status=200,
+            http_expected=200,
+            http_error=None,
+            certificate_names=(hostname,),
+            certificate_expires=datetime(2030, 1, 1, tzinfo=UTC),
+            unapplied_migrations=unapplied,
+            migrations_error=None,
+        )
+
+    fields: dict[str, object] = {
+        "host": "web-prod-1",
+        "address": "web-prod-1.example.com",
+        "reachable": True,
+        "generation": status.Generation(142, datetime(2026, 11, 23, 10, 0, tzinfo=UTC), SYSTEM, True),
+        "last_deploy": status.LastDeploy("jane", "laptop", "0123456789abcdef", "2026-11-23", "success"),
+        "sites": (
+            site("reactivated_prod", "reactivated.example.com", ()),
+            site("generated_docs", "docs.example.com", ("docs.0007_search", "docs.0008_index")),
+        ),
+        **changes,
+    }
+    return status.HostStatus(**fields)  # type: ignore[arg-type]
+
+
+def test_status_reads_on_an_80_column_terminal() -> None:
+    text = rendered([typical_host()], 80)
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for whole in (
+        "reactivated_prod",
+        "generated_docs",
+        "generation 142",
+        "deployed by jane@laptop from 0123456789",
+        "unlocked",
+        "certificate",
+        "migrations",
+        "2030-01-01",
+        "2 unapplied",
+    ):
+        assert whole in text, text
+    site_rows = [line for line in text.splitlines() if "all active" in line]
+    assert len(site_rows) == 2
+    assert all("200" in row and "2030-01-01" in row for row in site_rows)
+
+
+def test_long_values_wrap_instead_of_being_cut() -> None:
+    down = status.SiteStatus(
+        **{
+            **typical_host().sites[0].__dict__,
+            "units": (status.UnitState("gunicorn-reactivated_prod.service", "failed"),),
+            "http_status": None,
+            "http_error": "[Errno 111] Connection refused by reactivated.example.com on port 443",
+        }
+    )
+    lock = status.Lock("ann", "ci-runner-17.example.com", "2026-11-23T10:00:00+00:00", "deploy")
+    text = rendered([typical_host(sites=(down, typical_host().sites[1]), lock=lock)], 80)
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    words = " ".join(text.replace("│", " ").split())
+    assert "Connection refused by" in words
+    assert "gunicorn failed" in words
+    assert "locked by ann@ci-runner-17.example.com since 2026-11-23T10:00:00+00:00" in words
+
+
+def test_a_wide_terminal_shows_the_host_on_one_line() -> None:
+    [heading, *_] = rendered([typical_host()], 200).splitlines()
+    assert heading.startswith("web-prod-1 · generation 142 of ")
+    assert heading.endswith(" · deployed by jane@laptop from 0123456789 · unlocked")
+    created = f"{datetime(2026, 11, 23, 10, 0, tzinfo=UTC).astimezone():%Y-%m-%d %H:%M}"
+    # At 80 columns the facts go on as many lines as they need, each fact whole.
+    assert [line.rstrip() for line in rendered([typical_host()], 80).splitlines()[:2]] == [
+        f"web-prod-1 · generation 142 of {created}",
+        "  deployed by jane@laptop from 0123456789 · unlocked",
+    ]
+
+
+def test_what_makes_a_host_down() -> None:
+    healthy = typical_host()
+    assert (healthy.healthy, healthy.problems) == (True, ())
+    site = healthy.sites[0]
+    answered_502 = status.SiteStatus(**{**site.__dict__, "http_status": 502})
+    not_answering = status.SiteStatus(**{**site.__dict__, "http_status": None, "http_error": "timed out"})
+    stopped = status.SiteStatus(
+        **{**site.__dict__, "units": (status.UnitState("gunicorn-reactivated_prod.socket", "inactive"),)}
+    )
+    assert typical_host(sites=(answered_502,)).problems == (
+        "https://reactivated.example.com/healthz answered 502, expected 200",
+    )
+    assert typical_host(sites=(not_answering,)).problems == (
+        "https://reactivated.example.com/healthz did not answer: timed out",
+    )
+    assert typical_host(sites=(stopped,)).problems == ("gunicorn-reactivated_prod.socket is inactive",)
+    assert typical_host(missing_sites=("shop",)).problems == (
+        "shop is in the inventory, not in the host's system",
+    )
+    assert typical_host(error="no answer to the status query within 30 s").problems == (
+        "not queried: no answer to the status query within 30 s",
+    )
+    # Shown, but not down: unapplied migrations, a lock, a generation that does not run.
+    assert typical_host(
+        lock=status.Lock("ann", "ci", "2030-01-01T00:00:00Z", "deploy"),
+        generation=status.Generation(3, None, OLDER_SYSTEM, False),
+    ).healthy
+
+
+def test_a_port_80_site_is_asked_over_plain_http(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, site_request: Asked
+) -> None:
+    manifest = [site_entry("plain", port=80)]
+    host = ScriptedHost(manifest, units=("active\nactive\nactive\nactive", 0))
+    host_status = status.query_host(FakeRemote(host), lab1(tmp_path, monkeypatch))
+    assert site_request == [(ADDRESS, "plain.test", "/healthz", False)]
+    [site] = host_status.sites
+    assert (site.url, site.tls, site.http_status, site.certificate_expires) == (
+        "http://plain.test/healthz",
+        False,
+        200,
+        None,
+    )
+    assert host_status.healthy
+    text = rendered([host_status], 80)
+    assert "- (plain HTTP)" in text
+    assert "not requested" not in text
+
+
+def test_status_task_exits_1_when_a_host_is_down_and_prints_everything_first(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-    site_request: list[tuple[str, str, str]],
+    site_request: Asked,
 ) -> None:
     use_inventory(tmp_path, monkeypatch)
+    monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.setattr(
         status, "Remote", lambda target, password=None: FakeRemote(ScriptedHost(), target.name)
     )
-    assert run_task(monkeypatch, "status", "--on", "@web", "--json") == 0
-    [row] = json.loads(capsys.readouterr().out)
-    assert row["host"] == "lab2"
+    assert run_task(monkeypatch, "status") == 1
+    captured = capsys.readouterr()
+    assert captured.out.count("generation 7") == 2
+    assert "lab1 is down: gunicorn-example.service is failed" in captured.err
+    assert "lab2 is down: gunicorn-example.service is failed" in captured.err
+    assert run_task(monkeypatch, "status", "--on", "@web", "--json") == 1
+    captured = capsys.readouterr()
+    [row] = json.loads(captured.out)
+    assert (row["host"], row["healthy"], row["problems"]) == (
+        "lab2",
+        False,
+        ["gunicorn-example.service is failed"],
+    )
+    assert captured.err == ""
+
+
+def test_status_task_exits_0_when_every_host_is_up(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    site_request: Asked,
+) -> None:
+    use_inventory(tmp_path, monkeypatch)
+    all_active = ("active\nactive\nactive\nactive", 0)
+    monkeypatch.setattr(
+        status,
+        "Remote",
+        lambda target, password=None: FakeRemote(ScriptedHost(units=all_active), target.name),
+    )
+    assert run_task(monkeypatch, "status") == 0
+    captured = capsys.readouterr()
+    assert captured.out.count("all active") == 2
+    assert captured.err == ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import socket
 import subprocess
@@ -12,7 +13,16 @@ import pytest
 
 from djdeploy import inventory, probe, sites, verify
 from djdeploy.ssh import RemoteResult
-from tests.test_ops_fakes import FakeRemote, Host, ok, run_task, use_inventory
+from tests.test_ops_fakes import (
+    ADDRESS,
+    EXAMPLE_SITE,
+    FakeRemote,
+    Host,
+    ok,
+    run_task,
+    site_entry,
+    use_inventory,
+)
 
 
 def test_testinfra_commands_go_through_the_remote_as_root() -> None:
@@ -118,3 +128,53 @@ def test_unreachable_host_is_a_failed_check(tmp_path: Path) -> None:
     [result] = verify.verify(inventory.load(path).hosts["down"])
     assert (result.check, result.passed) == ("ssh", False)
     assert "Cannot reach down" in result.detail
+
+
+def fake_caddy(monkeypatch: pytest.MonkeyPatch, certificate: probe.Certificate | None) -> list[bool]:
+    """Caddy's answers for the sites *.test: 200 on the health path, a 301 to the canonical URL on aliases.
+
+    Returns the tls option of each request.
+    """
+    asked: list[bool] = []
+
+    def request(address: str, hostname: str, path: str = "/", **options: object) -> probe.Response:
+        asked.append(bool(options["tls"]))
+        scheme = "https" if options["tls"] else "http"
+        if hostname.startswith("www."):
+            location = f"{scheme}://{hostname.removeprefix('www.')}{path}"
+            return probe.Response(301, {"location": location}, "", certificate)
+        return probe.Response(200, {}, "ok", certificate)
+
+    monkeypatch.setattr(probe, "request", request)
+    return asked
+
+
+def test_a_port_80_site_is_checked_over_plain_http(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = fake_caddy(monkeypatch, certificate=None)
+    [site] = sites.parse_manifest(json.dumps([site_entry("plain", port=80)]), "of the test")
+    results = verify.check_host(FakeRemote(Host()), ADDRESS, [site])
+    answered = {
+        result.check: result for result in results if result.check in {"http", "https", "alias-redirect"}
+    }
+    assert set(answered) == {"http", "alias-redirect"}
+    assert answered["http"] == verify.CheckResult(
+        "http", "plain", True, "http://plain.test/healthz answered 200; plain HTTP, no certificate"
+    )
+    assert answered["alias-redirect"] == verify.CheckResult(
+        "alias-redirect", "plain", True, "www.plain.test redirects permanently to http://plain.test"
+    )
+    assert asked == [False, False]
+
+
+def test_an_https_site_needs_its_certificate(monkeypatch: pytest.MonkeyPatch) -> None:
+    [site] = sites.parse_manifest(json.dumps([EXAMPLE_SITE]), "of the test")
+    fake_caddy(monkeypatch, certificate=None)
+    assert verify._site_answers(ADDRESS, site) == (False, "https://example.test/healthz: no certificate")
+    until = datetime.now(UTC) + timedelta(days=30)
+    asked = fake_caddy(monkeypatch, probe.Certificate(("example.test", "www.example.test"), until))
+    assert verify._site_answers(ADDRESS, site) == (
+        True,
+        f"https://example.test/healthz answered 200; certificate until {until:%Y-%m-%d}",
+    )
+    assert verify._alias_redirects(ADDRESS, site, "www.example.test")[0]
+    assert asked == [True, True]

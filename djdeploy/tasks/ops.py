@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
 from invoke.context import Context
 from invoke.exceptions import Exit
@@ -14,7 +13,7 @@ from rich.text import Text
 
 from djdeploy import logs as journal
 from djdeploy import manage as management
-from djdeploy import sites
+from djdeploy import sites, status_view
 from djdeploy import status as host_status
 from djdeploy import verify as checks
 from djdeploy.console import console, error_console, reports_errors
@@ -30,8 +29,6 @@ from djdeploy.tasks.common import (
 )
 
 SITE_HELP = "the site, when the host runs several (default: its only site)"
-# Certificates closer than this to their end are shown in yellow.
-CERTIFICATE_WARNING_DAYS = 14
 
 
 @task(
@@ -87,14 +84,20 @@ def status(
 ) -> None:
     """Show each host's generation, last deploy, lock and sites (units, HTTP, certificate, migrations).
 
-    Hosts are queried in parallel; one that cannot be reached is a row that says why.
+    Hosts are queried in parallel; one that cannot be reached says why. Exits 1 when a host is down: it cannot
+    be reached, a unit of a site is not active, a site gives another answer than expected, or a site the
+    inventory lists is not in the host's system.
     """
     hosts = select_hosts(inventory, host, on)
     statuses = host_status.query(hosts, timeout=timeout, sudo_password=sudo_password(hosts))
     if json:
         print(host_status.to_json(statuses))
     else:
-        console.print(_status_table(statuses))
+        console.print(status_view.render(statuses))
+    if any(not state.healthy for state in statuses):
+        if not json:
+            error_console.print(status_view.problems(statuses))
+        raise Exit(code=1)
 
 
 @task(
@@ -155,110 +158,3 @@ def _checks_table(host: str, results: list[checks.CheckResult]) -> Table:
         verdict = Text("pass", style="green") if result.passed else Text("FAIL", style="bold red")
         table.add_row(result.check, result.site or "-", verdict, Text(result.detail))
     return table
-
-
-STATUS_COLUMNS = ("host", "reachable", "generation", "last deploy", "lock")
-SITE_COLUMNS = ("site", "units", "http", "certificate", "migrations")
-
-
-def _status_table(statuses: list[host_status.HostStatus]) -> Table:
-    """One row per site; the host's own columns only on its first row."""
-    table = Table(*STATUS_COLUMNS, *SITE_COLUMNS)
-    for host in statuses:
-        if not host.reachable or host.error:
-            reason = f"no: {host.error}" if not host.reachable else f"yes, but: {host.error}"
-            table.add_row(
-                host.host, Text(reason, style="red"), *_blank(len(STATUS_COLUMNS) + len(SITE_COLUMNS) - 2)
-            )
-            continue
-        host_cells = [
-            Text(host.host),
-            Text("yes", style="green"),
-            _generation(host.generation),
-            _last_deploy(host.last_deploy),
-            _lock(host.lock),
-        ]
-        rows = [_site_cells(site) for site in host.sites]
-        rows += [
-            [Text(f"{name}: not in the host's system", style="red"), *_blank(4)]
-            for name in host.missing_sites
-        ]
-        for index, cells in enumerate(rows or [[Text("no site", style="yellow"), *_blank(4)]]):
-            table.add_row(*(host_cells if index == 0 else [Text("")] * len(host_cells)), *cells)
-    return table
-
-
-def _blank(count: int) -> list[Text]:
-    return [Text("-") for _ in range(count)]
-
-
-def _local_time(moment: datetime) -> str:
-    return f"{moment.astimezone():%Y-%m-%d %H:%M}"
-
-
-def _generation(generation: host_status.Generation | None) -> Text:
-    if generation is None:
-        return Text("-")
-    number = "?" if generation.number is None else str(generation.number)
-    text = Text(number + (f" · {_local_time(generation.created)}" if generation.created else ""))
-    if not generation.running:
-        text.append(" (not running)", style="yellow")
-    return text
-
-
-def _last_deploy(deploy: host_status.LastDeploy | None) -> Text:
-    if deploy is None:
-        return Text("-")
-    text = Text(f"{deploy.user}@{deploy.machine} from {deploy.commit[:10]}")
-    if deploy.outcome != "success":
-        text.append(f" ({deploy.outcome})", style="yellow")
-    return text
-
-
-def _lock(lock: host_status.Lock | None) -> Text:
-    if lock is None:
-        return Text("-")
-    return Text(f"{lock.user}@{lock.machine} since {lock.since}", style="yellow")
-
-
-def _site_cells(site: host_status.SiteStatus) -> list[Text]:
-    inactive = [unit for unit in site.units if unit.state != "active"]
-    if inactive:
-        units = Text(
-            ", ".join(f"{_unit_label(unit.unit, site.name)} {unit.state}" for unit in inactive), "red"
-        )
-    else:
-        units = Text("all active", style="green")
-    if site.http_status is None:
-        http = Text(site.http_error or "-", style="red")
-    else:
-        http = Text(str(site.http_status), style="green" if site.http_status == site.http_expected else "red")
-    return [Text(site.name), units, http, _certificate(site), _migrations(site)]
-
-
-def _unit_label(unit: str, site: str) -> str:
-    """gunicorn-example.socket -> socket, django-migrate-example.service -> migrate."""
-    name, _, suffix = unit.rpartition(".")
-    if suffix == "socket":
-        return "socket"
-    return name.removesuffix(f"-{site}").removeprefix("django-")
-
-
-def _certificate(site: host_status.SiteStatus) -> Text:
-    if site.certificate_expires is None:
-        return Text("-")
-    left = site.certificate_expires - datetime.now(UTC)
-    style = (
-        "red" if left.total_seconds() < 0 else "yellow" if left.days < CERTIFICATE_WARNING_DAYS else "green"
-    )
-    # Caddy's internal certificates last hours, not days.
-    span = f"{left.days} d" if abs(left.days) >= 2 else f"{left.total_seconds() / 3600:.0f} h"
-    return Text(f"{site.certificate_expires:%Y-%m-%d} ({span})", style=style)
-
-
-def _migrations(site: host_status.SiteStatus) -> Text:
-    if site.unapplied_migrations is None:
-        return Text(f"unknown: {site.migrations_error}", style="red")
-    if site.unapplied_migrations:
-        return Text(f"{len(site.unapplied_migrations)} unapplied", style="yellow")
-    return Text("applied", style="green")

@@ -12,6 +12,7 @@ import math
 import shlex
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,9 @@ from djdeploy.ssh import Remote
 # previous generation to return to) or not-switched (the profile could not be set: nothing changed).
 # The new system is tried with `switch-to-configuration test` and made the boot default only once confirmed,
 # so a host that reboots before the confirmation comes back on the previous generation.
+# When the switch fails, ./failed-units names each unit it reports as failed with that unit's invocation id
+# (read before the rollback starts the unit again; the deployer writes it when the health check fails), and
+# ./started holds the second the activation began: the deployer reads those units' journal of this activation.
 # systemd expands ${...} in the command line of the unit: the script has none.
 SUPERVISOR = r"""
 set -u
@@ -34,6 +38,17 @@ id=$1 new=$2 target=$3 confirm_seconds=$4
 dir=ACTIVATION_DIR/$id
 profile=SYSTEM_PROFILE
 state() { printf '%s\n' "$1" > "$dir/state.new" && mv "$dir/state.new" "$dir/state"; }
+# The units the switch reports as failed, in the words of NixOS ("warning: the following units failed: a, b")
+# and of systemctl ("Job for a failed because ...").
+failed_units() {
+    sed -n -e 's/^warning: the following units failed: //p' -e 's/^Job for \([^ ]*\) failed.*/\1/p' \
+        "$dir/switch.log" | tr ', ' '\n\n' | sed '/^$/d' | sort -u
+}
+record_failed_units() {
+    for unit in $(failed_units); do
+        printf '%s %s\n' "$unit" "$(systemctl show --property=InvocationID --value "$unit" 9>&- 8>&-)"
+    done > "$dir/failed-units"
+}
 number() { expr "$1" : '.*system-\([0-9][0-9]*\)-link$'; }
 roll_back() {
     printf '%s\n' "$1" > "$dir/reason"
@@ -62,6 +77,7 @@ exec 9> "$dir/switching" 8> "$dir/deciding"
 flock 9
 flock 8
 state activating
+date +%s > "$dir/started"
 # Where a failure returns to: the newest generation of the system the host runs now.
 running=$(readlink -f /run/current-system)
 previous=none
@@ -86,6 +102,7 @@ fi
 "$new/bin/switch-to-configuration" test >> "$dir/switch.log" 2>&1 9>&- 8>&-
 code=$?
 if [ "$code" -ne 0 ]; then
+    record_failed_units
     roll_back "activation failed: switch-to-configuration exited with $code"
 fi
 state switched
@@ -140,6 +157,14 @@ class Outcome:
     state: str
     reason: str
     log: str
+
+
+@dataclass(frozen=True)
+class UnitError:
+    """A unit that failed in an activation (in the switch or by the health check), and its journal's end."""
+
+    unit: str
+    journal: str
 
 
 def new_id() -> str:
@@ -219,10 +244,24 @@ def confirm(remote: Remote, activation_id: str) -> None:
     remote.run(["touch", f"{directory(activation_id)}/confirmed"], privileged=True)
 
 
-def reject(remote: Remote, activation_id: str, reason: str) -> None:
-    remote.run_shell(
-        f"cat > {shlex.quote(directory(activation_id) + '/rejected')}", input_text=reason, privileged=True
+def reject(remote: Remote, activation_id: str, reason: str, units: Sequence[str] = ()) -> None:
+    """Make the supervisor roll back, for reason.
+
+    units: those of them that are not active are recorded first, with the invocation that failed (the
+    rollback starts them again), so that unit_errors shows their own journal.
+    """
+    folder = directory(activation_id)
+    record = (
+        f"for unit in {shlex.join(units)}; do "
+        '[ "$(systemctl is-active "$unit")" = active ] && continue; '
+        # A socket whose service failed too often: the service's journal says why.
+        '[ "$(systemctl show --property=Result --value "$unit")" = service-start-limit-hit ] && continue; '
+        'printf "%s %s\\n" "$unit" "$(systemctl show --property=InvocationID --value "$unit")"; '
+        f"done > {folder}/failed-units; "
+        if units
+        else ""
     )
+    remote.run_shell(f"{record}cat > {folder}/rejected", input_text=reason, privileged=True)
 
 
 def outcome(remote: Remote, activation_id: str) -> Outcome:
@@ -235,3 +274,26 @@ def outcome(remote: Remote, activation_id: str) -> Outcome:
     ).stdout
     state, reason, log = ([*result.split("---\n", 2), "", ""])[:3]
     return Outcome(state.strip(), reason.strip(), log.rstrip())
+
+
+# Each failed unit's own output and systemd's messages about its run, matched by invocation id (the run that
+# failed, not the one a rollback started), from the second the activation began.
+_UNIT_MARK = "@@djdeploy-unit"
+JOURNAL_LINES = 20
+
+
+def unit_errors(remote: Remote, activation_id: str) -> tuple[UnitError, ...]:
+    """The units recorded as failed in this activation, each with the end of its journal from it."""
+    folder = directory(activation_id)
+    journalctl = f'journalctl --no-pager --output=cat --lines={JOURNAL_LINES} --since="@$since"'
+    script = (
+        f"[ -s {folder}/failed-units ] || exit 0; since=$(cat {folder}/started); "
+        f'while read -r unit invocation; do echo "{_UNIT_MARK} $unit"; '
+        f'if [ -n "$invocation" ]; then {journalctl} "_SYSTEMD_INVOCATION_ID=$invocation" + '
+        f'"INVOCATION_ID=$invocation"; else {journalctl} --unit="$unit"; fi; done < {folder}/failed-units'
+    )
+    sections = remote.run_shell(script, privileged=True).stdout.split(f"{_UNIT_MARK} ")[1:]
+    return tuple(
+        UnitError(unit.strip(), journal.rstrip())
+        for unit, _, journal in (section.partition("\n") for section in sections)
+    )

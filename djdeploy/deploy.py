@@ -6,6 +6,7 @@ A host whose switch, health check or confirmation fails returns to its previous 
 from __future__ import annotations
 
 import math
+import textwrap
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,6 +20,7 @@ from rich.console import Console
 from djdeploy import activation, build, health, host_system, plan, transfer, verify
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import Host
+from djdeploy.logs import CADDY_UNIT
 from djdeploy.sites import Site, of_remote_system, of_system
 from djdeploy.ssh import Remote, RemoteCommandError
 
@@ -203,7 +205,8 @@ def rollback(host: Host, to: int | None, options: Options, console: Console) -> 
             )
         if target == facts.generation:
             raise DjdeployError(f"{host.name} is already on generation {target}.")
-        return run.switch(generations[target], target, copy=False)
+        commit = host_system.recorded_commit(remote, target, generations[target])
+        return run.switch(generations[target], target, copy=False, commit=commit)
     finally:
         run.close()
 
@@ -228,19 +231,36 @@ class HostRun:
                 raise error
             self.console.print(f"{_prefix(self.log)}[yellow]Note:[/] {error.message}")
         if facts.current_system == system and facts.profile_system == system:
-            self.console.print(
-                f"{_prefix(self.log)}Nothing changed: {self.host.name} already runs {system.name}."
-            )
-            return Result(self.host.name, "unchanged", "already up to date", facts.generation, self._steps())
+            return self._unchanged(system, facts)
         if self.options.dry_run:
             plan.show_plan(self.remote, self.host, system, facts, self.console)
             return Result(self.host.name, "dry run", "nothing was copied", facts.generation, self._steps())
-        return self.switch(system, None, copy=True)
+        return self.switch(system, None, copy=True, commit=host_system.commit())
 
-    def switch(self, system: Path, rollback_to: int | None, *, copy: bool) -> Result:
+    def _unchanged(self, system: Path, facts: host_system.Facts) -> Result:
+        """The host runs this system already: say so only if it is healthy, once checked without waiting."""
+        sites = of_system(system)
+        with self.log.step("health check"):
+            problems = health.check(self.remote, self.host.address, sites, 0).problems
+        name = self.host.name
+        if problems:
+            raise DeployFailed(
+                f"{name} already runs {system.name} (generation {facts.generation}), so there is nothing to "
+                f"deploy, but it is unhealthy: {'; '.join(problems)}. Deploying the same build again would "
+                f"not change that. See why with `{logs_command(name, sites)}`, then deploy a fixed build, "
+                f"or return to the generation before with `djdeploy rollback --host {name}`.",
+                "unhealthy",
+            )
+        self.console.print(
+            f"{_prefix(self.log)}Nothing changed: {name} already runs {system.name}, and it is healthy."
+        )
+        return Result(name, "unchanged", "already up to date", facts.generation, self._steps())
+
+    def switch(self, system: Path, rollback_to: int | None, *, copy: bool, commit: str) -> Result:
         """Lock, copy, set the profile and activate, check, confirm, record, unlock.
 
         rollback_to: the existing generation of system to return to, instead of making a new one.
+        commit: the commit system was built from, for the deploy log.
         The lock stays only while the supervisor on the host has not finished: it still decides then.
         """
         activation_id = activation.new_id()
@@ -251,7 +271,7 @@ class HostRun:
         entry: dict[str, object] = {
             "id": activation_id,
             **host_system.who(),
-            "commit": host_system.commit(),
+            "commit": commit,
             "started": host_system.now(),
             "system": str(system),
             "action": "deploy" if copy else "rollback",
@@ -338,7 +358,7 @@ class HostRun:
                 "until then: check with `inv status`, then `inv unlock` once it has ended.",
                 "failed",
             )
-        self._report_failure(result, failure, entry, progress)
+        self._report_failure(result, failure, entry, progress, sites)
 
     def _follow(
         self, activation_id: str, sites: Sequence[Site], activation_timeout: float, confirm_timeout: float
@@ -401,15 +421,12 @@ class HostRun:
         failure: str | None,
         entry: dict[str, object],
         progress: activation.Progress,
+        sites: Sequence[Site],
     ) -> NoReturn:
         """Record a failed activation's outcome on the host, unlock, and raise DeployFailed."""
         host, generation, activation_id = self.host, progress.generation, str(entry["id"])
         reason = result.reason or failure or f"the activation ended as '{result.state}'"
-        details = (
-            f"\n{result.log}"
-            if result.log and (reason.startswith("activation failed") or result.state == "rollback-failed")
-            else ""
-        )
+        details = self._activation_details(result, reason, activation_id, sites)
         outcome = {"rolled-back": "rolled back", "not-switched": "not switched"}.get(
             result.state, result.state
         )
@@ -440,6 +457,17 @@ class HostRun:
             f"generation to roll back to.{details}",
             "failed",
         )
+
+    def _activation_details(
+        self, result: activation.Outcome, reason: str, activation_id: str, sites: Sequence[Site]
+    ) -> str:
+        """What a failed activation said: each failed unit's own journal, else the activation's log."""
+        activation_failed = reason.startswith("activation failed")
+        errors = self._on_host(lambda remote: activation.unit_errors(remote, activation_id))
+        said = "".join(f"\n{_unit_error_text(self.host.name, error, sites)}" for error in errors)
+        if result.log and (result.state == "rollback-failed" or (activation_failed and not errors)):
+            said += f"\n{result.log}"
+        return said
 
     def _check_and_confirm(self, activation_id: str, sites: Sequence[Site]) -> str | None:
         """Health check, then confirmation over a new connection; return why not confirmed, or None."""
@@ -472,8 +500,8 @@ class HostRun:
                 with suppress(DjdeployError):
                     fresh_connection.result().close()
         if failure is not None:
-            reason = failure
-            self._on_host(lambda remote: activation.reject(remote, activation_id, reason))
+            reason, units = failure, [*(unit for site in sites for unit in site.units), CADDY_UNIT]
+            self._on_host(lambda remote: activation.reject(remote, activation_id, reason, units))
         return failure
 
     def _wait(self, activation_id: str, states: set[str], timeout: float) -> activation.Progress:
@@ -493,6 +521,20 @@ def _check_inventory_sites(host: Host, sites: Sequence[Site]) -> None:
             f"{', '.join(site.name for site in sites) or 'no site'}. Fix `sites:` in the inventory or "
             "the host's django.sites."
         )
+
+
+def logs_command(host: str, sites: Sequence[Site]) -> str:
+    """The command that shows the journal of these sites (of all the host's sites and Caddy when several)."""
+    return f"djdeploy logs {host}" + (f" --site {sites[0].name}" if len(sites) == 1 else "")
+
+
+def _unit_error_text(host: str, error: activation.UnitError, sites: Sequence[Site]) -> str:
+    journal = textwrap.indent(error.journal, "  ") if error.journal else "  (nothing from this activation)"
+    own_site = [site for site in sites if error.unit in site.units]
+    return (
+        f"{error.unit} failed. The end of its journal:\n{journal}\n"
+        f"More with `{logs_command(host, own_site)}`."
+    )
 
 
 def _prefix(log: StepLog) -> str:

@@ -184,3 +184,27 @@ def commit() -> str:
     if commit.returncode != 0:
         return "-"
     return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def recorded_commit(remote: Remote, number: int, system: Path) -> str:
+    """The commit a generation was built from, as its own deploy record says ("-" when none does).
+
+    A record of that system and generation made by a deploy comes first; any record of that system (the same
+    build) after it.
+    """
+    result = remote.run(
+        ["grep", "-F", json.dumps({"system": str(system)})[1:-1], host_paths.DEPLOY_LOG], check=False
+    )
+    records = [_record(line) for line in result.stdout.splitlines()]
+    of_system = [record for record in records if record.get("system") == str(system)]
+    own = [r for r in of_system if r.get("action") == "deploy" and r.get("generation") == number]
+    chosen = (own or of_system)[-1:]
+    return str(chosen[0].get("commit") or "-") if chosen else "-"
+
+
+def _record(line: str) -> dict[str, object]:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return {}
+    return record if isinstance(record, dict) else {}

@@ -7,6 +7,7 @@ import io
 import json
 import re
 import shlex
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from djdeploy import activation, build, deploy, health, host_paths, host_system,
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import BuildSpec, Host, SshSettings, Timeouts
 from djdeploy.ssh import RemoteResult, SshTarget
+from djdeploy.tasks import deploy as deploy_tasks
 
 SITE = sites.Site(
     name="example",
@@ -36,6 +38,22 @@ SITE = sites.Site(
     socket_path="/run/gunicorn-example/gunicorn.sock",
     database=sites.Database("example", "example"),
 )
+# SITE as the sites manifest of a system describes it.
+MANIFEST_ENTRY = {
+    "name": "example",
+    "hostname": "example.test",
+    "aliases": [],
+    "port": 443,
+    "auth": False,
+    "healthCheck": {"path": "/healthz", "status": 200},
+    "units": ["gunicorn-example.service"],
+    "manageCommand": "manage-example",
+    "user": "example",
+    "group": "example",
+    "secretKeyFile": "/var/www/example/secret_key",
+    "socketPath": "/run/gunicorn-example/gunicorn.sock",
+    "database": {"name": "example", "owner": "example"},
+}
 OLD = Path("/nix/store/" + "a" * 32 + "-lab-system-old")
 NEW = Path("/nix/store/" + "b" * 32 + "-lab-system-new")
 
@@ -60,6 +78,9 @@ class FakeRemote:
     # What the supervisor reaches instead of "switched" (a final state), and why.
     state_after_start: str = "switched"
     reason: str = ""
+    # The units a failed switch named, with the end of their journal.
+    unit_journals: dict[str, str] = field(default_factory=dict)
+    deploy_log: list[dict[str, object]] = field(default_factory=list)
 
     def open(self) -> FakeRemote:
         return self
@@ -84,8 +105,10 @@ class FakeRemote:
         if command.startswith("printf"):
             link = f"/nix/var/nix/profiles/system-{self.generation}-link"
             output = f"{self.current}\n{self.current}\n{link}\n{self.lock_owner}\n"
-        elif "systemd-run" in command:  # the supervisor sets the profile to a new generation
-            self.current, self.generation = NEW, self.generation + 1
+        elif "systemd-run" in command:  # the supervisor sets the profile to a new or an existing generation
+            *_, system, target, _ = shlex.split(command.split(" && ", 1)[1])
+            self.current = Path(system)
+            self.generation = self.generation + 1 if target == "new" else int(target)
         elif "deadline=" in command:
             # State, generation, previous generation and boot status: a line each.
             if waits_for_the_switch(command):
@@ -100,6 +123,19 @@ class FakeRemote:
             output = f"{final}\n---\n{self.reason}\n---\nerror: no space left on device\n"
         elif command.startswith("systemctl is-active"):
             output = "active\n" * command.count(".service") + "active\n" * command.count(".socket")
+        elif command.startswith("[ -s /run/djdeploy/activations/"):
+            output = "".join(f"@@djdeploy-unit {unit}\n{log}\n" for unit, log in self.unit_journals.items())
+        elif command.startswith("for link in"):
+            output = f"/nix/var/nix/profiles/system-1-link {OLD}\n/nix/var/nix/profiles/system-2-link {NEW}\n"
+        elif command == f"cat {OLD}/{host_paths.SITES_MANIFEST}":
+            output = json.dumps([MANIFEST_ENTRY])
+        elif command.startswith("grep -F"):
+            system = shlex.split(command)[2]
+            output = "".join(
+                json.dumps(entry, sort_keys=True) + "\n"
+                for entry in self.deploy_log
+                if system in json.dumps(entry, sort_keys=True)
+            )
         return RemoteResult(command, 0, output, "")
 
 
@@ -125,6 +161,11 @@ class FakeHosts(list[FakeRemote]):
     state_after_start: str = "switched"
     reason: str = ""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.unit_journals: dict[str, str] = {}
+        self.deploy_log: list[dict[str, object]] = []
+
     def connect(self, target: SshTarget, sudo_password: str | None = None) -> FakeRemote:
         remote = FakeRemote(
             target,
@@ -135,6 +176,8 @@ class FakeHosts(list[FakeRemote]):
             boot_status=self.boot_status,
             state_after_start=self.state_after_start,
             reason=self.reason,
+            unit_journals=self.unit_journals,
+            deploy_log=self.deploy_log,
         )
         if self:
             remote.current, remote.generation = self[0].current, self[0].generation
@@ -229,11 +272,53 @@ def test_connections_open_while_the_systems_build(
     assert len(fakes) == 2  # the deploy's connection, opened during the build, and the confirmation's
 
 
-def test_unchanged_host_is_left_alone(host: Host, fakes: FakeHosts) -> None:
+@pytest.fixture
+def health_checks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, ...]]:
+    """The health checks a deploy ran (remote, address, sites, timeout); the answer is healthy."""
+    calls: list[tuple[object, ...]] = []
+
+    def check(remote: object, address: str, checked: object, timeout: float) -> health.Report:
+        calls.append((remote, address, checked, timeout))
+        return health.Report(True, ())
+
+    monkeypatch.setattr(health, "check", check)
+    return calls
+
+
+def test_unchanged_host_is_checked_once_and_left_alone(
+    host: Host, fakes: FakeHosts, health_checks: list[tuple[object, ...]]
+) -> None:
+    fakes.current = NEW
+    console = io.StringIO()
+    [result] = deploy.deploy([host], deploy.Options(), Console(file=console, width=200))
+    assert result.outcome == "unchanged"
+    assert result.ok
+    assert fakes[0].commands == [host_system._FACTS_COMMAND]
+    # Its sites and units, checked once without waiting: an unchanged deploy stays fast.
+    assert health_checks == [(fakes[0], "192.0.2.1", (SITE,), 0)]
+    assert f"Nothing changed: web1 already runs {NEW.name}, and it is healthy." in console.getvalue()
+
+
+def test_unchanged_but_unhealthy_host_is_not_reported_as_fine(
+    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problems = (
+        "gunicorn-example.service is failed",
+        "https://example.test/healthz answered 502, expected 200",
+    )
+    monkeypatch.setattr(health, "check", lambda *args: health.Report(False, problems))
     fakes.current = NEW
     result = run_deploy(host)
-    assert result.outcome == "unchanged"
-    assert len(fakes[0].commands) == 1
+    assert (result.outcome, result.ok) == ("unhealthy", False)
+    assert result.message == (
+        f"web1 already runs {NEW.name} (generation 1), so there is nothing to deploy, but it is unhealthy: "
+        "gunicorn-example.service is failed; https://example.test/healthz answered 502, expected 200. "
+        "Deploying the same build again would not change that. See why with "
+        "`djdeploy logs web1 --site example`, then deploy a fixed build, or return to the generation before "
+        "with `djdeploy rollback --host web1`."
+    )
+    assert fakes[0].commands == [host_system._FACTS_COMMAND]  # nothing locked, copied or switched
+    assert "Nothing changed" not in result.message
 
 
 def test_a_locked_host_is_refused_even_when_nothing_changed(host: Host, fakes: FakeHosts) -> None:
@@ -291,6 +376,11 @@ def test_a_host_lost_during_the_activation_keeps_its_lock(
     assert not any("rm -rf /run/djdeploy/lock" in command for command in commands)
 
 
+GUNICORN_JOURNAL = """Started gunicorn-example.service - gunicorn of the Django site example.
+No module named 'example_site.config.missing'
+gunicorn-example.service: Failed with result 'exit-code'."""
+
+
 def test_failed_health_check_rejects_and_reports_the_rollback(
     host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -298,17 +388,170 @@ def test_failed_health_check_rejects_and_reports_the_rollback(
         health, "check", lambda *args: health.Report(False, ("https://example.test/healthz answered 502",))
     )
     fakes.state_after_confirm = "rolled-back"
+    fakes.unit_journals = {"gunicorn-example.service": GUNICORN_JOURNAL}
     result = run_deploy(host)
     assert result.outcome == "rolled back"
-    assert "rolled back to generation" in result.message
-    assert "answered 502" in result.message
+    assert result.message == (
+        "web1: rolled back to generation 1 because the health check failed: "
+        "https://example.test/healthz answered 502.\n"
+        "gunicorn-example.service failed. The end of its journal:\n"
+        "  Started gunicorn-example.service - gunicorn of the Django site example.\n"
+        "  No module named 'example_site.config.missing'\n"
+        "  gunicorn-example.service: Failed with result 'exit-code'.\n"
+        "More with `djdeploy logs web1 --site example`."
+    )
     commands = fakes[0].commands
-    assert any(command.startswith("cat > /run/djdeploy/activations/") for command in commands)
+    activation_dir = "/run/djdeploy/activations/20261123T000000-abcdef"
+    # The units that are not active are recorded with the run that failed, before the rollback restarts them.
+    assert commands[5] == (
+        "for unit in gunicorn-example.service caddy.service; do "
+        '[ "$(systemctl is-active "$unit")" = active ] && continue; '
+        '[ "$(systemctl show --property=Result --value "$unit")" = service-start-limit-hit ] && continue; '
+        'printf "%s %s\\n" "$unit" "$(systemctl show --property=InvocationID --value "$unit")"; '
+        f"done > {activation_dir}/failed-units; cat > {activation_dir}/rejected"
+    )
     assert fakes[1].commands == []  # the confirmation's connection confirms nothing
     recorded = next(command for command in commands if "deploys.jsonl" in command)
     assert '"outcome": "rolled back"' in recorded  # the rollback is in the deploy log too
     assert '"generation": 1' in recorded  # the generation the host runs again
     assert recorded.endswith("rm -rf /run/djdeploy/lock; true; }")
+
+
+def test_a_unit_that_fails_the_switch_shows_its_own_journal_once(host: Host, fakes: FakeHosts) -> None:
+    fakes.state_after_start = "rolled-back"
+    fakes.reason = "activation failed: switch-to-configuration exited with 4"
+    fakes.unit_journals = {"gunicorn-example.service": GUNICORN_JOURNAL}
+    result = run_deploy(host)
+    assert result.outcome == "rolled back"
+    assert result.message == (
+        "web1: rolled back to generation 1 because activation failed: "
+        "switch-to-configuration exited with 4.\n"
+        "gunicorn-example.service failed. The end of its journal:\n"
+        "  Started gunicorn-example.service - gunicorn of the Django site example.\n"
+        "  No module named 'example_site.config.missing'\n"
+        "  gunicorn-example.service: Failed with result 'exit-code'.\n"
+        "More with `djdeploy logs web1 --site example`."
+    )  # and not the switch's own log, which has every unit's complaints
+    activation_dir = "/run/djdeploy/activations/20261123T000000-abcdef"
+    commands = fakes[0].commands
+    assert commands[5] == f"cat {activation_dir}/state 2>/dev/null; echo '---'; " + (
+        f"cat {activation_dir}/reason 2>/dev/null; echo '---'; tail -n 25 {activation_dir}/switch.log "
+        f"2>/dev/null; tail -n 25 {activation_dir}/rollback.log 2>/dev/null; true"
+    )
+    journal = 'journalctl --no-pager --output=cat --lines=20 --since="@$since"'
+    assert commands[6] == (
+        f"[ -s {activation_dir}/failed-units ] || exit 0; since=$(cat {activation_dir}/started); "
+        'while read -r unit invocation; do echo "@@djdeploy-unit $unit"; '
+        f'if [ -n "$invocation" ]; then {journal} "_SYSTEMD_INVOCATION_ID=$invocation" + '
+        f'"INVOCATION_ID=$invocation"; else {journal} --unit="$unit"; fi; '
+        f"done < {activation_dir}/failed-units"
+    )
+    assert "deploys.jsonl" in commands[7]
+    assert len(commands) == 8
+
+
+def test_a_failed_switch_that_names_no_unit_shows_its_log(host: Host, fakes: FakeHosts) -> None:
+    fakes.state_after_start = "failed"
+    fakes.reason = "activation failed: switch-to-configuration exited with 1"
+    result = run_deploy(host)
+    assert result.message == (
+        "web1: the new generation 2 failed (activation failed: switch-to-configuration exited with 1) and "
+        "there is no earlier generation to roll back to.\nerror: no space left on device"
+    )
+
+
+def failed_units(switch_log: str, tmp_path: Path) -> list[str]:
+    """What the supervisor's failed_units function finds in a switch log."""
+    (tmp_path / "switch.log").write_text(switch_log)
+    function = re.search(r"^failed_units\(\) \{\n.*?^\}$", activation.SUPERVISOR, re.M | re.S)
+    assert function is not None
+    script = f"dir={shlex.quote(str(tmp_path))}\n{function.group(0)}\nfailed_units\n"
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_the_supervisor_finds_the_units_a_switch_named_as_failed(tmp_path: Path) -> None:
+    log = (
+        "restarting the following units: caddy.service, gunicorn-example.service\n"
+        "Job for caddy.service failed because the control process exited with error code.\n"
+        'See "systemctl status caddy.service" and "journalctl -xeu caddy.service" for details.\n'
+        "warning: the following units failed: django-migrate-example.service, gunicorn-example.service\n"
+        "\n"
+        "x gunicorn-example.service - gunicorn of the Django site example\n"
+    )
+    assert failed_units(log, tmp_path) == [
+        "caddy.service",
+        "django-migrate-example.service",
+        "gunicorn-example.service",
+    ]
+    assert failed_units("error: activation failed: useradd failed\n", tmp_path) == []
+    # Read before the rollback restarts them, so their journal is of the run that failed.
+    assert activation.SUPERVISOR.index("record_failed_units\n    roll_back") > 0
+
+
+def test_rollback_records_the_commit_of_the_generation_it_returns_to(
+    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fakes.current, fakes.deploy_log = (
+        NEW,
+        [
+            {
+                "action": "deploy",
+                "generation": 1,
+                "system": str(OLD),
+                "commit": "1111111",
+                "outcome": "success",
+            },
+            {
+                "action": "rollback",
+                "generation": 1,
+                "system": str(OLD),
+                "commit": "9999999",
+                "outcome": "success",
+            },
+            {
+                "action": "deploy",
+                "generation": 2,
+                "system": str(NEW),
+                "commit": "2222222",
+                "outcome": "success",
+            },
+        ],
+    )
+    connect = fakes.connect
+
+    def second_generation(target: SshTarget, sudo_password: str | None = None) -> FakeRemote:
+        remote = connect(target, sudo_password)
+        remote.generation = 2
+        return remote
+
+    monkeypatch.setattr(deploy, "Remote", second_generation)
+    result = deploy.rollback(host, None, deploy.Options(), Console(file=io.StringIO()))
+    assert result.outcome == "deployed", result.message
+    commands = fakes[0].commands
+    assert commands[:4] == [
+        host_system._FACTS_COMMAND,
+        'for link in /nix/var/nix/profiles/system-*-link; do [ -e "$link" ] && '
+        'printf "%s %s\\n" "$link" "$(readlink -f "$link")"; done; true',
+        f'grep -F \'"system": "{OLD}"\' /var/lib/djdeploy/deploys.jsonl',
+        "mkdir -p /run/djdeploy && { mkdir /run/djdeploy/lock 2>/dev/null || exit 75; } && printf '%s\\n' "
+        + shlex.quote(
+            json.dumps(
+                {
+                    "user": "jane",
+                    "machine": "laptop",
+                    "since": "2026-11-23T00:00:00+00:00",
+                    "command": f"rollback {OLD.name}",
+                    "id": "20261123T000000-abcdef",
+                }
+            )
+        )
+        + " > /run/djdeploy/lock/owner.json",
+    ]
+    started = shlex.split(commands[5].split(" && ", 1)[1])
+    assert started[11:] == ["djdeploy-activate", "20261123T000000-abcdef", str(OLD), "1", "25"]
+    recorded = json.loads(shlex.split(next(c for c in commands if "deploys.jsonl &&" in c))[6])
+    # The commit generation 1 was deployed from, not this machine's HEAD (abc1234) nor a rollback's.
+    assert (recorded["action"], recorded["commit"], recorded["generation"]) == ("rollback", "1111111", 1)
 
 
 def test_sudo_prefixes_privileged_commands_only(host: Host, fakes: FakeHosts) -> None:
@@ -349,22 +592,7 @@ def test_generation_numbers_are_read_from_profile_links() -> None:
 def test_sites_are_read_from_the_built_system(tmp_path: Path) -> None:
     manifest = tmp_path / host_paths.SITES_MANIFEST
     manifest.parent.mkdir(parents=True)
-    entry = {
-        "name": "example",
-        "hostname": "example.test",
-        "aliases": [],
-        "port": 443,
-        "auth": False,
-        "healthCheck": {"path": "/healthz", "status": 200},
-        "units": ["gunicorn-example.service"],
-        "manageCommand": "manage-example",
-        "user": "example",
-        "group": "example",
-        "secretKeyFile": "/var/www/example/secret_key",
-        "socketPath": "/run/gunicorn-example/gunicorn.sock",
-        "database": {"name": "example", "owner": "example"},
-    }
-    manifest.write_text(json.dumps([entry]))
+    manifest.write_text(json.dumps([MANIFEST_ENTRY]))
     assert sites.of_system(tmp_path) == (SITE,)
     assert sites.of_system(tmp_path / "elsewhere") == ()
 
@@ -390,3 +618,20 @@ def test_batches_stop_after_the_first_batch_with_a_failure(
         ("web4", "skipped"),
     ]
     assert results[1].message == "Cannot reach web2"
+
+
+def test_a_failure_is_printed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    output = io.StringIO()
+    monkeypatch.setattr(deploy_tasks, "console", Console(file=output, width=200))
+    failure = deploy.Result("web1", "rolled back", "web1: rolled back to generation 1.\nNo module named 'x'")
+    with pytest.raises(DjdeployError) as one_host:
+        deploy_tasks._summarize([failure])
+    assert one_host.value.message == failure.message
+    assert output.getvalue() == ""  # no table for one host: the error's box says it all
+    with pytest.raises(DjdeployError) as two_hosts:
+        deploy_tasks._summarize([failure, deploy.Result("web2", "deployed", "generation 4")])
+    assert two_hosts.value.message == failure.message
+    table = output.getvalue()
+    assert "web1: rolled back to generation 1." in table
+    assert "No module named" not in table  # its first line only
+    assert "generation 4" in table

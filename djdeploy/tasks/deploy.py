@@ -66,12 +66,14 @@ def deploy(
 
 
 def _summarize(results: list[pipeline.Result]) -> None:
+    """A table of the hosts when there are several; every failure in full once, in the error's box."""
     failed = [result for result in results if not result.ok]
-    if len(results) > 1 or failed:
+    if len(results) > 1:
         table = Table("host", "outcome", "detail")
         for result in results:
             style = "green" if result.ok else "red"
-            table.add_row(result.host, f"[{style}]{result.outcome}[/]", result.message)
+            # A failure's first line only: all of it follows in the error's box.
+            table.add_row(result.host, f"[{style}]{result.outcome}[/]", result.message.split("\n", 1)[0])
         console.print(table)
     if failed:
         raise DjdeployError("\n\n".join(result.message for result in failed))

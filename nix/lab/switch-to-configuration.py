@@ -158,10 +158,31 @@ def link_commands(new: Path) -> None:
 
 
 def failed(names: list[str]) -> list[str]:
+    """As NixOS counts them: failed units, and units waiting to restart after their process failed."""
     if not names:
         return []
-    states = run("systemctl", "is-failed", *names, check=False).stdout.split()
-    return [name for name, state in zip(names, states, strict=False) if state == "failed"]
+    shown = run(
+        "systemctl", "show", "--property=Id,ActiveState,SubState,ExecMainStatus", "--", *names, check=False
+    ).stdout
+    states = [
+        {key: value for key, _, value in (line.partition("=") for line in block.splitlines())}
+        for block in shown.split("\n\n")
+    ]
+    return [
+        state["Id"]
+        for state in states
+        if state.get("ActiveState") == "failed"
+        or (state.get("SubState") == "auto-restart" and state.get("ExecMainStatus", "0") != "0")
+    ]
+
+
+def run_verb(verb: str, names: list[str]) -> bool:
+    """systemctl VERB NAMES, its complaints passed on (as NixOS's do: "Job for x failed ..."); ok or not."""
+    if not names:
+        return True
+    result = run("systemctl", verb, "--", *names, check=False)
+    sys.stderr.write(result.stderr)
+    return result.returncode == 0
 
 
 def activate(new: Path, spec: dict[str, object], actions: dict[str, list[str]]) -> int:
@@ -178,26 +199,20 @@ def activate(new: Path, spec: dict[str, object], actions: dict[str, list[str]]) 
         run("systemd-tmpfiles", "--create", str(tmpfiles))
     run("systemctl", "daemon-reload")
     ensure_databases(spec)
-    # As on NixOS, a unit that fails to reload, restart or start makes the switch exit 4.
-    refused = []
-    for verb in ("reload", "restart"):
-        if actions[verb] and run("systemctl", verb, *actions[verb], check=False).returncode != 0:
-            refused += actions[verb]
+    # As on NixOS, a unit that fails to reload, restart or start makes the switch exit 4. A refused reload (a
+    # Caddyfile Caddy rejects) leaves the unit active on its old configuration: only systemctl names it.
+    accepted = [run_verb(verb, actions[verb]) for verb in ("reload", "restart")]
     # Starting every wanted unit also retries those that failed under the previous generation.
     everything_wanted = sorted(wanted(new))
-    if everything_wanted and run("systemctl", "start", *everything_wanted, check=False).returncode != 0:
-        refused += everything_wanted
-    broken = set(failed(everything_wanted)) | set(failed(refused))
-    if refused and not broken:
-        # A reload refused (a Caddyfile Caddy rejects) leaves the unit active on its old configuration.
-        broken = set(refused)
+    accepted.append(run_verb("start", everything_wanted))
+    broken = failed(sorted({*everything_wanted, *actions["reload"], *actions["restart"]}))
     if broken:
-        sys.stderr.write(f"warning: the following units failed: {', '.join(sorted(broken))}\n")
-        for name in broken:
-            log = run("journalctl", "--no-pager", "-n", "15", "-u", name, check=False).stdout
-            sys.stderr.write(f"--- {name}\n{log}")
-        return FAILED_UNITS_EXIT
-    return 0
+        # NixOS's words, and its `systemctl status` of them.
+        sys.stderr.write(f"warning: the following units failed: {', '.join(broken)}\n\n")
+        sys.stderr.write(
+            run("systemctl", "status", "--no-pager", "--full", "--", *broken, check=False).stdout
+        )
+    return 0 if all(accepted) and not broken else FAILED_UNITS_EXIT
 
 
 def main(argv: list[str]) -> int:

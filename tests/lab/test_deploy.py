@@ -25,6 +25,9 @@ from tests.lab.helpers import REPO, inv
 pytestmark = pytest.mark.lab
 
 SYSTEMS = REPO / "tests" / "lab" / "systems.nix"
+# A WSGI module that does not exist, and what gunicorn says of it.
+MISSING_MODULE = '"example_site.config.missing"'
+MISSING_MODULE_ERROR = "No module named 'example_site.config.missing'"
 # The lab image's `deploy` account (a member of sudo) has this password.
 LAB_SUDO_PASSWORD = "lab-deploy-password"
 
@@ -53,8 +56,8 @@ def release_source(workspace: Path, release: str) -> Path:
     return source
 
 
-def write_inventory(lab: LabLayout, workspace: Path, name: str, **system: str) -> Path:
-    """An inventory whose lab1 runs the test system with the given arguments."""
+def write_inventory(lab: LabLayout, workspace: Path, name: str, number: int = 1, **system: str) -> Path:
+    """An inventory whose lab<number> runs the test system with the given arguments."""
     arguments = {"withGuardedSite": '"false"', **system}
     expression = workspace / f"{name}.nix"
     expression.write_text(
@@ -63,7 +66,7 @@ def write_inventory(lab: LabLayout, workspace: Path, name: str, **system: str) -
     lab_inventory = yaml.safe_load(lab.inventory.read_text())
     lab_inventory["defaults"]["timeouts"] = {"health": 10, "confirm": 10}
     lab_inventory["hosts"] = {
-        "lab1": {"address": lab.host(1).address, "build": {"file": str(expression)}},
+        f"lab{number}": {"address": lab.host(number).address, "build": {"file": str(expression)}},
     }
     path = workspace / f"{name}.yaml"
     path.write_text(yaml.safe_dump(lab_inventory))
@@ -97,8 +100,13 @@ def start_deploy(inventory_path: Path, *args: str, **popen: Any) -> subprocess.P
     )
 
 
-def deploy(inventory_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return inv("deploy", "--inventory", str(inventory_path), "--host", "lab1", *args, check=False)
+def deploy(inventory_path: Path, *args: str, host: str = "lab1") -> subprocess.CompletedProcess[str]:
+    return inv("deploy", "--inventory", str(inventory_path), "--host", host, *args, check=False)
+
+
+def said(result: subprocess.CompletedProcess[str]) -> str:
+    """What a command printed, as one line of words: the error's box wraps long lines."""
+    return " ".join((result.stdout + result.stderr).replace("│", " ").split())
 
 
 def lab1(inventory_path: Path) -> inventory.Host:
@@ -142,7 +150,9 @@ def test_first_deploy_serves_the_site_and_records_it(first: Path) -> None:
 def test_unchanged_redeploy_copies_and_switches_nothing(first: Path) -> None:
     result = deploy(first)
     assert result.returncode == 0, result.stderr
-    assert "Nothing changed" in result.stdout
+    assert "health check" in result.stdout
+    assert "Nothing changed: lab1 already runs" in said(result)
+    assert "and it is healthy" in said(result)
     assert "copy the closure" not in result.stdout
     assert generation(lab1(first)) == "system-1-link"
 
@@ -170,25 +180,66 @@ def test_changed_site_is_deployed_and_rolled_back_by_hand(
     host = lab1(changed)
     assert 'id="release">2.0.0<' in page(host)
     assert generation(host) == "system-2-link"
-    rollback = inv("rollback", "--inventory", str(changed), "--host", "lab1", check=False)
+    # From a directory outside any git work tree: this machine's commit is unknown ("-") there.
+    invoke = [sys.executable, "-m", "invoke", "--search-root", str(REPO)]
+    rollback = subprocess.run(
+        [*invoke, "rollback", "--inventory", str(changed), "--host", "lab1"],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert rollback.returncode == 0, rollback.stdout + rollback.stderr
     assert 'id="release">1.0.0<' in page(host)
     assert generation(host) == "system-1-link"
+    records = deploy_log(host)
+    first_deploy = next(r for r in records if r["action"] == "deploy" and r["generation"] == 1)
+    assert first_deploy["commit"] != "-"
+    # The rollback records the commit generation 1 was deployed from.
+    assert (records[-1]["action"], records[-1]["commit"]) == ("rollback", first_deploy["commit"])
 
 
 def test_release_whose_gunicorn_cannot_start_is_rolled_back(
     lab: LabLayout, workspace: Path, first: Path
 ) -> None:
-    broken = write_inventory(lab, workspace, "broken-gunicorn", wsgiModule='"example_site.config.missing"')
+    broken = write_inventory(lab, workspace, "broken-gunicorn", wsgiModule=MISSING_MODULE)
     host = lab1(broken)
     before = generation(host)
-    result = deploy(broken)
-    assert result.returncode == 1
-    assert "rolled back to generation" in result.stderr
-    assert "Deployed" not in result.stdout
-    assert generation(host) == before
-    assert 'id="release">1.0.0<' in page(host)
-    assert deploy_log(host)[-1]["outcome"] == "rolled back"
+    # Twice: the second deploy shows its own activation's error, not the first one's too.
+    for _ in range(2):
+        result = deploy(broken)
+        assert result.returncode == 1
+        assert "rolled back to generation" in result.stderr
+        assert "Deployed" not in result.stdout
+        assert generation(host) == before
+        assert 'id="release">1.0.0<' in page(host)
+        assert deploy_log(host)[-1]["outcome"] == "rolled back"
+        text = said(result)
+        # gunicorn's own error, once, then where to see more; no other unit's journal.
+        assert text.count(MISSING_MODULE_ERROR) == 1, text
+        assert text.count("The end of its journal") == 1, text
+        assert "gunicorn-example.service failed. The end of its journal:" in text
+        assert "More with `djdeploy logs lab1 --site example`." in text
+        assert text.index(MISSING_MODULE_ERROR) < text.index("djdeploy logs lab1 --site example")
+
+
+def test_a_failed_first_deploy_run_again_reports_the_host_unhealthy(lab: LabLayout, workspace: Path) -> None:
+    broken = write_inventory(lab, workspace, "broken-first", number=2, wsgiModule=MISSING_MODULE)
+    failed = deploy(broken, host="lab2")
+    assert failed.returncode == 1
+    assert "there is no earlier generation to roll back to" in said(failed)
+    assert said(failed).count(MISSING_MODULE_ERROR) == 1
+    again = deploy(broken, host="lab2")
+    assert again.returncode == 1, again.stdout + again.stderr
+    text = said(again)
+    assert "Nothing changed" not in text
+    assert "lab2 already runs" in text
+    assert "but it is unhealthy:" in text
+    assert "gunicorn-example.service is failed" in text
+    assert "https://example.lab/healthz answered 502, expected 200" in text
+    assert "`djdeploy logs lab2 --site example`" in text
+    assert "copy the closure" not in again.stdout  # nothing deployed
 
 
 def test_release_whose_health_check_fails_is_rolled_back(

@@ -391,21 +391,6 @@ in
     systemd.sockets = lib.mkMerge (map (d: d.sockets) allDefinitions);
     systemd.tmpfiles.rules = lib.concatMap (d: d.tmpfiles) allDefinitions;
 
-    services.logrotate.settings = lib.mapAttrs' (
-      name: d:
-      lib.nameValuePair "django-${name}" {
-        files = "${d.logDir}/*.log";
-        su = "${d.user} ${d.group}";
-        frequency = "weekly";
-        rotate = 8;
-        compress = true;
-        # gunicorn keeps its log file open.
-        copytruncate = true;
-        missingok = true;
-        notifempty = true;
-      }
-    ) definitions;
-
     environment.systemPackages = lib.mapAttrsToList (_: site: site.manageScript) cfg.sites;
 
     # What djdeploy's health checks and day-two tasks read from the built system.

@@ -237,7 +237,7 @@ def test_gunicorn_is_socket_activated_and_restarted_alone() -> None:
     assert config["Group"] == "writers"
     assert re.fullmatch(
         r"/nix/store/\S+-django-env-shop /opt/python/bin/python -m gunicorn --name gunicorn-shop "
-        r"--workers 4 --worker-class gevent --error-logfile /var/log/django/shop/gunicorn\.log "
+        r"--workers 4 --worker-class gevent --error-logfile - "
         r"shop\.wsgi:application",
         config["ExecStart"],
     )
@@ -629,7 +629,7 @@ def test_module_defaults() -> None:
     assert result["caddy"]["extraConfig"].startswith("mysite.test {\n")
     assert result["systemPackages"] == ["manage-mysite_prod"]
     assert result["tmpfiles"][0] == "d /var/www/mysite_prod 0750 mysite_prod mysite_prod - -"
-    assert result["logrotate"]["django-mysite_prod"]["files"] == "/var/log/django/mysite_prod/*.log"
+    assert result["logrotate"] == {}
     # Caddy serves the static files through a link in /etc that the switch updates.
     assert result["etcSources"]["djdeploy/static/mysite_prod"].endswith("-mysite-static")
     assert "root * /etc/djdeploy/static/mysite_prod\n" in result["caddy"]["extraConfig"]

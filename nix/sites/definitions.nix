@@ -51,7 +51,6 @@ let
   secretKeyFile = "${baseDir}/secret_key";
   staticRoot = "${site.staticFilesPackage}";
   socketPath = "/run/gunicorn-${name}/gunicorn.sock";
-  logDir = "/var/log/django/${name}";
   caddyLogFile = "${caddyLogDir}/django-${name}.log";
 
   units = {
@@ -157,8 +156,9 @@ let
     "--name gunicorn-${name}"
     "--workers ${toString site.nbWorkers}"
     "--worker-class ${site.workerClass}"
-    # Requests are logged by Caddy; this file gets gunicorn's own messages (boot, worker timeouts, errors).
-    "--error-logfile ${logDir}/gunicorn.log"
+    # Requests are logged by Caddy. gunicorn's own messages (boot, worker timeouts, tracebacks) go to its
+    # standard error, so to the journal of this boot, where a failed deploy and `djdeploy logs` read them.
+    "--error-logfile -"
     wsgiApplication
   ];
 
@@ -268,8 +268,6 @@ let
         # SIGTERM to the master only: it stops the workers gracefully, finishing their requests.
         KillMode = "mixed";
         Restart = "on-failure";
-        LogsDirectory = "django/${name}";
-        LogsDirectoryMode = "0750";
       };
     };
   };
@@ -392,7 +390,6 @@ in
     baseDir
     secretKeyFile
     socketPath
-    logDir
     caddyLogFile
     environment
     envWrapper

@@ -6,6 +6,7 @@ and a wider terminal gets the host's facts on one line.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -120,10 +121,15 @@ def _generation(generation: Generation | None) -> Text:
 def _last_deploy(deploy: LastDeploy | None) -> Text:
     if deploy is None:
         return Text("no deploy recorded")
-    text = Text(f"deployed by {deploy.user}@{deploy.machine} from {deploy.commit[:10]}")
+    text = Text(f"deployed by {deploy.user}@{deploy.machine} from {_short_commit(deploy.commit)}")
     if deploy.outcome != "success":
         text.append(f" ({deploy.outcome})", style="yellow")
     return text
+
+
+def _short_commit(commit: str) -> str:
+    """A hash abbreviated to 10 digits; what follows it, such as "-dirty", is kept."""
+    return re.sub(r"^([0-9a-f]{10})[0-9a-f]+", r"\1", commit)
 
 
 def _lock(lock: Lock | None) -> Text:
@@ -144,18 +150,23 @@ def _details(host: HostStatus) -> list[Text]:
 
 
 def _site_cells(site: SiteStatus) -> list[Text]:
-    inactive = [unit for unit in site.units if unit.state != "active"]
-    if inactive:
-        units = Text(
-            ", ".join(f"{_unit_label(unit.unit, site.name)} {unit.state}" for unit in inactive), "red"
-        )
-    else:
-        units = Text("all active", style="green")
+    units = _units(site)
     if site.http_status is None:
         http = Text("no answer", style="red")
     else:
         http = Text(str(site.http_status), style="green" if site.http_status == site.http_expected else "red")
     return [Text(site.name), units, http, _certificate(site), _migrations(site)]
+
+
+def _units(site: SiteStatus) -> Text:
+    """ "all active", or the others by state: "migrate failed; socket, gunicorn inactive"."""
+    by_state: dict[str, list[str]] = {}
+    for unit in site.units:
+        if unit.state != "active":
+            by_state.setdefault(unit.state, []).append(_unit_label(unit.unit, site.name))
+    if not by_state:
+        return Text("all active", style="green")
+    return Text("; ".join(f"{', '.join(labels)} {state}" for state, labels in by_state.items()), "red")
 
 
 def _unit_label(unit: str, site: str) -> str:

@@ -280,7 +280,7 @@ def test_json_and_table_show_the_same_hosts(
         "problems": ["unreachable: Cannot reach lab2"],
     }
     text = rendered([reachable, unreachable], 250)
-    assert "deployed by jane@laptop from 0123456789" in text
+    assert "deployed by jane@laptop from 0123456789 ·" in text
     assert "gunicorn failed" in text
     assert "2 unapplied" in text
     assert "lab2 · unreachable: Cannot reach lab2" in text
@@ -359,6 +359,27 @@ def test_long_values_wrap_instead_of_being_cut() -> None:
     assert "Connection refused by" in words
     assert "gunicorn failed" in words
     assert "locked by ann@ci-runner-17.example.com since 2026-11-23T10:00:00+00:00" in words
+
+
+def test_units_that_are_not_active_are_grouped_by_state() -> None:
+    site = typical_host().sites[0]
+    units = (
+        status.UnitState("django-secret-key-reactivated_prod.service", "active"),
+        status.UnitState("django-migrate-reactivated_prod.service", "failed"),
+        status.UnitState("gunicorn-reactivated_prod.socket", "inactive"),
+        status.UnitState("gunicorn-reactivated_prod.service", "inactive"),
+    )
+    cell = status_view._units(status.SiteStatus(**{**site.__dict__, "units": units}))
+    assert cell.plain == "migrate failed; socket, gunicorn inactive"
+
+
+def test_the_commit_of_the_last_deploy_is_abbreviated_but_keeps_its_mark() -> None:
+    dirty = status.LastDeploy("jane", "laptop", "51a599c-dirty", "2026-11-23", "success")
+    full = status.LastDeploy(
+        "jane", "laptop", "0123456789abcdef0123456789abcdef01234567-dirty", "?", "success"
+    )
+    assert "from 51a599c-dirty ·" in rendered([typical_host(last_deploy=dirty)], 80)
+    assert "from 0123456789-dirty ·" in rendered([typical_host(last_deploy=full)], 80)
 
 
 def test_a_wide_terminal_shows_the_host_on_one_line() -> None:

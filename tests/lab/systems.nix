@@ -10,6 +10,8 @@
   wsgiModule ? "example_site.config.wsgi",
   # A path that answers 404 makes the deploy's health check fail.
   healthCheckPath ? "/healthz",
+  # 80 serves the sites over plain HTTP.
+  port ? 443,
 }:
 let
   packages = import ../../nix/lab/packages.nix { };
@@ -18,7 +20,7 @@ let
     package = example.site;
     staticFilesPackage = example.static;
     settingsModule = "example_site.config.settings.prod";
-    inherit wsgiModule healthCheckPath;
+    inherit wsgiModule healthCheckPath port;
     disableACME = true;
   };
 in

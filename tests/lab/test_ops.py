@@ -166,13 +166,14 @@ def test_status_shows_every_host_and_site(with_unreachable_host: inventory.Inven
     started = time.monotonic()
     result = inv(with_unreachable_host, "status", "--json")
     assert time.monotonic() - started < 30
-    assert result.returncode == 0, result.stderr
+    # The unreachable host makes it exit 1.
+    assert result.returncode == 1, result.stderr
     rows = {row["host"]: row for row in json.loads(result.stdout)}
-    assert rows["gone"]["reachable"] is False
+    assert (rows["gone"]["reachable"], rows["gone"]["healthy"]) == (False, False)
     assert "Cannot reach gone" in rows["gone"]["error"]
     for name in ("lab1", "lab2"):
         row = rows[name]
-        assert row["reachable"] is True
+        assert (row["reachable"], row["healthy"]) == (True, True)
         assert row["generation"]["number"] == 1
         assert row["generation"]["running"] is True
         [site] = row["sites"]
@@ -180,9 +181,11 @@ def test_status_shows_every_host_and_site(with_unreachable_host: inventory.Inven
         assert (site["http_status"], site["http_expected"]) == (200, 200)
         assert "example.lab" in site["certificate_names"]
         assert site["unapplied_migrations"] == []
-    table = inv(with_unreachable_host, "status").stdout
-    assert "no: Cannot reach gone" in table
-    assert table.count("all active") == 2
+    table = inv(with_unreachable_host, "status")
+    assert "gone · unreachable: Cannot reach gone" in table.stdout
+    assert table.stdout.count("all active") == 2
+    assert "gone is down: unreachable: Cannot reach gone" in table.stderr
+    assert inv(with_unreachable_host, "status", "--host", "lab1,lab2").returncode == 0
 
 
 def test_status_shows_the_deploy_lock_and_the_last_deploy(lab: inventory.Inventory) -> None:

@@ -285,12 +285,14 @@ JOURNAL_LINES = 20
 def unit_errors(remote: Remote, activation_id: str) -> tuple[UnitError, ...]:
     """The units recorded as failed in this activation, each with the end of its journal from it."""
     folder = directory(activation_id)
-    journalctl = f'journalctl --no-pager --output=cat --lines={JOURNAL_LINES} --since="@$since"'
+    # The last lines through tail: journalctl's --lines, with --since and two matches, gave the first ones.
+    journalctl = 'journalctl --no-pager --output=cat --since="@$since"'
     script = (
         f"[ -s {folder}/failed-units ] || exit 0; since=$(cat {folder}/started); "
         f'while read -r unit invocation; do echo "{_UNIT_MARK} $unit"; '
         f'if [ -n "$invocation" ]; then {journalctl} "_SYSTEMD_INVOCATION_ID=$invocation" + '
-        f'"INVOCATION_ID=$invocation"; else {journalctl} --unit="$unit"; fi; done < {folder}/failed-units'
+        f'"INVOCATION_ID=$invocation"; else {journalctl} --unit="$unit"; fi | tail -n {JOURNAL_LINES}; '
+        f"done < {folder}/failed-units"
     )
     sections = remote.run_shell(script, privileged=True).stdout.split(f"{_UNIT_MARK} ")[1:]
     return tuple(

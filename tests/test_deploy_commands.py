@@ -438,12 +438,12 @@ def test_a_unit_that_fails_the_switch_shows_its_own_journal_once(host: Host, fak
         f"cat {activation_dir}/reason 2>/dev/null; echo '---'; tail -n 25 {activation_dir}/switch.log "
         f"2>/dev/null; tail -n 25 {activation_dir}/rollback.log 2>/dev/null; true"
     )
-    journal = 'journalctl --no-pager --output=cat --lines=20 --since="@$since"'
+    journal = 'journalctl --no-pager --output=cat --since="@$since"'
     assert commands[6] == (
         f"[ -s {activation_dir}/failed-units ] || exit 0; since=$(cat {activation_dir}/started); "
         'while read -r unit invocation; do echo "@@djdeploy-unit $unit"; '
         f'if [ -n "$invocation" ]; then {journal} "_SYSTEMD_INVOCATION_ID=$invocation" + '
-        f'"INVOCATION_ID=$invocation"; else {journal} --unit="$unit"; fi; '
+        f'"INVOCATION_ID=$invocation"; else {journal} --unit="$unit"; fi | tail -n 20; '
         f"done < {activation_dir}/failed-units"
     )
     assert "deploys.jsonl" in commands[7]

@@ -27,7 +27,8 @@ pytestmark = pytest.mark.lab
 SYSTEMS = REPO / "tests" / "lab" / "systems.nix"
 # A WSGI module that does not exist, and what gunicorn says of it.
 MISSING_MODULE = '"example_site.config.missing"'
-MISSING_MODULE_ERROR = "No module named 'example_site.config.missing'"
+# The end of gunicorn's traceback (gunicorn then repeats the message alone, without the exception's name).
+MISSING_MODULE_ERROR = "ModuleNotFoundError: No module named 'example_site.config.missing'"
 # The lab image's `deploy` account (a member of sudo) has this password.
 LAB_SUDO_PASSWORD = "lab-deploy-password"
 

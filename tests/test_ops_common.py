@@ -31,12 +31,6 @@ def test_hosts_by_name_or_tag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         common.one_host(None, "lab1,lab2")
 
 
-def test_remainder_keeps_every_word_after_the_first_dashes() -> None:
-    argv = ["inv", "manage", "lab1", "shell", "--", "-c", "a; b", "--", ""]
-    assert common.remainder(argv) == ["-c", "a; b", "--", ""]
-    assert common.remainder(["inv", "manage", "lab1", "migrate"]) == []
-
-
 def test_sudo_password_only_for_sudo_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     use_inventory(tmp_path, monkeypatch)
     hosts = common.select_hosts(None, None, None)

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from invoke.program import Program
 
+from djdeploy.cli import program
 from djdeploy.sites import MANIFEST_PATH
 from djdeploy.ssh import Remote, RemoteCommandError, RemoteResult, SshTarget
-from djdeploy.tasks import namespace
 
 # An address of the documentation range: nothing ever connects to it, the fake answers instead.
 ADDRESS = "192.0.2.10"
@@ -127,12 +126,12 @@ def use_inventory(directory: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def run_task(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    """Run `inv ARGS` in this process, as the command line would; return its exit status."""
-    argv = ["inv", *args]
-    # The manage task reads the words after `--` from the process' own arguments.
+    """Run `djdeploy ARGS` in this process, as the command line would; return its exit status."""
+    argv = ["djdeploy", *args]
+    # The manage task reads Django's words from the process' own arguments.
     monkeypatch.setattr(sys, "argv", argv)
     try:
-        Program(namespace=namespace).run(argv)
+        program.run(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0

@@ -1,4 +1,4 @@
-"""inv manage: the command line it sends, the site it picks, the exit status it returns."""
+"""djdeploy manage: the command line it sends, the site it picks, the exit status it returns."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_a_command_without_arguments_needs_no_dashes(
 def test_arguments_are_sent_as_one_quoted_word_each(
     monkeypatch: pytest.MonkeyPatch, remote: FakeRemote
 ) -> None:
-    assert run_task(monkeypatch, "manage", "lab1", "shell", "--", "-c", "x; rm -rf /") == 0
+    assert run_task(monkeypatch, "manage", "lab1", "shell", "-c", "x; rm -rf /") == 0
     assert manage_calls(remote) == ["manage-example shell -c 'x; rm -rf /'"]
 
 
@@ -57,15 +57,35 @@ def test_arguments_are_sent_as_one_quoted_word_each(
 def test_shell_metacharacters_reach_django_as_data(
     monkeypatch: pytest.MonkeyPatch, remote: FakeRemote, argument: str
 ) -> None:
-    assert run_task(monkeypatch, "manage", "lab1", "check", "--", argument) == 0
+    assert run_task(monkeypatch, "manage", "lab1", "check", argument, "--", argument) == 0
     [command] = manage_calls(remote)
     # The host's shell splits the line back into exactly the words typed.
-    assert shlex.split(command) == ["manage-example", "check", argument]
+    assert shlex.split(command) == ["manage-example", "check", argument, "--", argument]
 
 
-def test_flags_after_the_dashes_go_to_django(monkeypatch: pytest.MonkeyPatch, remote: FakeRemote) -> None:
+def test_flags_after_the_command_go_to_django(monkeypatch: pytest.MonkeyPatch, remote: FakeRemote) -> None:
+    assert run_task(monkeypatch, "manage", "lab1", "check", "--deploy", "--fail-level", "ERROR") == 0
+    assert run_task(monkeypatch, "manage", "lab1", "showmigrations", "--plan", "notes") == 0
+    assert manage_calls(remote) == [
+        "manage-example check --deploy --fail-level ERROR",
+        "manage-example showmigrations --plan notes",
+    ]
+
+
+def test_a_dash_dash_after_the_command_still_ends_the_options(
+    monkeypatch: pytest.MonkeyPatch, remote: FakeRemote
+) -> None:
     assert run_task(monkeypatch, "manage", "lab1", "showmigrations", "--", "--plan", "notes") == 0
     assert manage_calls(remote) == ["manage-example showmigrations --plan notes"]
+
+
+def test_djdeploys_options_go_before_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeRemote(Host(sites=[site_entry("shop"), site_entry("blog")]))
+    monkeypatch.setattr(ops, "connect", lambda host, password=None: fake)
+    arguments = ["--site", "blog", "lab1", "check", "--deploy", "--site", "shop", "-i", "x.yaml"]
+    assert run_task(monkeypatch, "manage", *arguments) == 0
+    # After COMMAND, words spelled like djdeploy's options are Django's.
+    assert manage_calls(fake) == ["manage-blog check --deploy --site shop -i x.yaml"]
 
 
 def test_the_exit_status_is_the_commands(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,6 +7,11 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from invoke.parser.argument import Argument
+from invoke.parser.context import to_flag
+from invoke.tasks import Task
 
 from djdeploy import inventory
 from djdeploy.errors import DjdeployError
@@ -68,12 +73,72 @@ def connect(host: inventory.Host, sudo_password: str | None = None) -> Remote:
     return Remote(host.ssh_target, sudo_password)
 
 
-def remainder(argv: Sequence[str] | None = None) -> list[str]:
-    """The command line's words after the first `--`, exactly as the shell passed them.
+def django_words_start(words: Sequence[str], manage: Task[Any]) -> int | None:
+    """Where the words for Django start in a command line that runs `manage [OPTIONS] HOST COMMAND WORDS...`.
 
-    Invoke keeps only a space-joined copy of them, which loses the boundaries between arguments.
+    Finds the manage task by name (`manage`, or `x.manage` in a collection nested under x), steps over its own
+    options (`--site x`, `--site=x`, `-sx`, before or between HOST and COMMAND) and returns the index of the
+    first word after COMMAND, past a `--` right there (Invoke's end of options, kept for compatibility). None
+    when the line has no manage task with both HOST and COMMAND, or has `--` before them: Invoke then reports
+    what is missing.
     """
-    words = list(sys.argv if argv is None else argv)
-    if "--" not in words:
-        return []
-    return words[words.index("--") + 1 :]
+    names = {manage.name, *manage.aliases}
+    found = [index for index, word in enumerate(words) if word.rpartition(".")[2] in names]
+    if not found:
+        return None
+    options = {to_flag(name): argument for argument in manage.get_arguments() for name in argument.names}
+    unfilled = [argument.name for argument in manage.get_arguments() if argument.positional]
+    index = found[0] + 1
+    while index < len(words) and unfilled:
+        word = words[index]
+        index += 1
+        if word == "--":
+            return None
+        option, value_follows = _option(word, options)
+        if option is None:  # as Invoke does, any other word fills the next positional argument
+            unfilled.pop(0)
+            continue
+        index += value_follows
+        if option in unfilled:  # a positional argument given as an option: `--host prod`
+            unfilled.remove(option)
+    if unfilled:
+        return None
+    return index + 1 if words[index : index + 1] == ["--"] else index
+
+
+def _option(word: str, options: dict[str, Argument]) -> tuple[str | None, bool]:
+    """Which of the task's options a word gives (None: not one), and whether its value is the next word.
+
+    `--site=x` and `-sx` hold their value, as Invoke reads them.
+    """
+    if not word.startswith("-"):
+        return None, False
+    if not word.startswith("--") and len(word) > 2 and word[:2] in options:
+        return options[word[:2]].name, False
+    flag, equals, _ = word.partition("=")
+    argument = options.get(flag)
+    if argument is None:
+        return None, False
+    return argument.name, argument.takes_value and not equals
+
+
+def end_options_before_django_words(task_words: list[str], manage: Task[Any]) -> None:
+    """Insert `--` where Django's words start in the task words Invoke is about to parse (in place).
+
+    Invoke would read `check --deploy` as its own --deploy flag; after `--` it leaves every word alone.
+    Applying this twice changes nothing.
+    """
+    start = django_words_start(task_words, manage)
+    if start is not None and start < len(task_words) and task_words[start - 1] != "--":
+        task_words.insert(start, "--")
+
+
+def django_words(manage: Task[Any], argv: Sequence[str] | None = None) -> list[str]:
+    """The words for Django on the process' command line (sys.argv), exactly as the shell passed them.
+
+    Read from the command line because Invoke keeps only a space-joined copy of the words after `--`, which
+    loses the boundaries between arguments.
+    """
+    words = list(sys.argv if argv is None else argv)[1:]
+    start = django_words_start(words, manage)
+    return [] if start is None else words[start:]

@@ -22,8 +22,8 @@ from djdeploy.tasks.common import (
     INVENTORY_HELP,
     TAG_HELP,
     connect,
+    django_words,
     one_host,
-    remainder,
     select_hosts,
     sudo_password,
 )
@@ -35,7 +35,7 @@ SITE_HELP = "the site, when the host runs several (default: its only site)"
     positional=["host", "command"],
     help={
         "host": "the inventory host to run the command on",
-        "command": "the management command, e.g. migrate; its arguments go after `--`",
+        "command": "the management command, e.g. migrate; every word after it goes to Django as typed",
         "site": SITE_HELP,
         "inventory": INVENTORY_HELP,
     },
@@ -44,16 +44,17 @@ SITE_HELP = "the site, when the host runs several (default: its only site)"
 def manage(
     context: Context, host: str, command: str, site: str | None = None, inventory: str | None = None
 ) -> None:
-    """Run a Django management command of a site, as the site's user: inv manage HOST COMMAND [-- ARGS...]
+    """Run a Django management command of a site, as the site's user: djdeploy manage HOST COMMAND [ARGS...]
 
-    Examples: `inv manage prod migrate`, `inv manage prod createsuperuser`, `inv manage prod shell`,
-    `inv manage prod showmigrations -- --plan`, `inv manage prod shell -- -c 'print(1)'`.
-    The words after `--` go to Django exactly as typed, flags included (djdeploy's own options, such as
-    --site, go before it). From a terminal the command gets one (for shell and createsuperuser). The task
-    exits with the command's exit status.
+    Examples: `djdeploy manage prod migrate`, `djdeploy manage prod check --deploy`,
+    `djdeploy manage prod showmigrations --plan`, `djdeploy manage prod shell -c 'print(1)'`,
+    `djdeploy manage prod createsuperuser`. Every word after COMMAND goes to Django exactly as typed, flags
+    included; djdeploy's own options (--site, --inventory) go before COMMAND. `inv manage ...` works the same,
+    and a `--` right after COMMAND is allowed (`manage prod showmigrations -- --plan`). From a terminal the
+    command gets one (for shell and createsuperuser). The task exits with the command's exit status.
     """
     target = one_host(inventory, host)
-    arguments = [command, *remainder()]
+    arguments = [command, *django_words(manage)]
     terminal = sys.stdin.isatty()
     # On a terminal the manage command asks for sudo's password itself, when it needs it.
     password = None if terminal else sudo_password([target])

@@ -1,4 +1,4 @@
-"""inv deploy and inv rollback: build, copy, switch under a supervisor, check, confirm, record.
+"""Deploy and rollback: build, copy, switch under a supervisor, check, confirm, record.
 
 A host whose switch, health check or confirmation fails returns to its previous generation by itself.
 """
@@ -51,7 +51,7 @@ class Options:
     activation_timeout: float | None = None
     confirm_timeout: float | None = None
     sudo_password: str | None = None
-    # Also run every named check of `inv verify` before confirming.
+    # Also run every named check of `verify` before confirming.
     verify: bool = False
 
 
@@ -355,7 +355,7 @@ class HostRun:
             raise ActivationUnfinished(
                 f"{host.name}: the activation of generation {generation} is still running on the host "
                 f"(state '{result.state}'); it rolls back by itself unless confirmed. The deploy lock stays "
-                "until then: check with `inv status`, then `inv unlock` once it has ended.",
+                "until then: check with `djdeploy status`, then `djdeploy unlock` once it has ended.",
                 "failed",
             )
         self._report_failure(result, failure, entry, progress, sites)
@@ -395,7 +395,7 @@ class HostRun:
         return ActivationUnfinished(
             f"{self.host.name}: lost the host while its activation ran ({error.message}). The host decides "
             "by itself: it keeps the new generation only if this deploy confirmed it, and rolls back "
-            "otherwise. The deploy lock stays: check with `inv status`, then `inv unlock` once the "
+            "otherwise. The deploy lock stays: check with `djdeploy status`, then `djdeploy unlock` once the "
             "activation has ended.",
             "failed",
         )

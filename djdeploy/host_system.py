@@ -120,7 +120,7 @@ def lock_held(target: SshTarget, holder: dict[str, str]) -> LockHeld:
     return LockHeld(
         f"{target.name} is locked by another deploy: {lock_holder_text(holder)}. Wait for it to finish. "
         "If that deploy died and the lock is stale, break it on purpose with "
-        f"`inv unlock --host {target.name}`."
+        f"`djdeploy unlock --host {target.name}`."
     )
 
 

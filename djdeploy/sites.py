@@ -121,7 +121,7 @@ def read(remote: Remote) -> tuple[Site, ...]:
     if not result.ok:
         raise SiteError(
             f"{remote.target.display} has no sites manifest at {MANIFEST_PATH}: its current system was not "
-            "built with djdeploy's site definitions. Deploy it first (`inv deploy`)."
+            "built with djdeploy's site definitions. Deploy it first (`djdeploy deploy`)."
         )
     return parse_manifest(result.stdout, f"of {remote.target.name}")
 

@@ -1,4 +1,4 @@
-"""How `inv status` shows the hosts: one block per host, its facts then a table of its sites.
+"""How `djdeploy status` shows the hosts: one block per host, its facts then a table of its sites.
 
 A block reads on an 80-column terminal without cutting a cell (long values wrap, they never end in "…"),
 and a wider terminal gets the host's facts on one line.

@@ -327,7 +327,7 @@ def test_a_locked_host_is_refused_even_when_nothing_changed(host: Host, fakes: F
     result = run_deploy(host)
     assert result.outcome == "failed"
     assert result.message.startswith("web1 is locked by another deploy: ana@desk since 2026-11-23T10:00:00")
-    assert "inv unlock --host web1" in result.message
+    assert "djdeploy unlock --host web1" in result.message
     assert len(fakes[0].commands) == 1  # refused at the comparison, before anything else
 
 

@@ -39,7 +39,7 @@ def test_up_without_root_says_what_to_do_and_makes_nothing(
     layout: LabLayout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("os.geteuid", lambda: 1000)
-    with pytest.raises(DjdeployError, match=r"needs root.*sudo inv lab.up"):
+    with pytest.raises(DjdeployError, match=r"needs root.*sudo djdeploy lab.up"):
         control.up(layout, 1, Console(file=None))
     assert not layout.state_dir.exists()
     assert not layout.cache_dir.exists()

@@ -44,7 +44,7 @@ def check_host_count(count: int) -> None:
     if not 1 <= count <= MAX_HOSTS:
         raise DjdeployError(
             f"--hosts {count} is out of range: the lab runs 1 to {MAX_HOSTS} hosts (lab1..lab{MAX_HOSTS}). "
-            f"Run `inv lab.up --hosts N` with N from 1 to {MAX_HOSTS}."
+            f"Run `djdeploy lab.up --hosts N` with N from 1 to {MAX_HOSTS}."
         )
 
 
@@ -53,7 +53,7 @@ def check_can_run() -> None:
     if os.geteuid() != 0:
         raise DjdeployError(
             "The lab needs root: it mounts overlays, creates network namespaces and boots containers. "
-            "Run the lab tasks as root, e.g. `sudo inv lab.up`."
+            "Run the lab tasks as root, e.g. `sudo djdeploy lab.up`."
         )
     missing = sorted({package for tool, package in REQUIRED_TOOLS.items() if shutil.which(tool) is None})
     image.require_image_tools()

@@ -1,4 +1,4 @@
-"""inv deploy, inv rollback and inv unlock."""
+"""The deploy, rollback and unlock tasks."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from djdeploy.tasks.common import (
         "substitute": "let hosts fetch paths from their own binary caches instead of copying them",
         "activation-timeout": "seconds switch-to-configuration may take (default: inventory, else 600)",
         "confirm-timeout": "seconds the host waits for confirmation before rolling back (default: inventory)",
-        "verify": "before confirming, also run every named check of `inv verify`; a failed check rolls back",
+        "verify": "before confirming, also run every named check of `verify`; a failed check rolls back",
     }
 )
 @reports_errors

@@ -35,7 +35,7 @@ def status(context: Context) -> None:
     """List lab hosts with address, state and current system generation."""
     rows = control.status(LabLayout.from_environment())
     if not rows:
-        console.print("No lab hosts. Start some with `inv lab.up --hosts N`.")
+        console.print("No lab hosts. Start some with `djdeploy lab.up --hosts N`.")
         return
     table = Table("host", "address", "state", "generation")
     for row in rows:
@@ -54,6 +54,6 @@ def demo(context: Context, hosts: int = 1) -> None:
     deploy_task.deploy(context, host=names, inventory=inventory)
     ops.status(context, host=names, inventory=inventory)
     console.print(
-        f"The example site runs on {names}. Try `inv manage lab1 showmigrations --inventory {inventory}`, "
-        f"or set DJDEPLOY_INVENTORY={inventory} and use any task with --host lab1."
+        f"The example site runs on {names}. To use any task on it, `export DJDEPLOY_INVENTORY={inventory}`, "
+        "then for example `djdeploy status` or `djdeploy manage lab1 showmigrations --plan`."
     )

@@ -122,7 +122,7 @@ def logs(
     lines: int = 100,
     inventory: str | None = None,
 ) -> None:
-    """Show the journal of a host's sites and of Caddy: inv logs HOST [--site x] [--follow] [--since 1h]"""
+    """Show the journal of a host's sites and of Caddy: logs HOST [--site x] [--follow] [--since 1h]"""
     target = one_host(inventory, host)
     with connect(target, sudo_password([target])) as remote:
         host_sites = sites.of_inventory(sites.read(remote), target.sites)

@@ -271,7 +271,7 @@ def test_concurrent_deploy_is_refused_by_the_lock(lab: LabLayout, workspace: Pat
         second = deploy(changed)
         assert second.returncode == 1
         assert "is locked by another deploy" in second.stderr
-        assert "inv unlock --host lab1" in second.stderr
+        assert "djdeploy unlock --host lab1" in second.stderr
     finally:
         out, err = running.communicate(timeout=300)
     assert running.returncode == 0, out + err

@@ -43,6 +43,8 @@ let
       inherit name site;
       python = "${pythonEnvOf name site}/bin/python";
       writeScript = pkgs.writeShellScript;
+      # A site's own serviceConfig values replace those of the units' sandbox, no mkForce needed.
+      overridable = lib.mkDefault;
       caddyGroup = config.services.caddy.group;
       caddyLogDir = config.services.caddy.logDir;
       staticServeDir = "/etc/${staticEtcPath name}";
@@ -338,6 +340,8 @@ in
     description = ''
       Django sites, by instance name. The name appears in the units (`gunicorn-<name>`,
       `django-migrate-<name>`), the `manage-<name>` command and the default user, group and `baseDir`.
+      The units run sandboxed, writing only to `baseDir`; a site needing more sets
+      `systemd.services.<unit>.serviceConfig`, whose values replace the sandbox's and whose lists extend them.
     '';
   };
 

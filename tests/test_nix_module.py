@@ -248,6 +248,78 @@ def test_gunicorn_is_socket_activated_and_restarted_alone() -> None:
     assert "/nix/store" not in json.dumps(socket)
 
 
+# What every unit of a site runs with (systemd-analyze security: 2.0 or less); network and umask vary.
+SANDBOX: dict[str, object] = {
+    "NoNewPrivileges": True,
+    "ProtectSystem": "strict",
+    "ProtectHome": True,
+    "PrivateTmp": True,
+    "PrivateDevices": True,
+    "DevicePolicy": "closed",
+    "PrivateUsers": True,
+    "CapabilityBoundingSet": "",
+    "ProtectKernelTunables": True,
+    "ProtectKernelModules": True,
+    "ProtectKernelLogs": True,
+    "ProtectControlGroups": True,
+    "ProtectClock": True,
+    "ProtectHostname": True,
+    "ProtectProc": "invisible",
+    "ProcSubset": "pid",
+    "RestrictNamespaces": True,
+    "RestrictRealtime": True,
+    "RestrictSUIDSGID": True,
+    "LockPersonality": True,
+    "MemoryDenyWriteExecute": True,
+    "SystemCallArchitectures": "native",
+    "SystemCallFilter": ["@system-service", "~@privileged @resources"],
+    "SystemCallErrorNumber": "EPERM",
+    "RemoveIPC": True,
+}
+INTERNET = ["AF_UNIX", "AF_INET", "AF_INET6"]
+
+
+def sandbox_of(config: dict[str, Any]) -> dict[str, object]:
+    return {key: config.get(key) for key in SANDBOX}
+
+
+def test_every_unit_runs_in_the_sandbox_writing_only_to_the_site_directory() -> None:
+    services = pure("full")["services"]
+    assert set(services) == {"django-secret-key-shop", "django-migrate-shop", "gunicorn-shop"}
+    for config in (unit["serviceConfig"] for unit in services.values()):
+        assert sandbox_of(config) == SANDBOX
+        assert config["ReadWritePaths"] == ["/var/www/shop"]
+
+
+def test_units_reach_the_network_only_when_they_need_it() -> None:
+    services = pure("minimal")["services"]
+    secret_key = services["django-secret-key-mysite"]["serviceConfig"]
+    assert (secret_key["PrivateNetwork"], secret_key["RestrictAddressFamilies"]) == (True, "none")
+    assert secret_key["UMask"] == "0077"
+    # The local database's Unix socket is reachable from a private network.
+    migrate = services["django-migrate-mysite"]["serviceConfig"]
+    assert (migrate["PrivateNetwork"], migrate["RestrictAddressFamilies"]) == (True, INTERNET)
+    # Outbound HTTPS and SMTP.
+    gunicorn = services["gunicorn-mysite"]["serviceConfig"]
+    assert ("PrivateNetwork" in gunicorn, gunicorn["RestrictAddressFamilies"]) == (False, INTERNET)
+    assert migrate["UMask"] == gunicorn["UMask"] == "0027"
+    external = pure("externalDatabase")["services"]["django-migrate-api"]["serviceConfig"]
+    assert external["PrivateNetwork"] is False
+
+
+def test_lab_unit_files_repeat_a_key_for_each_item_of_a_list() -> None:
+    text = pure("labUnitFiles")["gunicorn-mysite"]
+    assert "\nSystemCallFilter=@system-service\nSystemCallFilter=~@privileged @resources\n" in text
+    assert (
+        "\nRestrictAddressFamilies=AF_UNIX\nRestrictAddressFamilies=AF_INET\nRestrictAddressFamilies=AF_INET6\n"
+        in text
+    )
+    assert "\nReadWritePaths=/var/www/mysite\n" in text
+    # An empty value empties the set: no capability at all.
+    assert "\nCapabilityBoundingSet=\n" in text
+    assert "\nPrivateUsers=true\n" in text
+
+
 def test_directories_belong_to_the_site_user() -> None:
     assert pure("full")["tmpfiles"] == [
         "d /var/www/shop 0750 alice writers - -",
@@ -643,6 +715,23 @@ def test_module_defaults() -> None:
         "gunicorn-mysite_prod.socket",
         "gunicorn-mysite_prod.service",
     ]
+
+
+def test_module_units_carry_the_sandbox() -> None:
+    services = module("defaults")["services"]
+    for name in ("django-secret-key-mysite_prod", "django-migrate-mysite_prod", "gunicorn-mysite_prod"):
+        config = services[name]["serviceConfig"]
+        assert sandbox_of(config) == SANDBOX, name
+        assert config["ReadWritePaths"] == ["/var/www/mysite_prod"]
+    assert services["django-secret-key-mysite_prod"]["serviceConfig"]["PrivateNetwork"] is True
+
+
+def test_module_site_settings_replace_single_values_of_the_sandbox_and_extend_lists() -> None:
+    config = module("sandboxOverride")["services"]["gunicorn-mysite"]["serviceConfig"]
+    assert config["MemoryDenyWriteExecute"] is False
+    assert sorted(config["ReadWritePaths"]) == ["/srv/uploads", "/var/www/mysite"]
+    assert sorted(config["SystemCallFilter"]) == ["@system-service", "mbind", "~@privileged @resources"]
+    assert config["ProtectSystem"] == "strict"
 
 
 def test_module_manage_command_has_its_tools() -> None:

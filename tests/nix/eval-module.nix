@@ -1,6 +1,10 @@
-# Evaluates nix/module.nix with the given `django.sites` on top of the stub NixOS options, and returns what
-# the module set, as JSON-friendly data. Needs nixpkgs' lib as <nixpkgs/lib>.
-sites:
+# Evaluates nix/module.nix with the given `django.sites` (and `extraConfig`, more of a NixOS configuration)
+# on top of the stub NixOS options, and returns what the module set, as JSON-friendly data. Needs nixpkgs' lib
+# as <nixpkgs/lib>.
+{
+  sites,
+  extraConfig ? { },
+}:
 let
   lib = import <nixpkgs/lib>;
   pkgs = import ./fake-pkgs.nix;
@@ -12,6 +16,7 @@ let
         _module.args.pkgs = pkgs;
         django.sites = sites;
       }
+      extraConfig
     ];
   }) config;
   plain = lib.mapAttrs (_: value: removeAttrs value [ "_module" ]);

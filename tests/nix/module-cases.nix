@@ -1,6 +1,7 @@
 # Sites evaluated through the NixOS module; tests/test_nix_module.py checks what each case produces.
 let
-  evalSites = import ./eval-module.nix;
+  evalModule = import ./eval-module.nix;
+  evalSites = sites: evalModule { inherit sites; };
   pkgs = import ./fake-pkgs.nix;
 
   mysite = {
@@ -83,6 +84,16 @@ in
   extraPackagesOverride = evalSites {
     mysite = mysite // {
       extraPackages = [ pkgs.python.pkgs.gunicorn ];
+    };
+  };
+
+  # A configuration's own unit settings on top of the units' sandbox.
+  sandboxOverride = evalModule {
+    sites.mysite = mysite;
+    extraConfig.systemd.services.gunicorn-mysite.serviceConfig = {
+      MemoryDenyWriteExecute = false;
+      ReadWritePaths = [ "/srv/uploads" ];
+      SystemCallFilter = [ "mbind" ];
     };
   };
 

@@ -83,6 +83,11 @@ in
 
   externalDatabase = definitions "api" { databaseUrl = "postgresql://api@db.example.com/api"; };
 
+  # The units as the lab writes them to its hosts.
+  labUnitFiles = builtins.mapAttrs (_: (import ../../nix/lab/units.nix).service) (
+    definitions "mysite" { }
+  ).services;
+
   legacyExtraEnvList = definitions "old" { extraEnv = [ "/run/secrets/old.env" ]; };
 
   valid = failedAssertions {

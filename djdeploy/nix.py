@@ -2,17 +2,54 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from djdeploy import process
+from djdeploy.errors import DjdeployError
 from djdeploy.ssh import SshTarget
 
-# `nix copy` is part of the new command line, still marked experimental in the Nix versions we support.
-NIX_COMMAND = ("nix", "--extra-experimental-features", "nix-command")
+# `nix copy` and `nix build` of flakes are still marked experimental in every Nix we support: djdeploy enables
+# them for its own commands, so that no nix.conf needs changing.
+NIX_COMMAND = ("nix", "--extra-experimental-features", "nix-command flakes")
+# The oldest Nix djdeploy works with: Debian 12's nix-bin.
+MINIMUM_NIX_VERSION = (2, 8)
+# "nix (Nix) 2.8.0", "nix (Nix) 2.26.3", "nix (Lix, like Nix) 2.91.1", "nix (Nix) 2.8pre20220311_d532269":
+# the version is the line's last word.
+_VERSION = re.compile(r"(\d+)\.(\d+)\S*\s*$")
+
+
+def parse_version(version_output: str) -> tuple[int, int] | None:
+    """(major, minor) of `nix --version`'s output, or None when it names no version."""
+    lines = version_output.strip().splitlines()
+    found = _VERSION.search(lines[0]) if lines else None
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+def check_version(version_output: str) -> None:
+    """Refuse a Nix older than the minimum, naming what was found and how to get a newer one."""
+    version = parse_version(version_output)
+    if version is not None and version >= MINIMUM_NIX_VERSION:
+        return
+    minimum = ".".join(map(str, MINIMUM_NIX_VERSION))
+    found = version_output.strip().splitlines()[0] if version_output.strip() else "nothing"
+    raise DjdeployError(
+        f"djdeploy needs Nix {minimum} or newer on this machine, but `nix --version` says {found!r}. "
+        f"Install a newer Nix (Debian 12's and 13's nix-bin package, or the installer at "
+        f"https://nixos.org/download) and make sure the `nix` first on PATH is that one, then run the "
+        "command again."
+    )
+
+
+@functools.cache
+def require_supported_version() -> None:
+    """Check the local Nix once per run, before the first Nix command."""
+    check_version(process.output(["nix", "--version"], timeout=60))
 
 
 def ssh_options(target: SshTarget) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -9,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from djdeploy import build
+from djdeploy import build, nix
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import BuildSpec, Host, SshSettings, Timeouts
+from tests.lab.flake import LAB_FLAKE, SOURCES, lab_flake_reference
+from tests.lab.helpers import REPO
 
 pytestmark = pytest.mark.skipif(shutil.which("nix-build") is None, reason="nix-build is not installed")
 
@@ -81,36 +84,152 @@ def test_a_host_without_a_build_says_how_to_give_one() -> None:
 
 def test_flake_hosts_build_their_toplevel_in_one_nix_build(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[list[str]] = []
+    # Nix answers in the order of its links, not of its --json list: prod is the first reference.
+    store_paths = [
+        "/nix/store/" + "a" * 32 + "-nixos-system-prod",
+        "/nix/store/" + "b" * 32 + "-nixos-system-web",
+    ]
 
     def fake_run(argv: list[str], *args: object, **kwargs: object) -> subprocess.CompletedProcess[str]:
         calls.append(argv)
-        outputs = (
-            "/nix/store/" + "a" * 32 + "-nixos-system-prod\n/nix/store/" + "b" * 32 + "-nixos-system-web\n"
-        )
-        return subprocess.CompletedProcess(argv, 0, outputs, "")
+        links = Path(argv[argv.index("--out-link") + 1])
+        os.symlink(store_paths[0], links)
+        os.symlink(store_paths[1], links.with_name(links.name + "-1"))
+        return subprocess.CompletedProcess(argv, 0, "", "")
 
     monkeypatch.setattr("djdeploy.process.run_watching", fake_run)
-    prod = Host("prod", "192.0.2.1", SshSettings(), BuildSpec(flake=".#nixosConfigurations.prod"), Timeouts())
+    monkeypatch.setattr("djdeploy.nix.require_supported_version", lambda: None)
+    prod = Host(
+        "prod",
+        "192.0.2.1",
+        SshSettings(),
+        BuildSpec(flake=".#nixosConfigurations.prod", nix_options=(("max-jobs", "auto"),)),
+        Timeouts(),
+    )
     web = Host(
         "web",
         "192.0.2.2",
         SshSettings(),
-        BuildSpec(flake="/src#nixosConfigurations.web.config.system.build.toplevel"),
+        BuildSpec(
+            flake="/src#nixosConfigurations.web.config.system.build.toplevel",
+            nix_options=(("max-jobs", "auto"),),
+        ),
         Timeouts(),
     )
     systems = build.build_systems([prod, web])
-    assert calls == [
-        [
-            "nix",
-            "--extra-experimental-features",
-            "nix-command",
-            "--extra-experimental-features",
-            "flakes",
-            "build",
-            "--no-link",
-            "--print-out-paths",
-            ".#nixosConfigurations.prod.config.system.build.toplevel",
-            "/src#nixosConfigurations.web.config.system.build.toplevel",
-        ]
+    [argv] = calls
+    links = argv[argv.index("--out-link") + 1]
+    assert Path(links).name == "result"
+    assert argv == [
+        "nix",
+        "--extra-experimental-features",
+        "nix-command flakes",
+        "build",
+        "--out-link",
+        links,
+        "--option",
+        "max-jobs",
+        "auto",
+        ".#nixosConfigurations.prod.config.system.build.toplevel",
+        "/src#nixosConfigurations.web.config.system.build.toplevel",
     ]
-    assert systems["web"].path.name.endswith("-nixos-system-web")
+    assert systems["prod"].path == Path(store_paths[0])
+    assert systems["web"].path == Path(store_paths[1])
+    # The links were GC roots only while the build's results were read.
+    assert not Path(links).parent.exists()
+
+
+@pytest.mark.parametrize(
+    ("output", "version"),
+    [
+        ("nix (Nix) 2.8.0\n", (2, 8)),
+        ("nix (Nix) 2.26.3", (2, 26)),
+        ("nix (Nix) 2.8pre20220311_d532269\n", (2, 8)),
+        ("nix (Lix, like Nix) 2.91.1\nSystem type: x86_64-linux\n", (2, 91)),
+        ("nix (Determinate Nix 3.0.0) 2.26.3", (2, 26)),
+        ("nix (Nix) 2.3.7", (2, 3)),
+        ("something else", None),
+        ("", None),
+    ],
+)
+def test_the_nix_version_is_read_from_nix_version(output: str, version: tuple[int, int] | None) -> None:
+    assert nix.parse_version(output) == version
+
+
+@pytest.mark.parametrize("output", ["nix (Nix) 2.8.0", "nix (Nix) 2.26.3", "nix (Nix) 3.0"])
+def test_nix_from_2_8_on_is_accepted(output: str) -> None:
+    nix.check_version(output)
+
+
+def test_an_older_nix_is_refused_naming_the_version_and_the_way_out() -> None:
+    with pytest.raises(DjdeployError) as refused:
+        nix.check_version("nix (Nix) 2.3.7\n")
+    message = refused.value.message
+    assert "needs Nix 2.8 or newer" in message
+    assert "'nix (Nix) 2.3.7'" in message
+    assert "nix-bin" in message
+    assert "\n" not in message
+
+
+def test_an_unreadable_version_is_refused() -> None:
+    with pytest.raises(DjdeployError, match="says 'nothing'"):
+        nix.check_version("")
+
+
+def test_the_local_nix_is_checked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[list[str]] = []
+
+    def fake_output(argv: list[str], **kwargs: object) -> str:
+        asked.append(argv)
+        return "nix (Nix) 2.8.0"
+
+    monkeypatch.setattr("djdeploy.process.output", fake_output)
+    nix.require_supported_version.cache_clear()
+    try:
+        nix.require_supported_version()
+        nix.require_supported_version()
+    finally:
+        nix.require_supported_version.cache_clear()
+    assert asked == [["nix", "--version"]]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="cutting the network off (unshare --net) needs root")
+def test_the_lab_flake_builds_the_lab_systems_offline_and_changes_nothing_in_the_tree() -> None:
+    """The lab flake (nix/lab/flake.nix, no inputs) gives exactly hosts.nix's systems, without network,
+    flake.lock or any other change to the git tree."""
+    reference = lab_flake_reference("lab2")
+    before = _git_status()
+    drv = subprocess.run(
+        [
+            "unshare",
+            "--net",
+            *nix.NIX_COMMAND,
+            "eval",
+            "--raw",
+            f"{reference}.config.system.build.toplevel.drvPath",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert drv.returncode == 0, drv.stderr
+    from_file = subprocess.run(
+        ["nix-instantiate", str(LAB_FLAKE / "hosts.nix"), "-A", "lab2"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout.strip()
+    assert drv.stdout == from_file
+    assert not (LAB_FLAKE / "flake.lock").exists()
+    assert _git_status() == before
+
+
+def _git_status() -> str:
+    return subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", *SOURCES],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout

@@ -50,6 +50,9 @@ let
   ignoredSourceName = "(\\..*|__pycache__|.*\\.py[co]|.*\\.egg-info|.*\\.sqlite3|build|dist)";
 in
 rec {
+  # The platform the packages and the systems built with them are for.
+  inherit system;
+
   writeText = writeFile false;
   writeScript = writeFile true;
 

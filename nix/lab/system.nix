@@ -104,7 +104,7 @@ let
 in
 builtins.derivation {
   name = "lab-system-${hostName}";
-  system = builtins.currentSystem;
+  inherit (packages) system;
   builder = "/usr/bin/python3";
   args = [ ./build-toplevel.py ];
   switchScript = ./switch-to-configuration.py;

@@ -7,17 +7,12 @@ import contextlib
 from collections.abc import Iterator
 
 from djdeploy import inventory
-from djdeploy.lab.layout import LabLayout
-from tests.lab.helpers import inv
+from tests.lab.helpers import inv, lab_hosts
 
 
 @contextlib.contextmanager
 def deployed_lab(count: int) -> Iterator[inventory.Inventory]:
     """lab1..lab<count> up with the example site deployed; the lab goes down afterwards."""
-    inv("lab.up", "--hosts", str(count))
-    try:
-        layout = LabLayout.from_environment()
+    with lab_hosts(count) as layout:
         inv("deploy", "--inventory", str(layout.inventory))
         yield inventory.load(layout.inventory)
-    finally:
-        inv("lab.down")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+from djdeploy.lab.layout import LabLayout
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,3 +42,13 @@ def build(expression: Path, **arguments: str) -> Path:
     if result.returncode != 0:
         raise AssertionError(f"nix-build {expression} failed:\n{result.stderr[-4000:]}")
     return Path(result.stdout.strip())
+
+
+@contextlib.contextmanager
+def lab_hosts(count: int) -> Iterator[LabLayout]:
+    """lab1..lab<count> up for the block, booted by `inv lab.up`; the lab goes down afterwards."""
+    inv("lab.up", "--hosts", str(count))
+    try:
+        yield LabLayout.from_environment()
+    finally:
+        inv("lab.down")

@@ -20,7 +20,7 @@ from djdeploy import host_paths, inventory, probe
 from djdeploy.lab import machine
 from djdeploy.lab.layout import LabLayout
 from djdeploy.ssh import Remote
-from tests.lab.helpers import REPO, inv
+from tests.lab.helpers import REPO, inv, lab_hosts
 
 pytestmark = pytest.mark.lab
 
@@ -35,11 +35,8 @@ LAB_SUDO_PASSWORD = "lab-deploy-password"
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[LabLayout]:
-    inv("lab.up", "--hosts", "3")
-    try:
-        yield LabLayout.from_environment()
-    finally:
-        inv("lab.down")
+    with lab_hosts(3) as layout:
+        yield layout
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from djdeploy import host_paths, inventory, nix
 from djdeploy.lab.layout import LabLayout
 from djdeploy.ssh import Remote
 from tests.lab.flake import lab_flake_reference
-from tests.lab.helpers import inv
+from tests.lab.helpers import lab_hosts
 from tests.lab.test_deploy import deploy, deploy_log, generation, page, said
 
 pytestmark = pytest.mark.lab
@@ -22,11 +22,8 @@ pytestmark = pytest.mark.lab
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[LabLayout]:
-    inv("lab.up", "--hosts", "1")
-    try:
-        yield LabLayout.from_environment()
-    finally:
-        inv("lab.down")
+    with lab_hosts(1) as layout:
+        yield layout
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 from djdeploy import inventory, probe
 from djdeploy.lab.layout import LabLayout
 from djdeploy.ssh import Remote
-from tests.lab.helpers import inv
+from tests.lab.helpers import inv, lab_hosts
 from tests.lab.test_deploy import deploy, deploy_log, generation, lab1, said, write_inventory
 
 pytestmark = pytest.mark.lab
@@ -23,11 +23,8 @@ GUNICORN = ["gunicorn-example.socket", "gunicorn-example.service"]
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[LabLayout]:
-    inv("lab.up", "--hosts", "1")
-    try:
-        yield LabLayout.from_environment()
-    finally:
-        inv("lab.down")
+    with lab_hosts(1) as layout:
+        yield layout
 
 
 @pytest.fixture(scope="module")

@@ -30,10 +30,13 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
-from djdeploy import build, deploy, inventory, nix, probe, process
+from djdeploy import inventory
+from djdeploy.deploy import build, nix
+from djdeploy.deploy import run as deploy
 from djdeploy.lab import cgroups, control
 from djdeploy.lab.layout import LabLayout
-from djdeploy.ssh import Remote
+from djdeploy.remote import probe, process
+from djdeploy.remote.ssh import Remote
 
 REPO = Path(__file__).resolve().parents[1]
 ROUNDS = 5

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from djdeploy import build
+from djdeploy.deploy import build
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import BuildSpec, Host, SshSettings, Timeouts
 
@@ -89,7 +89,7 @@ def test_flake_hosts_build_their_toplevel_in_one_nix_build(monkeypatch: pytest.M
         )
         return subprocess.CompletedProcess(argv, 0, outputs, "")
 
-    monkeypatch.setattr("djdeploy.process.run_watching", fake_run)
+    monkeypatch.setattr("djdeploy.remote.process.run_watching", fake_run)
     prod = Host("prod", "192.0.2.1", SshSettings(), BuildSpec(flake=".#nixosConfigurations.prod"), Timeouts())
     web = Host(
         "web",

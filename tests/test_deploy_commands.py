@@ -16,10 +16,14 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from djdeploy import activation, build, deploy, health, host_paths, host_system, nix, sites
+from djdeploy.deploy import build, health, nix, supervisor
+from djdeploy.deploy import run as deploy
 from djdeploy.errors import DjdeployError
+from djdeploy.host import paths as host_paths
+from djdeploy.host import sites
+from djdeploy.host import system as host_system
 from djdeploy.inventory import BuildSpec, Host, SshSettings, Timeouts
-from djdeploy.ssh import RemoteResult, SshTarget
+from djdeploy.remote.ssh import RemoteResult, SshTarget
 from djdeploy.tasks import deploy as deploy_tasks
 
 SITE = sites.Site(
@@ -198,7 +202,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> FakeHosts:
     )
     monkeypatch.setattr(nix, "copy_closure", lambda *args, **kwargs: None)
     monkeypatch.setattr(nix, "closure", lambda path: [nix.StorePath(str(NEW), 1000)])
-    monkeypatch.setattr(activation, "new_id", lambda: "20261123T000000-abcdef")
+    monkeypatch.setattr(supervisor, "new_id", lambda: "20261123T000000-abcdef")
     monkeypatch.setattr(deploy, "of_system", lambda system: (SITE,))
     monkeypatch.setattr(health, "check", lambda remote, address, sites, timeout: health.Report(True, ()))
     monkeypatch.setattr(host_system, "commit", lambda: "abc1234")
@@ -234,7 +238,7 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: FakeHosts) 
         "--no-ask-password",
         "--quiet",
         "--service-type=exec",
-        f"--setenv=PATH={activation.SUPERVISOR_PATH}",
+        f"--setenv=PATH={supervisor.SUPERVISOR_PATH}",
     ]
     assert started[8:10] == ["/bin/sh", "-c"]
     # id, new system, a new generation (not an existing one), seconds to wait for the check and confirmation
@@ -367,7 +371,7 @@ def test_a_host_lost_during_the_activation_keeps_its_lock(
     def lost(remote: object, activation_id: str, states: set[str], timeout: float) -> None:
         raise DjdeployError("Lost the SSH connection to web1")
 
-    monkeypatch.setattr(activation, "wait_for", lost)
+    monkeypatch.setattr(supervisor, "wait_for", lost)
     result = run_deploy(host)
     assert result.outcome == "failed"
     assert result.message.startswith("web1: lost the host while its activation ran (Lost the SSH connection")
@@ -463,7 +467,7 @@ def test_a_failed_switch_that_names_no_unit_shows_its_log(host: Host, fakes: Fak
 def failed_units(switch_log: str, tmp_path: Path) -> list[str]:
     """What the supervisor's failed_units function finds in a switch log."""
     (tmp_path / "switch.log").write_text(switch_log)
-    function = re.search(r"^failed_units\(\) \{\n.*?^\}$", activation.SUPERVISOR, re.M | re.S)
+    function = re.search(r"^failed_units\(\) \{\n.*?^\}$", supervisor.SUPERVISOR, re.M | re.S)
     assert function is not None
     script = f"dir={shlex.quote(str(tmp_path))}\n{function.group(0)}\nfailed_units\n"
     return subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout.split()
@@ -485,7 +489,7 @@ def test_the_supervisor_finds_the_units_a_switch_named_as_failed(tmp_path: Path)
     ]
     assert failed_units("error: activation failed: useradd failed\n", tmp_path) == []
     # Read before the rollback restarts them, so their journal is of the run that failed.
-    assert activation.SUPERVISOR.index("record_failed_units\n    roll_back") > 0
+    assert supervisor.SUPERVISOR.index("record_failed_units\n    roll_back") > 0
 
 
 def test_rollback_records_the_commit_of_the_generation_it_returns_to(
@@ -567,7 +571,7 @@ def test_sudo_prefixes_privileged_commands_only(host: Host, fakes: FakeHosts) ->
 
 
 def test_supervisor_script_rolls_back_without_confirmation() -> None:
-    script = activation.SUPERVISOR
+    script = supervisor.SUPERVISOR
     assert f"dir={host_paths.ACTIVATION_DIR}/$id" in script
     assert 'nix-env -p "$profile" --switch-generation "$previous"' in script
     assert 'nix-env -p "$profile" --set "$new"' in script

@@ -9,8 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from djdeploy import health, probe, sites
-from djdeploy.ssh import RemoteResult
+from djdeploy.deploy import health
+from djdeploy.host import sites
+from djdeploy.remote import probe
+from djdeploy.remote.ssh import RemoteResult
 from tests.test_ops_fakes import ADDRESS, FakeRemote, Host, ok, site_entry
 
 [PLAIN_SITE] = sites.parse_manifest(json.dumps([site_entry("plain", port=80)]), "of the test")

@@ -6,11 +6,11 @@ from invoke.context import Context
 from invoke.tasks import task
 from rich.table import Table
 
-from djdeploy import deploy as pipeline
-from djdeploy import host_system
 from djdeploy.console import console, reports_errors
+from djdeploy.deploy import run as pipeline
 from djdeploy.errors import DjdeployError
-from djdeploy.ssh import Remote
+from djdeploy.host import system as host_system
+from djdeploy.remote.ssh import Remote
 from djdeploy.tasks.common import (
     HOST_HELP,
     INVENTORY_HELP,

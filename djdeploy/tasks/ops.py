@@ -11,12 +11,13 @@ from invoke.tasks import task
 from rich.table import Table
 from rich.text import Text
 
-from djdeploy import logs as journal
-from djdeploy import manage as management
-from djdeploy import sites, status_view
-from djdeploy import status as host_status
-from djdeploy import verify as checks
 from djdeploy.console import console, error_console, reports_errors
+from djdeploy.host import sites
+from djdeploy.ops import logs as journal
+from djdeploy.ops import manage as management
+from djdeploy.ops import status as host_status
+from djdeploy.ops import status_view
+from djdeploy.ops import verify as checks
 from djdeploy.tasks.common import (
     HOST_HELP,
     INVENTORY_HELP,

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from djdeploy import host_paths
 from djdeploy.errors import DjdeployError
-from djdeploy.ssh import Remote
+from djdeploy.host import paths as host_paths
+from djdeploy.remote.ssh import Remote
 
 # Arguments: activation id, new system, the generation to switch the profile to ("new": a new generation
 # of the new system), seconds to wait for the confirmation. The supervisor sets the profile itself, so a

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from djdeploy import host_paths, process
 from djdeploy.errors import DjdeployError
-from djdeploy.ssh import Remote, SshTarget
+from djdeploy.host import paths as host_paths
+from djdeploy.remote import process
+from djdeploy.remote.ssh import Remote, SshTarget
 
 
 @dataclass(frozen=True)

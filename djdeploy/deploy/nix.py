@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from djdeploy import process
-from djdeploy.ssh import SshTarget
+from djdeploy.remote import process
+from djdeploy.remote.ssh import SshTarget
 
 # `nix copy` is part of the new command line, still marked experimental in the Nix versions we support.
 NIX_COMMAND = ("nix", "--extra-experimental-features", "nix-command")

@@ -9,9 +9,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from djdeploy import probe
-from djdeploy.sites import Site
-from djdeploy.ssh import Remote
+from djdeploy.host.sites import Site
+from djdeploy.remote import probe
+from djdeploy.remote.ssh import Remote
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,13 @@ from typing import NoReturn, TypeVar
 
 from rich.console import Console
 
-from djdeploy import activation, build, health, host_system, plan, transfer, verify
+from djdeploy.deploy import build, health, plan, supervisor, transfer
 from djdeploy.errors import DjdeployError
+from djdeploy.host import system as host_system
+from djdeploy.host.sites import CADDY_UNIT, Site, of_remote_system, of_system
 from djdeploy.inventory import Host
-from djdeploy.logs import CADDY_UNIT
-from djdeploy.sites import Site, of_remote_system, of_system
-from djdeploy.ssh import Remote, RemoteCommandError
+from djdeploy.ops import verify
+from djdeploy.remote.ssh import Remote, RemoteCommandError
 
 
 class DeployFailed(DjdeployError):
@@ -263,7 +264,7 @@ class HostRun:
         commit: the commit system was built from, for the deploy log.
         The lock stays only while the supervisor on the host has not finished: it still decides then.
         """
-        activation_id = activation.new_id()
+        activation_id = supervisor.new_id()
         with self.log.step("take the deploy lock"):
             host_system.acquire_lock(
                 self.remote, activation_id, f"{'deploy' if copy else 'rollback'} {system.name}"
@@ -322,7 +323,7 @@ class HostRun:
         )
         with log.step("start the activation (systemd-run)"):
             try:
-                activation.start(self.remote, activation_id, system, rollback_to, confirm_window)
+                supervisor.start(self.remote, activation_id, system, rollback_to, confirm_window)
             except RemoteCommandError:
                 raise  # systemd-run ran and refused: no supervisor, nothing changed
             except DjdeployError as exc:
@@ -351,7 +352,7 @@ class HostRun:
             )
             return Result(host.name, "deployed", f"generation {generation}", generation, self._steps())
         assert result is not None  # read whenever the activation was not confirmed
-        if result.state not in activation.FINAL_STATES:
+        if result.state not in supervisor.FINAL_STATES:
             raise ActivationUnfinished(
                 f"{host.name}: the activation of generation {generation} is still running on the host "
                 f"(state '{result.state}'); it rolls back by itself unless confirmed. The deploy lock stays "
@@ -362,7 +363,7 @@ class HostRun:
 
     def _follow(
         self, activation_id: str, sites: Sequence[Site], activation_timeout: float, confirm_timeout: float
-    ) -> tuple[activation.Progress, str | None, activation.Outcome | None]:
+    ) -> tuple[supervisor.Progress, str | None, supervisor.Outcome | None]:
         """Wait for the switch, check, confirm (or reject) and wait for the supervisor's final state.
 
         Returns where the supervisor is, why the deploy did not confirm (None when it did), and, when the
@@ -370,24 +371,24 @@ class HostRun:
         """
         log = self.log
         with log.step("set the profile and switch (switch-to-configuration test)"):
-            progress = self._wait(activation_id, {"switched", *activation.FINAL_STATES}, activation_timeout)
+            progress = self._wait(activation_id, {"switched", *supervisor.FINAL_STATES}, activation_timeout)
         if progress.state == "switched":
             failure = self._check_and_confirm(activation_id, sites)
-        elif progress.state in activation.FINAL_STATES:
+        elif progress.state in supervisor.FINAL_STATES:
             failure = "activation failed"
         else:
             failure = f"the activation did not finish within {activation_timeout:.0f} s"
-            self._on_host(lambda remote: activation.reject(remote, activation_id, failure))
+            self._on_host(lambda remote: supervisor.reject(remote, activation_id, failure))
         if failure is None:
             with log.step("make it the boot default (switch-to-configuration boot)"):
-                progress = self._wait(activation_id, activation.FINAL_STATES, confirm_timeout + 10)
-        elif progress.state not in activation.FINAL_STATES:
-            progress = self._wait(activation_id, activation.FINAL_STATES, activation_timeout)
+                progress = self._wait(activation_id, supervisor.FINAL_STATES, confirm_timeout + 10)
+        elif progress.state not in supervisor.FINAL_STATES:
+            progress = self._wait(activation_id, supervisor.FINAL_STATES, activation_timeout)
         if progress.state == "confirmed":
             return progress, failure, None
-        result = self._on_host(lambda remote: activation.outcome(remote, activation_id))
+        result = self._on_host(lambda remote: supervisor.outcome(remote, activation_id))
         if result.state == "confirmed":  # reached just after the wait for it gave up
-            return self._wait(activation_id, activation.FINAL_STATES, 10), failure, None
+            return self._wait(activation_id, supervisor.FINAL_STATES, 10), failure, None
         return progress, failure, result
 
     def _lost_track(self, error: DjdeployError) -> ActivationUnfinished:
@@ -400,10 +401,10 @@ class HostRun:
             "failed",
         )
 
-    def _report_boot_failure(self, entry: dict[str, object], progress: activation.Progress) -> NoReturn:
+    def _report_boot_failure(self, entry: dict[str, object], progress: supervisor.Progress) -> NoReturn:
         """The new generation runs and passed its checks, but a reboot would not start it."""
         activation_id = str(entry["id"])
-        log = self._on_host(lambda remote: activation.outcome(remote, activation_id)).log
+        log = self._on_host(lambda remote: supervisor.outcome(remote, activation_id)).log
         reason = f"switch-to-configuration boot exited with {progress.boot_status}"
         recorded = {**entry, "outcome": "running, not the boot default", "reason": reason}
         self._on_host(lambda remote: host_system.record(remote, recorded, release_lock=activation_id))
@@ -417,10 +418,10 @@ class HostRun:
 
     def _report_failure(
         self,
-        result: activation.Outcome,
+        result: supervisor.Outcome,
         failure: str | None,
         entry: dict[str, object],
-        progress: activation.Progress,
+        progress: supervisor.Progress,
         sites: Sequence[Site],
     ) -> NoReturn:
         """Record a failed activation's outcome on the host, unlock, and raise DeployFailed."""
@@ -459,11 +460,11 @@ class HostRun:
         )
 
     def _activation_details(
-        self, result: activation.Outcome, reason: str, activation_id: str, sites: Sequence[Site]
+        self, result: supervisor.Outcome, reason: str, activation_id: str, sites: Sequence[Site]
     ) -> str:
         """What a failed activation said: each failed unit's own journal, else the activation's log."""
         activation_failed = reason.startswith("activation failed")
-        errors = self._on_host(lambda remote: activation.unit_errors(remote, activation_id))
+        errors = self._on_host(lambda remote: supervisor.unit_errors(remote, activation_id))
         said = "".join(f"\n{_unit_error_text(self.host.name, error, sites)}" for error in errors)
         if result.log and (result.state == "rollback-failed" or (activation_failed and not errors)):
             said += f"\n{result.log}"
@@ -493,7 +494,7 @@ class HostRun:
                 with log.step("confirm over a new SSH connection"):
                     try:
                         with fresh_connection.result() as fresh:
-                            activation.confirm(fresh, activation_id)
+                            supervisor.confirm(fresh, activation_id)
                     except DjdeployError as exc:
                         failure = f"a new SSH connection to the switched host failed: {exc.message}"
             else:
@@ -501,16 +502,16 @@ class HostRun:
                     fresh_connection.result().close()
         if failure is not None:
             reason, units = failure, [*(unit for site in sites for unit in site.units), CADDY_UNIT]
-            self._on_host(lambda remote: activation.reject(remote, activation_id, reason, units))
+            self._on_host(lambda remote: supervisor.reject(remote, activation_id, reason, units))
         return failure
 
-    def _wait(self, activation_id: str, states: set[str], timeout: float) -> activation.Progress:
+    def _wait(self, activation_id: str, states: set[str], timeout: float) -> supervisor.Progress:
         """Wait for the supervisor; after a dropped connection, ask again over a new one."""
         try:
-            return activation.wait_for(self.remote, activation_id, states, timeout)
+            return supervisor.wait_for(self.remote, activation_id, states, timeout)
         except DjdeployError:
             with Remote(self.host.ssh_target, self.options.sudo_password) as fresh:
-                return activation.wait_for(fresh, activation_id, states, timeout)
+                return supervisor.wait_for(fresh, activation_id, states, timeout)
 
 
 def _check_inventory_sites(host: Host, sites: Sequence[Site]) -> None:
@@ -528,7 +529,7 @@ def logs_command(host: str, sites: Sequence[Site]) -> str:
     return f"djdeploy logs {host}" + (f" --site {sites[0].name}" if len(sites) == 1 else "")
 
 
-def _unit_error_text(host: str, error: activation.UnitError, sites: Sequence[Site]) -> str:
+def _unit_error_text(host: str, error: supervisor.UnitError, sites: Sequence[Site]) -> str:
     journal = textwrap.indent(error.journal, "  ") if error.journal else "  (nothing from this activation)"
     own_site = [site for site in sites if error.unit in site.units]
     return (

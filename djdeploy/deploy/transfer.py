@@ -9,10 +9,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-from djdeploy import nix
+from djdeploy.deploy import nix
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import Host
-from djdeploy.ssh import Remote
+from djdeploy.remote.ssh import Remote
 
 
 def copy_with_progress(

@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from djdeploy import process
+from djdeploy.deploy.nix import NIX_COMMAND
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import Host
-from djdeploy.nix import NIX_COMMAND
+from djdeploy.remote import process
 
 # Lines of a failed build's log that say what went wrong.
 _IMPORTANT = re.compile(r"^(error|\s+error|builder for|.*Traceback|.*Error:|.*error:)", re.IGNORECASE)

@@ -17,7 +17,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from djdeploy.status import Generation, HostStatus, LastDeploy, Lock, SiteStatus
+from djdeploy.ops.status import Generation, HostStatus, LastDeploy, Lock, SiteStatus
 
 # Certificates closer than this to their end are shown in yellow.
 CERTIFICATE_WARNING_DAYS = 14

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from djdeploy.deploy import build, health, nix, supervisor
-from djdeploy.deploy import run as deploy
+from djdeploy.deploy import build, fleet, health, host_run, nix, supervisor
 from djdeploy.errors import DjdeployError
 from djdeploy.host import paths as host_paths
 from djdeploy.host import sites
@@ -194,7 +193,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> FakeHosts:
     remotes = FakeHosts()
     connect = remotes.connect
 
-    monkeypatch.setattr(deploy, "Remote", connect)
+    monkeypatch.setattr(host_run, "Remote", connect)
     monkeypatch.setattr(
         build,
         "build_systems",
@@ -203,7 +202,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> FakeHosts:
     monkeypatch.setattr(nix, "copy_closure", lambda *args, **kwargs: None)
     monkeypatch.setattr(nix, "closure", lambda path: [nix.StorePath(str(NEW), 1000)])
     monkeypatch.setattr(supervisor, "new_id", lambda: "20261123T000000-abcdef")
-    monkeypatch.setattr(deploy, "of_system", lambda system: (SITE,))
+    monkeypatch.setattr(host_run, "of_system", lambda system: (SITE,))
     monkeypatch.setattr(health, "check", lambda remote, address, sites, timeout: health.Report(True, ()))
     monkeypatch.setattr(host_system, "commit", lambda: "abc1234")
     monkeypatch.setattr(host_system, "who", lambda: {"user": "jane", "machine": "laptop"})
@@ -211,8 +210,8 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> FakeHosts:
     return remotes
 
 
-def run_deploy(host: Host, **options: Any) -> deploy.Result:
-    [result] = deploy.deploy([host], deploy.Options(**options), Console(file=io.StringIO()))
+def run_deploy(host: Host, **options: Any) -> host_run.Result:
+    [result] = fleet.deploy([host], host_run.Options(**options), Console(file=io.StringIO()))
     return result
 
 
@@ -294,7 +293,7 @@ def test_unchanged_host_is_checked_once_and_left_alone(
 ) -> None:
     fakes.current = NEW
     console = io.StringIO()
-    [result] = deploy.deploy([host], deploy.Options(), Console(file=console, width=200))
+    [result] = fleet.deploy([host], host_run.Options(), Console(file=console, width=200))
     assert result.outcome == "unchanged"
     assert result.ok
     assert fakes[0].commands == [host_system._FACTS_COMMAND]
@@ -528,8 +527,8 @@ def test_rollback_records_the_commit_of_the_generation_it_returns_to(
         remote.generation = 2
         return remote
 
-    monkeypatch.setattr(deploy, "Remote", second_generation)
-    result = deploy.rollback(host, None, deploy.Options(), Console(file=io.StringIO()))
+    monkeypatch.setattr(host_run, "Remote", second_generation)
+    result = host_run.rollback(host, None, host_run.Options(), Console(file=io.StringIO()))
     assert result.outcome == "deployed", result.message
     commands = fakes[0].commands
     assert commands[:4] == [
@@ -613,8 +612,10 @@ def test_batches_stop_after_the_first_batch_with_a_failure(
             raise DjdeployError("Cannot reach web2")
         return connect(target, sudo_password)
 
-    monkeypatch.setattr(deploy, "Remote", connect_or_fail)
-    results = deploy.deploy([host, unreachable, *later], deploy.Options(batch=2), Console(file=io.StringIO()))
+    monkeypatch.setattr(host_run, "Remote", connect_or_fail)
+    results = fleet.deploy(
+        [host, unreachable, *later], host_run.Options(batch=2), Console(file=io.StringIO())
+    )
     assert [(result.host, result.outcome) for result in results] == [
         ("web1", "deployed"),
         ("web2", "failed"),
@@ -627,13 +628,15 @@ def test_batches_stop_after_the_first_batch_with_a_failure(
 def test_a_failure_is_printed_once(monkeypatch: pytest.MonkeyPatch) -> None:
     output = io.StringIO()
     monkeypatch.setattr(deploy_tasks, "console", Console(file=output, width=200))
-    failure = deploy.Result("web1", "rolled back", "web1: rolled back to generation 1.\nNo module named 'x'")
+    failure = host_run.Result(
+        "web1", "rolled back", "web1: rolled back to generation 1.\nNo module named 'x'"
+    )
     with pytest.raises(DjdeployError) as one_host:
         deploy_tasks._summarize([failure])
     assert one_host.value.message == failure.message
     assert output.getvalue() == ""  # no table for one host: the error's box says it all
     with pytest.raises(DjdeployError) as two_hosts:
-        deploy_tasks._summarize([failure, deploy.Result("web2", "deployed", "generation 4")])
+        deploy_tasks._summarize([failure, host_run.Result("web2", "deployed", "generation 4")])
     assert two_hosts.value.message == failure.message
     table = output.getvalue()
     assert "web1: rolled back to generation 1." in table

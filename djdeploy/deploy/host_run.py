@@ -1,4 +1,4 @@
-"""Deploy and rollback: build, copy, switch under a supervisor, check, confirm, record.
+"""One host's deploy or rollback: lock, copy, switch under the supervisor, check, confirm, record.
 
 A host whose switch, health check or confirmation fails returns to its previous generation by itself.
 """
@@ -9,15 +9,15 @@ import math
 import textwrap
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
 from rich.console import Console
 
-from djdeploy.deploy import build, health, plan, supervisor, transfer
+from djdeploy.deploy import health, plan, supervisor, transfer
 from djdeploy.errors import DjdeployError
 from djdeploy.host import system as host_system
 from djdeploy.host.sites import CADDY_UNIT, Site, of_remote_system, of_system
@@ -93,105 +93,14 @@ class StepLog:
         self.console.print(f"{prefix}[green]✓[/] {name} [dim]{seconds:.2f} s[/]")
 
 
-def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Result]:
-    """Deploy each host, in parallel and in batches; one host's failure never hides the others'."""
-    batches = _batches(hosts, options.batch)
-    # The first batch's connections open while the systems build, so a host that cannot be reached (or
-    # offers an unknown key) is known before a long build ends, and the deploy starts sooner. Each host
-    # waits only for its own connection.
-    opener = ThreadPoolExecutor(max_workers=max(1, options.parallel))
-    opened = {host.name: opener.submit(_connect, host, options, console) for host in batches[0]}
-    opener.shutdown(wait=False)
-    try:
-        with console.status("Building") as status:
-            started = time.monotonic()
-            systems = build.build_systems(hosts, lambda text: status.update(f"Building {text}"))
-    except BaseException:
-        for connection in opened.values():
-            connection.add_done_callback(_close)
-        raise
-    build_seconds = time.monotonic() - started
-    console.print(f"[green]✓[/] build {', '.join(h.name for h in hosts)} [dim]{build_seconds:.2f} s[/]")
-    results: list[Result] = []
-    for number, batch in enumerate(batches, start=1):
-        if len(batches) > 1:
-            console.rule(f"batch {number} of {len(batches)}: {', '.join(host.name for host in batch)}")
-        with ThreadPoolExecutor(max_workers=max(1, options.parallel)) as pool:
-            batch_results = list(
-                pool.map(
-                    lambda host: _deploy_host(
-                        host,
-                        systems[host.name].path,
-                        options,
-                        console,
-                        show_host=len(hosts) > 1,
-                        opened=opened.get(host.name),
-                    ),
-                    batch,
-                )
-            )
-        results += [
-            replace(result, steps=(("build", build_seconds), *result.steps)) for result in batch_results
-        ]
-        if any(not result.ok for result in batch_results) and number < len(batches):
-            skipped = [host.name for later in batches[number:] for host in later]
-            console.print(
-                f"[red]Stopping after batch {number} because it failed; not deployed: {', '.join(skipped)}"
-            )
-            results += [Result(name, "skipped", "an earlier batch failed") for name in skipped]
-            break
-    return results
-
-
-def _connect(host: Host, options: Options, console: Console) -> Remote:
-    try:
-        return Remote(host.ssh_target, options.sudo_password).open()
-    except DjdeployError:
-        console.print(f"[red]✗[/] [bold]{host.name}[/]: cannot connect (details in the summary)")
-        raise
-
-
-def _close(connection: Future[Remote]) -> None:
-    if connection.exception() is None:
-        connection.result().close()
-
-
-def _batches(hosts: Sequence[Host], size: int | None) -> list[list[Host]]:
-    if not size:
-        return [list(hosts)]
-    return [list(hosts[index : index + size]) for index in range(0, len(hosts), size)]
-
-
-def _deploy_host(
-    host: Host,
-    system: Path,
-    options: Options,
-    console: Console,
-    *,
-    show_host: bool,
-    opened: Future[Remote] | None,
-) -> Result:
-    log = StepLog(console, host.name, show_host)
-    try:
-        run = HostRun(
-            host, opened.result() if opened else _connect(host, options, console), options, console, log
-        )
-        try:
-            return run.deploy(system)
-        finally:
-            run.close()
-    except DeployFailed as exc:
-        return Result(host.name, exc.outcome, exc.message, steps=tuple(log.steps))
-    except DjdeployError as exc:
-        return Result(host.name, "failed", exc.message, steps=tuple(log.steps))
-    except Exception as exc:  # one host's bug must not hide the other hosts' results
-        return Result(host.name, "failed", f"unexpected error: {exc!r}", steps=tuple(log.steps))
+def connect(host: Host, options: Options) -> Remote:
+    return Remote(host.ssh_target, options.sudo_password).open()
 
 
 def rollback(host: Host, to: int | None, options: Options, console: Console) -> Result:
     """Switch a host back to the generation before the current one (or `to`), checked and confirmed."""
     log = StepLog(console, host.name, show_host=False)
-    remote = Remote(host.ssh_target, options.sudo_password).open()
+    remote = connect(host, options)
     run = HostRun(host, remote, options, console, log)
     try:
         facts = host_system.facts(remote)
@@ -299,7 +208,7 @@ class HostRun:
         except DjdeployError:
             with suppress(Exception):
                 self.remote.close()
-            self.remote = Remote(self.host.ssh_target, self.options.sudo_password).open()
+            self.remote = connect(self.host, self.options)
             return action(self.remote)
 
     def _switch_locked(

@@ -240,8 +240,16 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: FakeHosts) 
         f"--setenv=PATH={supervisor.SUPERVISOR_PATH}",
     ]
     assert started[8:10] == ["/bin/sh", "-c"]
-    # id, new system, a new generation (not an existing one), seconds to wait for the check and confirmation
-    assert started[11:] == ["djdeploy-activate", "20261123T000000-abcdef", str(NEW), "new", "25"]
+    # its directory, the profile, the new system, a new generation (not an existing one), seconds to wait
+    # for the check and the confirmation
+    assert started[11:] == [
+        "djdeploy-activate",
+        activation_dir,
+        host_paths.SYSTEM_PROFILE,
+        str(NEW),
+        "new",
+        "25",
+    ]
     assert "deadline=" in commands[4]
     assert waits_for_the_switch(commands[4])
     # Confirmation goes over a second, new connection.
@@ -551,7 +559,15 @@ def test_rollback_records_the_commit_of_the_generation_it_returns_to(
         + " > /run/djdeploy/lock/owner.json",
     ]
     started = shlex.split(commands[5].split(" && ", 1)[1])
-    assert started[11:] == ["djdeploy-activate", "20261123T000000-abcdef", str(OLD), "1", "25"]
+    activation_dir = "/run/djdeploy/activations/20261123T000000-abcdef"
+    assert started[11:] == [
+        "djdeploy-activate",
+        activation_dir,
+        host_paths.SYSTEM_PROFILE,
+        str(OLD),
+        "1",
+        "25",
+    ]
     recorded = json.loads(shlex.split(next(c for c in commands if "deploys.jsonl &&" in c))[6])
     # The commit generation 1 was deployed from, not this machine's HEAD (abc1234) nor a rollback's.
     assert (recorded["action"], recorded["commit"], recorded["generation"]) == ("rollback", "1111111", 1)
@@ -571,7 +587,8 @@ def test_sudo_prefixes_privileged_commands_only(host: Host, fakes: FakeHosts) ->
 
 def test_supervisor_script_rolls_back_without_confirmation() -> None:
     script = supervisor.SUPERVISOR
-    assert f"dir={host_paths.ACTIVATION_DIR}/$id" in script
+    assert script.startswith("#!/bin/sh\n")
+    assert "dir=$1 profile=$2 new=$3 target=$4 confirm_seconds=$5" in script
     assert 'nix-env -p "$profile" --switch-generation "$previous"' in script
     assert 'nix-env -p "$profile" --set "$new"' in script
     assert "no confirmation from the deployer" in script

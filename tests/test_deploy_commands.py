@@ -646,14 +646,14 @@ def test_a_failure_is_printed_once(monkeypatch: pytest.MonkeyPatch) -> None:
     output = io.StringIO()
     monkeypatch.setattr(deploy_tasks, "console", Console(file=output, width=200))
     failure = host_run.Result(
-        "web1", "rolled back", "web1: rolled back to generation 1.\nNo module named 'x'"
+        "web1", host_run.Outcome.ROLLED_BACK, "web1: rolled back to generation 1.\nNo module named 'x'"
     )
     with pytest.raises(DjdeployError) as one_host:
         deploy_tasks._summarize([failure])
     assert one_host.value.message == failure.message
     assert output.getvalue() == ""  # no table for one host: the error's box says it all
     with pytest.raises(DjdeployError) as two_hosts:
-        deploy_tasks._summarize([failure, host_run.Result("web2", "deployed", "generation 4")])
+        deploy_tasks._summarize([failure, host_run.Result("web2", host_run.Outcome.DEPLOYED, "generation 4")])
     assert two_hosts.value.message == failure.message
     table = output.getvalue()
     assert "web1: rolled back to generation 1." in table

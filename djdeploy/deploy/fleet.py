@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from djdeploy.deploy import build
-from djdeploy.deploy.host_run import DeployFailed, HostRun, Options, Result, StepLog, connect
+from djdeploy.deploy.host_run import DeployFailed, HostRun, Options, Outcome, Result, StepLog, connect
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import Host
 from djdeploy.remote.ssh import Remote
@@ -62,7 +62,7 @@ def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Re
             console.print(
                 f"[red]Stopping after batch {number} because it failed; not deployed: {', '.join(skipped)}"
             )
-            results += [Result(name, "skipped", "an earlier batch failed") for name in skipped]
+            results += [Result(name, Outcome.SKIPPED, "an earlier batch failed") for name in skipped]
             break
     return results
 
@@ -107,6 +107,6 @@ def _deploy_host(
     except DeployFailed as exc:
         return Result(host.name, exc.outcome, exc.message, steps=tuple(log.steps))
     except DjdeployError as exc:
-        return Result(host.name, "failed", exc.message, steps=tuple(log.steps))
+        return Result(host.name, Outcome.FAILED, exc.message, steps=tuple(log.steps))
     except Exception as exc:  # one host's bug must not hide the other hosts' results
-        return Result(host.name, "failed", f"unexpected error: {exc!r}", steps=tuple(log.steps))
+        return Result(host.name, Outcome.FAILED, f"unexpected error: {exc!r}", steps=tuple(log.steps))

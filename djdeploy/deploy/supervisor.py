@@ -12,12 +12,12 @@ import math
 import shlex
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 
-from djdeploy.errors import DjdeployError
 from djdeploy.host import paths as host_paths
 from djdeploy.remote.ssh import Remote
 
@@ -29,27 +29,52 @@ SUPERVISOR_PATH = (
     "/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin:/usr/local/sbin:/usr/local/bin:"
     "/usr/sbin:/usr/bin:/sbin:/bin"
 )
-FINAL_STATES = {"confirmed", "rolled-back", "rollback-failed", "failed", "not-switched"}
 
 
-class ActivationError(DjdeployError):
-    pass
+class State(StrEnum):
+    """The supervisor's states, as supervisor.sh writes them to its state file."""
+
+    ACTIVATING = "activating"
+    SWITCHED = "switched"
+    CONFIRMED = "confirmed"
+    ROLLING_BACK = "rolling-back"
+    ROLLED_BACK = "rolled-back"
+    ROLLBACK_FAILED = "rollback-failed"
+    FAILED = "failed"
+    NOT_SWITCHED = "not-switched"
+
+
+FINAL_STATES = frozenset(
+    {State.CONFIRMED, State.ROLLED_BACK, State.ROLLBACK_FAILED, State.FAILED, State.NOT_SWITCHED}
+)
+
+
+def _state(word: str) -> State | None:
+    """The state a state file holds; None before the supervisor wrote one."""
+    try:
+        return State(word)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
 class Progress:
     """Where the supervisor is: its state, the generation it made current, the one a failure returns to."""
 
-    state: str  # one of the states, or "timeout:<the last state>"
+    state: State | None
     generation: int | None
     previous: int | None
     # Exit status of `switch-to-configuration boot`, once confirmed.
     boot_status: int | None = None
+    # The wait ended before the supervisor reached a wanted state (state is its last one).
+    timed_out: bool = False
 
 
 @dataclass(frozen=True)
-class Outcome:
-    state: str
+class ActivationResult:
+    """How an activation ended (or where it is), why, and the end of its log."""
+
+    state: State | None
     reason: str
     log: str
 
@@ -71,11 +96,11 @@ def unit_name(activation_id: str) -> str:
 
 
 def start_command(
-    activation_id: str, system: Path, generation: int | None, confirm_seconds: int
+    activation_id: str, system: Path, existing_generation: int | None, confirm_seconds: int
 ) -> list[str]:
     """The command that starts the supervisor on the host and returns at once.
 
-    generation: switch the profile to this existing generation (a rollback) instead of making a new one.
+    existing_generation: switch the profile to this generation (a rollback) instead of making a new one.
     """
     return [
         "systemd-run",
@@ -93,7 +118,7 @@ def start_command(
         directory(activation_id),
         host_paths.SYSTEM_PROFILE,
         str(system),
-        str(generation) if generation is not None else "new",
+        str(existing_generation) if existing_generation is not None else "new",
         str(confirm_seconds),
     ]
 
@@ -103,33 +128,38 @@ def directory(activation_id: str) -> str:
 
 
 def start(
-    remote: Remote, activation_id: str, system: Path, generation: int | None, confirm_seconds: int
+    remote: Remote, activation_id: str, system: Path, existing_generation: int | None, confirm_seconds: int
 ) -> None:
-    command = shlex.join(start_command(activation_id, system, generation, confirm_seconds))
+    command = shlex.join(start_command(activation_id, system, existing_generation, confirm_seconds))
     remote.run_shell(f"mkdir -p {directory(activation_id)} && {command}", privileged=True)
 
 
-def wait_for(remote: Remote, activation_id: str, states: set[str], timeout: float) -> Progress:
+def wait_for(remote: Remote, activation_id: str, states: Set[State], timeout: float) -> Progress:
     """Wait on the host, in one command, until the supervisor reaches one of states."""
     folder = directory(activation_id)
     wanted = " ".join(sorted(states))
     # Sleeps on the supervisor's lock for the phase it is in, so it wakes as soon as the phase ends; polls
     # where flock is missing or the supervisor has not taken the lock yet. Bounded by the clock.
-    lock = f"{folder}/{'switching' if 'switched' in states else 'deciding'}"
+    lock = f"{folder}/{'switching' if State.SWITCHED in states else 'deciding'}"
     script = (
-        f"deadline=$(( $(date +%s) + {math.ceil(timeout)} )); "
+        f"deadline=$(( $(date +%s) + {math.ceil(timeout)} )); late=; "
         f"reached() {{ s=; [ -f {folder}/state ] && read -r s < {folder}/state; "
         f'for w in {wanted}; do [ "$s" = "$w" ] && return 0; done; return 1; }}; '
         "while ! reached; do "
-        '[ "$(date +%s)" -ge "$deadline" ] && { s="timeout:$s"; break; }; '
+        '[ "$(date +%s)" -ge "$deadline" ] && { late=timed-out; break; }; '
         f"flock -s -w 1 {lock} true 2>/dev/null; reached && break; sleep 0.05; done; "
         # One value a line: an empty one (a file not written yet) must not shift the others.
         'printf "%s\\n" "$s"'
         + "".join(f' "$(cat {folder}/{name} 2>/dev/null)"' for name in ("generation", "previous", "boot.rc"))
+        + ' "$late"'
     )
     lines = remote.run_shell(script, timeout=timeout + 30, privileged=True).stdout.split("\n")
-    state, generation, previous, boot_status = [line.strip() for line in [*lines, "", "", "", ""][:4]]
-    return Progress(state, _number(generation), _number(previous), _number(boot_status))
+    state, generation, previous, boot_status, late = [
+        line.strip() for line in [*lines, "", "", "", "", ""][:5]
+    ]
+    return Progress(
+        _state(state), _number(generation), _number(previous), _number(boot_status), timed_out=bool(late)
+    )
 
 
 def _number(word: str) -> int | None:
@@ -160,7 +190,7 @@ def reject(remote: Remote, activation_id: str, reason: str, units: Sequence[str]
     remote.run_shell(f"{record}cat > {folder}/rejected", input_text=reason, privileged=True)
 
 
-def outcome(remote: Remote, activation_id: str) -> Outcome:
+def result(remote: Remote, activation_id: str) -> ActivationResult:
     """The final state, the reason of a rollback and the end of the activation's log."""
     folder = directory(activation_id)
     result = remote.run_shell(
@@ -169,7 +199,7 @@ def outcome(remote: Remote, activation_id: str) -> Outcome:
         privileged=True,
     ).stdout
     state, reason, log = ([*result.split("---\n", 2), "", ""])[:3]
-    return Outcome(state.strip(), reason.strip(), log.rstrip())
+    return ActivationResult(_state(state.strip()), reason.strip(), log.rstrip())
 
 
 # Each failed unit's own output and systemd's messages about its run, matched by invocation id (the run that

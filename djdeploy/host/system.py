@@ -8,12 +8,31 @@ import shlex
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
 from djdeploy.errors import DjdeployError
 from djdeploy.host import paths as host_paths
 from djdeploy.remote import process
 from djdeploy.remote.ssh import Remote, SshTarget
+
+
+class Action(StrEnum):
+    """What a deploy record (and the lock) says was done."""
+
+    DEPLOY = "deploy"
+    ROLLBACK = "rollback"
+
+
+class RecordOutcome(StrEnum):
+    """How a deploy or rollback ended, as its deploy record says."""
+
+    SUCCESS = "success"
+    NOT_BOOT_DEFAULT = "running, not the boot default"
+    ROLLED_BACK = "rolled back"
+    NOT_SWITCHED = "not switched"
+    ROLLBACK_FAILED = "rollback-failed"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -198,7 +217,7 @@ def recorded_commit(remote: Remote, number: int, system: Path) -> str:
     )
     records = [_record(line) for line in result.stdout.splitlines()]
     of_system = [record for record in records if record.get("system") == str(system)]
-    own = [r for r in of_system if r.get("action") == "deploy" and r.get("generation") == number]
+    own = [r for r in of_system if r.get("action") == Action.DEPLOY and r.get("generation") == number]
     chosen = (own or of_system)[-1:]
     return str(chosen[0].get("commit") or "-") if chosen else "-"
 

@@ -285,8 +285,8 @@ class HostRun:
         if result.state not in supervisor.FINAL_STATES:
             raise ActivationUnfinished(
                 f"{host.name}: the activation of generation {generation} is still running on the host "
-                f"(state '{result.state or ''}'); it rolls back by itself unless confirmed. The deploy lock stays "
-                "until then: check with `djdeploy status`, then `djdeploy unlock` once it has ended.",
+                f"(state '{result.state or ''}'); it rolls back by itself unless confirmed. The deploy lock "
+                "stays until then: check with `djdeploy status`, then `djdeploy unlock` once it has ended.",
                 Outcome.FAILED,
             )
         self._report_failure(result, failure, entry, progress, sites)

@@ -22,7 +22,7 @@ from djdeploy.host import paths as host_paths
 from djdeploy.host import sites
 from djdeploy.host import system as host_system
 from djdeploy.inventory import BuildSpec, Host, SshSettings, Timeouts
-from djdeploy.remote.ssh import RemoteResult, SshTarget
+from djdeploy.remote.ssh import ConnectionLost, RemoteCommandError, RemoteResult, SshTarget
 from djdeploy.tasks import deploy as deploy_tasks
 
 SITE = sites.Site(
@@ -376,7 +376,7 @@ def test_a_host_lost_during_the_activation_keeps_its_lock(
     host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def lost(remote: object, activation_id: str, states: set[str], timeout: float) -> None:
-        raise DjdeployError("Lost the SSH connection to web1")
+        raise ConnectionLost("Lost the SSH connection to web1")
 
     monkeypatch.setattr(supervisor, "wait_for", lost)
     result = run_deploy(host)
@@ -385,6 +385,45 @@ def test_a_host_lost_during_the_activation_keeps_its_lock(
     assert "The deploy lock stays" in result.message
     commands = [command for remote in fakes for command in remote.commands]
     assert not any("rm -rf /run/djdeploy/lock" in command for command in commands)
+
+
+def test_a_wait_cut_off_asks_again_over_a_new_connection_and_keeps_it(
+    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wait_for, calls = supervisor.wait_for, []
+
+    def cut_once(remote: FakeRemote, activation_id: str, states: set[str], timeout: float) -> object:
+        calls.append(remote)
+        if len(calls) == 1:
+            raise ConnectionLost("Lost the SSH connection to web1")
+        return wait_for(remote, activation_id, states, timeout)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(supervisor, "wait_for", cut_once)
+    result = run_deploy(host)
+    assert result.outcome == "deployed", result.message
+    # The first wait (for the switch) comes before the confirmation's connection opens.
+    main, reconnected, _confirmation = fakes
+    assert calls[0] is main
+    assert all(remote is reconnected for remote in calls[1:])
+    assert any("deploys.jsonl" in command for command in reconnected.commands)
+    assert not any("deploys.jsonl" in command for command in main.commands)
+
+
+def test_a_command_that_failed_on_the_host_is_not_sent_again(
+    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = []
+
+    def refused(remote: FakeRemote, entry: dict[str, object], *, release_lock: str | None = None) -> None:
+        records.append(entry)
+        raise RemoteCommandError(remote.target, RemoteResult("printf", 1, "", "read-only file system"))
+
+    monkeypatch.setattr(host_system, "record", refused)
+    result = run_deploy(host)
+    assert result.outcome == "failed"
+    assert "read-only file system" in result.message
+    assert len(records) == 1
+    assert len(fakes) == 2  # the deploy's connection and the confirmation's: no reconnection
 
 
 GUNICORN_JOURNAL = """Started gunicorn-example.service - gunicorn of the Django site example.

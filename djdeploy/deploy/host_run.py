@@ -26,7 +26,7 @@ from djdeploy.host.sites import CADDY_UNIT, Site, of_remote_system, of_system
 from djdeploy.host.system import Action, RecordOutcome
 from djdeploy.inventory import Host
 from djdeploy.ops import verify
-from djdeploy.remote.ssh import Remote, RemoteCommandError
+from djdeploy.remote.ssh import ConnectionLost, Remote, RemoteCommandError
 
 
 class Outcome(StrEnum):
@@ -220,10 +220,10 @@ class HostRun:
         return tuple(self.log.steps)
 
     def _on_host(self, action: Callable[[Remote], T]) -> T:
-        """Run action over the deploy's connection, or over a new one if the switch cut it."""
+        """Run action over the deploy's connection, or once more over a new one if the switch cut it."""
         try:
             return action(self.remote)
-        except DjdeployError:
+        except ConnectionLost:
             with suppress(Exception):
                 self.remote.close()
             self.remote = connect(self.host, self.options)
@@ -405,7 +405,7 @@ class HostRun:
         host, log = self.host, self.log
         # The new connection opens while the health check runs: both come after the switch.
         with ThreadPoolExecutor(max_workers=1) as opener:
-            fresh_connection = opener.submit(Remote(host.ssh_target, self.options.sudo_password).open)
+            fresh_connection = opener.submit(connect, host, self.options)
             try:
                 with log.step("health check"):
                     report = health.check(self.remote, host.address, sites, host.timeouts.health)
@@ -437,11 +437,7 @@ class HostRun:
 
     def _wait(self, activation_id: str, states: Set[State], timeout: float) -> supervisor.Progress:
         """Wait for the supervisor; after a dropped connection, ask again over a new one."""
-        try:
-            return supervisor.wait_for(self.remote, activation_id, states, timeout)
-        except DjdeployError:
-            with Remote(self.host.ssh_target, self.options.sudo_password) as fresh:
-                return supervisor.wait_for(fresh, activation_id, states, timeout)
+        return self._on_host(lambda remote: supervisor.wait_for(remote, activation_id, states, timeout))
 
 
 # What the deploy record says of a supervisor's final state other than confirmed.

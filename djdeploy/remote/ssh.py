@@ -53,6 +53,10 @@ class RemoteResult:
         return self.exit_code == 0
 
 
+class ConnectionLost(DjdeployError):
+    """The SSH connection dropped while a command ran: whether the command ran on the host is unknown."""
+
+
 class UnknownHostKeyError(DjdeployError):
     """The host offered a key that known_hosts does not list, or lists differently."""
 
@@ -226,7 +230,7 @@ class Remote:
                 f"`{command}` on {self.target.display} did not finish within {timeout:.0f} s."
             ) from exc
         except (OSError, paramiko.SSHException, EOFError) as exc:
-            raise DjdeployError(f"Lost the SSH connection to {self.target.display}: {exc}.") from exc
+            raise ConnectionLost(f"Lost the SSH connection to {self.target.display}: {exc}.") from exc
         remote_result = RemoteResult(command, result.exited, result.stdout, result.stderr)
         if check and not remote_result.ok:
             raise RemoteCommandError(self.target, remote_result)

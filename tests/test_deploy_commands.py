@@ -203,7 +203,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> FakeHosts:
     monkeypatch.setattr(nix, "closure", lambda path: [nix.StorePath(str(NEW), 1000)])
     monkeypatch.setattr(supervisor, "new_id", lambda: "20261123T000000-abcdef")
     monkeypatch.setattr(host_run, "of_system", lambda system: (SITE,))
-    monkeypatch.setattr(health, "check", lambda remote, address, sites, timeout: health.Report(True, ()))
+    monkeypatch.setattr(health, "check", lambda remote, address, sites, timeout: health.Report(()))
     monkeypatch.setattr(host_system, "commit", lambda: "abc1234")
     monkeypatch.setattr(host_system, "who", lambda: {"user": "jane", "machine": "laptop"})
     monkeypatch.setattr(host_system, "now", lambda: "2026-11-23T00:00:00+00:00")
@@ -290,7 +290,7 @@ def health_checks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, ...]]:
 
     def check(remote: object, address: str, checked: object, timeout: float) -> health.Report:
         calls.append((remote, address, checked, timeout))
-        return health.Report(True, ())
+        return health.Report(())
 
     monkeypatch.setattr(health, "check", check)
     return calls
@@ -317,7 +317,7 @@ def test_unchanged_but_unhealthy_host_is_not_reported_as_fine(
         "gunicorn-example.service is failed",
         "https://example.test/healthz answered 502, expected 200",
     )
-    monkeypatch.setattr(health, "check", lambda *args: health.Report(False, problems))
+    monkeypatch.setattr(health, "check", lambda *args: health.Report(problems))
     fakes.current = NEW
     result = run_deploy(host)
     assert (result.outcome, result.ok) == ("unhealthy", False)
@@ -435,7 +435,7 @@ def test_failed_health_check_rejects_and_reports_the_rollback(
     host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        health, "check", lambda *args: health.Report(False, ("https://example.test/healthz answered 502",))
+        health, "check", lambda *args: health.Report(("https://example.test/healthz answered 502",))
     )
     fakes.state_after_confirm = "rolled-back"
     fakes.unit_journals = {"gunicorn-example.service": GUNICORN_JOURNAL}
@@ -622,6 +622,25 @@ def test_sudo_prefixes_privileged_commands_only(host: Host, fakes: FakeHosts) ->
     assert commands[3].startswith("sudo mkdir -p /run/djdeploy/activations/")
     assert fakes[0].sudo_password == "secret"
     assert all("secret" not in command for command in commands)
+
+
+def test_the_sudo_password_is_in_no_repr_output_or_message(
+    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    password = "s3cret-sudo-pw"
+    options = host_run.Options(sudo_password=password)
+    assert password not in repr(options)
+    sudo_host = dataclasses.replace(host, ssh=SshSettings(user="deploy", sudo=True))
+    output = io.StringIO()
+    [deployed] = fleet.deploy([sudo_host], options, Console(file=output, width=200))
+    assert deployed.outcome == "deployed", deployed.message
+    monkeypatch.setattr(health, "check", lambda *args: health.Report(("gunicorn-example.service is failed",)))
+    fakes.current = NEW
+    [unhealthy] = fleet.deploy([sudo_host], options, Console(file=output, width=200))
+    assert unhealthy.outcome == "unhealthy"
+    assert fakes[0].sudo_password == password  # it was used, and shown nowhere
+    shown = output.getvalue() + repr(deployed) + repr(unhealthy) + repr(fakes[0].commands)
+    assert password not in shown
 
 
 def test_supervisor_script_rolls_back_without_confirmation() -> None:

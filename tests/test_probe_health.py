@@ -73,7 +73,7 @@ def test_health_check_asks_a_port_80_site_over_plain_http(
 
     monkeypatch.setattr(probe, "request", request)
     report = health.check(FakeRemote(Host(answer=systemctl_all_active)), ADDRESS, [PLAIN_SITE], timeout=0)
-    assert report == health.Report(not problems, problems)
+    assert report == health.Report(problems)
     [(address, hostname, path, options)] = asked
     assert (address, hostname, path, options["port"], options["tls"]) == (
         ADDRESS,

@@ -67,7 +67,7 @@ class Options:
     batch: int | None = None
     activation_timeout: float | None = None
     confirm_timeout: float | None = None
-    sudo_password: str | None = None
+    sudo_password: str | None = field(default=None, repr=False)
     # Also run every named check of `verify` before confirming.
     verify: bool = False
 
@@ -241,7 +241,7 @@ class HostRun:
             with log.step("copy the closure"):
                 substitute = self.options.substitute_on_destination
                 transfer.copy_with_progress(
-                    self.remote, host, system, substitute, self.console, show=not log.show_host
+                    self.remote, system, substitute, self.console, show=not log.show_host
                 )
         activation_timeout = self.options.activation_timeout or host.timeouts.activation
         confirm_timeout = self.options.confirm_timeout or host.timeouts.confirm

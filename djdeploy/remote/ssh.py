@@ -64,11 +64,8 @@ class UnknownHostKeyError(DjdeployError):
 class _RejectUnknownHostKey(paramiko.MissingHostKeyPolicy):
     """Refuse hosts whose key is not in known_hosts, and say which key they offered."""
 
-    def __init__(self, target: SshTarget, sudo_password: str | None = None) -> None:
+    def __init__(self, target: SshTarget) -> None:
         self.target = target
-        self._sudo_password = sudo_password
-        # Whether sudo asks this host for a password: learnt once per connection (see _sudo_prefix).
-        self._sudo_asks: bool | None = None
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         raise UnknownHostKeyError(
@@ -87,7 +84,7 @@ class Remote:
     def __init__(self, target: SshTarget, sudo_password: str | None = None) -> None:
         self.target = target
         self._sudo_password = sudo_password
-        # Whether sudo asks this host for a password: learnt once per connection (see _sudo_prefix).
+        # Whether sudo asks this host for a password: learnt once per connection (see _sudo_asks_password).
         self._sudo_asks: bool | None = None
         connect_kwargs: dict[str, object] = {"look_for_keys": target.identity is None, "allow_agent": True}
         if target.identity is not None:

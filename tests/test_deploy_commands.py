@@ -412,9 +412,11 @@ def test_a_wait_cut_off_asks_again_over_a_new_connection_and_keeps_it(
 def test_a_command_that_failed_on_the_host_is_not_sent_again(
     host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    records = []
+    records: list[host_system.DeployRecord] = []
 
-    def refused(remote: FakeRemote, entry: dict[str, object], *, release_lock: str | None = None) -> None:
+    def refused(
+        remote: FakeRemote, entry: host_system.DeployRecord, *, release_lock: str | None = None
+    ) -> None:
         records.append(entry)
         raise RemoteCommandError(remote.target, RemoteResult("printf", 1, "", "read-only file system"))
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import NoReturn, TypeVar
@@ -23,7 +23,7 @@ from djdeploy.deploy.supervisor import State
 from djdeploy.errors import DjdeployError
 from djdeploy.host import system as host_system
 from djdeploy.host.sites import CADDY_UNIT, Site, of_remote_system, of_system
-from djdeploy.host.system import Action, RecordOutcome
+from djdeploy.host.system import Action, DeployRecord, RecordOutcome
 from djdeploy.inventory import Host
 from djdeploy.ops import verify
 from djdeploy.remote.ssh import ConnectionLost, Remote, RemoteCommandError
@@ -196,14 +196,16 @@ class HostRun:
         action = Action.DEPLOY if existing_generation is None else Action.ROLLBACK
         with self.log.step("take the deploy lock"):
             host_system.acquire_lock(self.remote, activation_id, f"{action} {system.name}")
-        entry: dict[str, object] = {
-            "id": activation_id,
-            **host_system.who(),
-            "commit": commit,
-            "started": host_system.now(),
-            "system": str(system),
-            "action": action,
-        }
+        deployer = host_system.who()
+        entry = DeployRecord(
+            id=activation_id,
+            user=deployer["user"],
+            machine=deployer["machine"],
+            commit=commit,
+            started=host_system.now(),
+            system=str(system),
+            action=action,
+        )
         try:
             return self._switch_locked(system, existing_generation, entry, action)
         except DeployFailed:
@@ -230,10 +232,10 @@ class HostRun:
             return action(self.remote)
 
     def _switch_locked(
-        self, system: Path, existing_generation: int | None, entry: dict[str, object], action: Action
+        self, system: Path, existing_generation: int | None, entry: DeployRecord, action: Action
     ) -> Result:
         host, log = self.host, self.log
-        activation_id = str(entry["id"])
+        activation_id = entry.id
         deploying = action is Action.DEPLOY
         sites = of_system(system) if deploying else of_remote_system(self.remote, system)
         _check_inventory_sites(host, sites)
@@ -263,8 +265,7 @@ class HostRun:
         except DjdeployError as exc:
             raise self._lost_track(exc) from exc
         generation = progress.generation
-        entry["finished"] = host_system.now()
-        entry["generation"] = generation
+        entry = replace(entry, finished=host_system.now(), generation=generation)
         if progress.state == State.CONFIRMED and progress.boot_status not in (None, 0):
             self._report_boot_failure(entry, progress)
         if progress.state == State.CONFIRMED:
@@ -272,7 +273,7 @@ class HostRun:
                 self._on_host(
                     lambda remote: host_system.record(
                         remote,
-                        {**entry, "outcome": RecordOutcome.SUCCESS, "reason": ""},
+                        replace(entry, outcome=RecordOutcome.SUCCESS),
                         release_lock=activation_id,
                     )
                 )
@@ -333,12 +334,12 @@ class HostRun:
             Outcome.FAILED,
         )
 
-    def _report_boot_failure(self, entry: dict[str, object], progress: supervisor.Progress) -> NoReturn:
+    def _report_boot_failure(self, entry: DeployRecord, progress: supervisor.Progress) -> NoReturn:
         """The new generation runs and passed its checks, but a reboot would not start it."""
-        activation_id = str(entry["id"])
+        activation_id = entry.id
         log = self._on_host(lambda remote: supervisor.result(remote, activation_id)).log
         reason = f"switch-to-configuration boot exited with {progress.boot_status}"
-        recorded = {**entry, "outcome": RecordOutcome.NOT_BOOT_DEFAULT, "reason": reason}
+        recorded = replace(entry, outcome=RecordOutcome.NOT_BOOT_DEFAULT, reason=reason)
         self._on_host(lambda remote: host_system.record(remote, recorded, release_lock=activation_id))
         raise DeployFailed(
             f"{self.host.name}: generation {progress.generation} runs and passed its checks, but making it "
@@ -352,18 +353,18 @@ class HostRun:
         self,
         result: supervisor.ActivationResult,
         failure: str | None,
-        entry: dict[str, object],
+        entry: DeployRecord,
         progress: supervisor.Progress,
         sites: Sequence[Site],
     ) -> NoReturn:
         """Record a failed activation's outcome on the host, unlock, and raise DeployFailed."""
-        host, generation, activation_id = self.host, progress.generation, str(entry["id"])
+        host, generation, activation_id = self.host, progress.generation, entry.id
         reason = result.reason or failure or f"the activation ended as '{result.state}'"
         details = self._activation_details(result, reason, activation_id, sites)
         outcome = _RECORDED.get(result.state or State.FAILED, RecordOutcome.FAILED)
-        recorded = {**entry, "outcome": outcome, "reason": reason}
+        recorded = replace(entry, outcome=outcome, reason=reason)
         if result.state == State.ROLLED_BACK:
-            recorded["generation"] = progress.previous
+            recorded = replace(recorded, generation=progress.previous)
         self._on_host(lambda remote: host_system.record(remote, recorded, release_lock=activation_id))
         if result.state == State.ROLLED_BACK:
             raise DeployFailed(

@@ -6,7 +6,7 @@ import getpass
 import json
 import shlex
 import socket
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -33,6 +33,23 @@ class RecordOutcome(StrEnum):
     NOT_SWITCHED = "not switched"
     ROLLBACK_FAILED = "rollback-failed"
     FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class DeployRecord:
+    """One line of the host's deploy log: who deployed or rolled back which system, and how it ended."""
+
+    id: str
+    user: str
+    machine: str
+    commit: str
+    started: str
+    system: str
+    action: Action
+    finished: str = ""
+    generation: int | None = None
+    outcome: RecordOutcome | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -184,10 +201,10 @@ def _lock_owner(text: str) -> dict[str, str]:
     return {str(key): str(value) for key, value in owner.items()} if isinstance(owner, dict) else {}
 
 
-def record(remote: Remote, entry: dict[str, object], *, release_lock: str | None = None) -> None:
+def record(remote: Remote, entry: DeployRecord, *, release_lock: str | None = None) -> None:
     """Append one line to the host's deploy log; then release the lock taken under that token."""
     parent = str(Path(host_paths.DEPLOY_LOG).parent)
-    line = json.dumps(entry, sort_keys=True)
+    line = json.dumps(asdict(entry), sort_keys=True)
     command = f"mkdir -p {parent} && printf '%s\\n' {shlex.quote(line)} >> {host_paths.DEPLOY_LOG}"
     if release_lock is not None:
         command += f" && {_release_lock_command(release_lock)}"

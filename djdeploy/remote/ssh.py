@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TypedDict, Unpack
 
 import paramiko
 from fabric import Connection
@@ -76,6 +77,18 @@ class _RejectUnknownHostKey(paramiko.MissingHostKeyPolicy):
             f"`ssh-keyscan -p {self.target.port} {self.target.address} >> "
             f"{self.target.known_hosts or '~/.ssh/known_hosts'}`."
         )
+
+
+class RunOptions(TypedDict, total=False):
+    """The options of Remote.run_shell, which Remote.run passes on."""
+
+    check: bool
+    input_text: str | None
+    timeout: float | None
+    pty: bool
+    stream: bool
+    interactive: bool
+    privileged: bool
 
 
 class Remote:
@@ -159,33 +172,9 @@ class Remote:
             self._sudo_asks = probe.exited != 0
         return self._sudo_asks
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        check: bool = True,
-        input_text: str | None = None,
-        timeout: float | None = None,
-        pty: bool = False,
-        stream: bool = False,
-        interactive: bool = False,
-        privileged: bool = False,
-    ) -> RemoteResult:
-        """Run argv on the host. Each argument is quoted, so shell metacharacters in it are data.
-
-        stream: show the output as it comes. interactive: also connect the terminal (a TTY, stdin).
-        privileged: run as root, through sudo when the target logs in as another user.
-        """
-        return self.run_shell(
-            shlex.join(argv),
-            check=check,
-            input_text=input_text,
-            timeout=timeout,
-            pty=pty,
-            stream=stream,
-            interactive=interactive,
-            privileged=privileged,
-        )
+    def run(self, argv: Sequence[str], **options: Unpack[RunOptions]) -> RemoteResult:
+        """Run argv on the host. Each argument is quoted, so shell metacharacters in it are data."""
+        return self.run_shell(shlex.join(argv), **options)
 
     def run_shell(
         self,
@@ -199,7 +188,11 @@ class Remote:
         interactive: bool = False,
         privileged: bool = False,
     ) -> RemoteResult:
-        """Run a shell command line written by djdeploy itself (never built from user input)."""
+        """Run a shell command line written by djdeploy itself (never built from user input).
+
+        stream: show the output as it comes. interactive: also connect the terminal (a TTY, stdin).
+        privileged: run as root, through sudo when the target logs in as another user.
+        """
         if privileged and self.target.sudo:
             command = shlex.join(["sudo", "-S", "-p", "", "--", "sh", "-c", command])
             if self._sudo_asks_password():

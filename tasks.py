@@ -9,6 +9,9 @@ from invoke.tasks import task
 
 from djdeploy.tasks import namespace as ns
 
+# Shell that djdeploy ships and runs: on hosts (the supervisor) and to install it.
+SHELL_SCRIPTS = ("djdeploy/deploy/supervisor.sh", "scripts/install.sh")
+
 
 @task(help={"lab": "also run the end-to-end tests on lab hosts (needs root; default true)"})
 def test(context: Context, lab: bool = True) -> None:  # noqa: PT028 (an Invoke task, not a pytest test)
@@ -17,6 +20,7 @@ def test(context: Context, lab: bool = True) -> None:  # noqa: PT028 (an Invoke 
     context.run(f"{python} -m ruff check .", echo=True)
     context.run(f"{python} -m ruff format --check .", echo=True)
     context.run(f"{python} -m mypy", echo=True)
+    context.run(f"shellcheck {' '.join(SHELL_SCRIPTS)}", echo=True)
     selection = "" if lab else " -m 'not lab'"
     context.run(f"{python} -m pytest{selection}", echo=True, pty=False)
 

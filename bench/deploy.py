@@ -30,10 +30,12 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
-from djdeploy import build, deploy, inventory, nix, probe, process
+from djdeploy import inventory
+from djdeploy.deploy import build, fleet, host_run, nix
 from djdeploy.lab import cgroups, control
 from djdeploy.lab.layout import LabLayout
-from djdeploy.ssh import Remote
+from djdeploy.remote import probe, process
+from djdeploy.remote.ssh import Remote
 
 REPO = Path(__file__).resolve().parents[1]
 ROUNDS = 5
@@ -67,9 +69,9 @@ class Workspace:
         return inventory.load(path)
 
 
-def timed_deploy(hosts: Sequence[inventory.Host]) -> tuple[float, list[deploy.Result]]:
+def timed_deploy(hosts: Sequence[inventory.Host]) -> tuple[float, list[host_run.Result]]:
     started = time.monotonic()
-    results = deploy.deploy(hosts, deploy.Options(), QUIET)
+    results = fleet.deploy(hosts, host_run.Options(), QUIET)
     seconds = time.monotonic() - started
     failed = [result for result in results if not result.ok]
     if failed:
@@ -77,7 +79,7 @@ def timed_deploy(hosts: Sequence[inventory.Host]) -> tuple[float, list[deploy.Re
     return seconds, results
 
 
-def print_steps(label: str, seconds: float, result: deploy.Result) -> None:
+def print_steps(label: str, seconds: float, result: host_run.Result) -> None:
     steps = ", ".join(f"{name} {duration:.2f} s" for name, duration in result.steps)
     print(f"{label}: {seconds:.2f} s ({steps})")
 

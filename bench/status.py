@@ -16,8 +16,9 @@ import sys
 import time
 from collections.abc import Callable
 
-from djdeploy import inventory, status
-from djdeploy.ssh import Remote
+from djdeploy import inventory
+from djdeploy.ops import status
+from djdeploy.remote.ssh import Remote
 from tests.lab.deployed import deployed_lab
 
 HOST_COUNTS = (1, 4)

@@ -14,7 +14,7 @@ from typing import TypeVar
 import yaml
 
 from djdeploy.errors import DjdeployError
-from djdeploy.ssh import SshTarget
+from djdeploy.remote.ssh import SshTarget
 
 T = TypeVar("T")
 

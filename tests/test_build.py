@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from djdeploy import build, nix
+from djdeploy.deploy import build, nix
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import BuildSpec, Host, SshSettings, Timeouts
 from tests.lab.flake import LAB_FLAKE, SOURCES, lab_flake_reference
@@ -97,8 +97,8 @@ def test_flake_hosts_build_their_toplevel_in_one_nix_build(monkeypatch: pytest.M
         os.symlink(store_paths[1], links.with_name(links.name + "-1"))
         return subprocess.CompletedProcess(argv, 0, "", "")
 
-    monkeypatch.setattr("djdeploy.process.run_watching", fake_run)
-    monkeypatch.setattr("djdeploy.nix.require_supported_version", lambda: None)
+    monkeypatch.setattr("djdeploy.remote.process.run_watching", fake_run)
+    monkeypatch.setattr("djdeploy.deploy.nix.require_supported_version", lambda: None)
     prod = Host(
         "prod",
         "192.0.2.1",
@@ -183,7 +183,7 @@ def test_the_local_nix_is_checked_once(monkeypatch: pytest.MonkeyPatch) -> None:
         asked.append(argv)
         return "nix (Nix) 2.8.0"
 
-    monkeypatch.setattr("djdeploy.process.output", fake_output)
+    monkeypatch.setattr("djdeploy.remote.process.output", fake_output)
     nix.require_supported_version.cache_clear()
     try:
         nix.require_supported_version()

@@ -16,10 +16,13 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from djdeploy import activation, build, deploy, health, host_paths, host_system, nix, sites
+from djdeploy.deploy import build, fleet, health, host_run, nix, supervisor
 from djdeploy.errors import DjdeployError
+from djdeploy.host import paths as host_paths
+from djdeploy.host import sites
+from djdeploy.host import system as host_system
 from djdeploy.inventory import BuildSpec, Host, SshSettings, Timeouts
-from djdeploy.ssh import RemoteResult, SshTarget
+from djdeploy.remote.ssh import ConnectionLost, RemoteCommandError, RemoteResult, SshTarget
 from djdeploy.tasks import deploy as deploy_tasks
 
 SITE = sites.Site(
@@ -190,7 +193,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> FakeHosts:
     remotes = FakeHosts()
     connect = remotes.connect
 
-    monkeypatch.setattr(deploy, "Remote", connect)
+    monkeypatch.setattr(host_run, "Remote", connect)
     monkeypatch.setattr(
         build,
         "build_systems",
@@ -198,17 +201,17 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> FakeHosts:
     )
     monkeypatch.setattr(nix, "copy_closure", lambda *args, **kwargs: None)
     monkeypatch.setattr(nix, "closure", lambda path: [nix.StorePath(str(NEW), 1000)])
-    monkeypatch.setattr(activation, "new_id", lambda: "20261123T000000-abcdef")
-    monkeypatch.setattr(deploy, "of_system", lambda system: (SITE,))
-    monkeypatch.setattr(health, "check", lambda remote, address, sites, timeout: health.Report(True, ()))
+    monkeypatch.setattr(supervisor, "new_id", lambda: "20261123T000000-abcdef")
+    monkeypatch.setattr(host_run, "of_system", lambda system: (SITE,))
+    monkeypatch.setattr(health, "check", lambda remote, address, sites, timeout: health.Report(()))
     monkeypatch.setattr(host_system, "commit", lambda: "abc1234")
     monkeypatch.setattr(host_system, "who", lambda: {"user": "jane", "machine": "laptop"})
     monkeypatch.setattr(host_system, "now", lambda: "2026-11-23T00:00:00+00:00")
     return remotes
 
 
-def run_deploy(host: Host, **options: Any) -> deploy.Result:
-    [result] = deploy.deploy([host], deploy.Options(**options), Console(file=io.StringIO()))
+def run_deploy(host: Host, **options: Any) -> host_run.Result:
+    [result] = fleet.deploy([host], host_run.Options(**options), Console(file=io.StringIO()))
     return result
 
 
@@ -234,11 +237,19 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: FakeHosts) 
         "--no-ask-password",
         "--quiet",
         "--service-type=exec",
-        f"--setenv=PATH={activation.SUPERVISOR_PATH}",
+        f"--setenv=PATH={supervisor.SUPERVISOR_PATH}",
     ]
     assert started[8:10] == ["/bin/sh", "-c"]
-    # id, new system, a new generation (not an existing one), seconds to wait for the check and confirmation
-    assert started[11:] == ["djdeploy-activate", "20261123T000000-abcdef", str(NEW), "new", "25"]
+    # its directory, the profile, the new system, a new generation (not an existing one), seconds to wait
+    # for the check and the confirmation
+    assert started[11:] == [
+        "djdeploy-activate",
+        activation_dir,
+        host_paths.SYSTEM_PROFILE,
+        str(NEW),
+        "new",
+        "25",
+    ]
     assert "deadline=" in commands[4]
     assert waits_for_the_switch(commands[4])
     # Confirmation goes over a second, new connection.
@@ -279,7 +290,7 @@ def health_checks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, ...]]:
 
     def check(remote: object, address: str, checked: object, timeout: float) -> health.Report:
         calls.append((remote, address, checked, timeout))
-        return health.Report(True, ())
+        return health.Report(())
 
     monkeypatch.setattr(health, "check", check)
     return calls
@@ -290,7 +301,7 @@ def test_unchanged_host_is_checked_once_and_left_alone(
 ) -> None:
     fakes.current = NEW
     console = io.StringIO()
-    [result] = deploy.deploy([host], deploy.Options(), Console(file=console, width=200))
+    [result] = fleet.deploy([host], host_run.Options(), Console(file=console, width=200))
     assert result.outcome == "unchanged"
     assert result.ok
     assert fakes[0].commands == [host_system._FACTS_COMMAND]
@@ -306,7 +317,7 @@ def test_unchanged_but_unhealthy_host_is_not_reported_as_fine(
         "gunicorn-example.service is failed",
         "https://example.test/healthz answered 502, expected 200",
     )
-    monkeypatch.setattr(health, "check", lambda *args: health.Report(False, problems))
+    monkeypatch.setattr(health, "check", lambda *args: health.Report(problems))
     fakes.current = NEW
     result = run_deploy(host)
     assert (result.outcome, result.ok) == ("unhealthy", False)
@@ -365,15 +376,56 @@ def test_a_host_lost_during_the_activation_keeps_its_lock(
     host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def lost(remote: object, activation_id: str, states: set[str], timeout: float) -> None:
-        raise DjdeployError("Lost the SSH connection to web1")
+        raise ConnectionLost("Lost the SSH connection to web1")
 
-    monkeypatch.setattr(activation, "wait_for", lost)
+    monkeypatch.setattr(supervisor, "wait_for", lost)
     result = run_deploy(host)
     assert result.outcome == "failed"
     assert result.message.startswith("web1: lost the host while its activation ran (Lost the SSH connection")
     assert "The deploy lock stays" in result.message
     commands = [command for remote in fakes for command in remote.commands]
     assert not any("rm -rf /run/djdeploy/lock" in command for command in commands)
+
+
+def test_a_wait_cut_off_asks_again_over_a_new_connection_and_keeps_it(
+    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wait_for, calls = supervisor.wait_for, []
+
+    def cut_once(remote: FakeRemote, activation_id: str, states: set[str], timeout: float) -> object:
+        calls.append(remote)
+        if len(calls) == 1:
+            raise ConnectionLost("Lost the SSH connection to web1")
+        return wait_for(remote, activation_id, states, timeout)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(supervisor, "wait_for", cut_once)
+    result = run_deploy(host)
+    assert result.outcome == "deployed", result.message
+    # The first wait (for the switch) comes before the confirmation's connection opens.
+    main, reconnected, _confirmation = fakes
+    assert calls[0] is main
+    assert all(remote is reconnected for remote in calls[1:])
+    assert any("deploys.jsonl" in command for command in reconnected.commands)
+    assert not any("deploys.jsonl" in command for command in main.commands)
+
+
+def test_a_command_that_failed_on_the_host_is_not_sent_again(
+    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records: list[host_system.DeployRecord] = []
+
+    def refused(
+        remote: FakeRemote, entry: host_system.DeployRecord, *, release_lock: str | None = None
+    ) -> None:
+        records.append(entry)
+        raise RemoteCommandError(remote.target, RemoteResult("printf", 1, "", "read-only file system"))
+
+    monkeypatch.setattr(host_system, "record", refused)
+    result = run_deploy(host)
+    assert result.outcome == "failed"
+    assert "read-only file system" in result.message
+    assert len(records) == 1
+    assert len(fakes) == 2  # the deploy's connection and the confirmation's: no reconnection
 
 
 GUNICORN_JOURNAL = """Started gunicorn-example.service - gunicorn of the Django site example.
@@ -385,7 +437,7 @@ def test_failed_health_check_rejects_and_reports_the_rollback(
     host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        health, "check", lambda *args: health.Report(False, ("https://example.test/healthz answered 502",))
+        health, "check", lambda *args: health.Report(("https://example.test/healthz answered 502",))
     )
     fakes.state_after_confirm = "rolled-back"
     fakes.unit_journals = {"gunicorn-example.service": GUNICORN_JOURNAL}
@@ -463,7 +515,7 @@ def test_a_failed_switch_that_names_no_unit_shows_its_log(host: Host, fakes: Fak
 def failed_units(switch_log: str, tmp_path: Path) -> list[str]:
     """What the supervisor's failed_units function finds in a switch log."""
     (tmp_path / "switch.log").write_text(switch_log)
-    function = re.search(r"^failed_units\(\) \{\n.*?^\}$", activation.SUPERVISOR, re.M | re.S)
+    function = re.search(r"^failed_units\(\) \{\n.*?^\}$", supervisor.SUPERVISOR, re.M | re.S)
     assert function is not None
     script = f"dir={shlex.quote(str(tmp_path))}\n{function.group(0)}\nfailed_units\n"
     return subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout.split()
@@ -485,7 +537,7 @@ def test_the_supervisor_finds_the_units_a_switch_named_as_failed(tmp_path: Path)
     ]
     assert failed_units("error: activation failed: useradd failed\n", tmp_path) == []
     # Read before the rollback restarts them, so their journal is of the run that failed.
-    assert activation.SUPERVISOR.index("record_failed_units\n    roll_back") > 0
+    assert supervisor.SUPERVISOR.index("record_failed_units\n    roll_back") > 0
 
 
 def test_rollback_records_the_commit_of_the_generation_it_returns_to(
@@ -524,8 +576,8 @@ def test_rollback_records_the_commit_of_the_generation_it_returns_to(
         remote.generation = 2
         return remote
 
-    monkeypatch.setattr(deploy, "Remote", second_generation)
-    result = deploy.rollback(host, None, deploy.Options(), Console(file=io.StringIO()))
+    monkeypatch.setattr(host_run, "Remote", second_generation)
+    result = host_run.rollback(host, None, host_run.Options(), Console(file=io.StringIO()))
     assert result.outcome == "deployed", result.message
     commands = fakes[0].commands
     assert commands[:4] == [
@@ -548,7 +600,15 @@ def test_rollback_records_the_commit_of_the_generation_it_returns_to(
         + " > /run/djdeploy/lock/owner.json",
     ]
     started = shlex.split(commands[5].split(" && ", 1)[1])
-    assert started[11:] == ["djdeploy-activate", "20261123T000000-abcdef", str(OLD), "1", "25"]
+    activation_dir = "/run/djdeploy/activations/20261123T000000-abcdef"
+    assert started[11:] == [
+        "djdeploy-activate",
+        activation_dir,
+        host_paths.SYSTEM_PROFILE,
+        str(OLD),
+        "1",
+        "25",
+    ]
     recorded = json.loads(shlex.split(next(c for c in commands if "deploys.jsonl &&" in c))[6])
     # The commit generation 1 was deployed from, not this machine's HEAD (abc1234) nor a rollback's.
     assert (recorded["action"], recorded["commit"], recorded["generation"]) == ("rollback", "1111111", 1)
@@ -566,9 +626,29 @@ def test_sudo_prefixes_privileged_commands_only(host: Host, fakes: FakeHosts) ->
     assert all("secret" not in command for command in commands)
 
 
+def test_the_sudo_password_is_in_no_repr_output_or_message(
+    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    password = "s3cret-sudo-pw"
+    options = host_run.Options(sudo_password=password)
+    assert password not in repr(options)
+    sudo_host = dataclasses.replace(host, ssh=SshSettings(user="deploy", sudo=True))
+    output = io.StringIO()
+    [deployed] = fleet.deploy([sudo_host], options, Console(file=output, width=200))
+    assert deployed.outcome == "deployed", deployed.message
+    monkeypatch.setattr(health, "check", lambda *args: health.Report(("gunicorn-example.service is failed",)))
+    fakes.current = NEW
+    [unhealthy] = fleet.deploy([sudo_host], options, Console(file=output, width=200))
+    assert unhealthy.outcome == "unhealthy"
+    assert fakes[0].sudo_password == password  # it was used, and shown nowhere
+    shown = output.getvalue() + repr(deployed) + repr(unhealthy) + repr(fakes[0].commands)
+    assert password not in shown
+
+
 def test_supervisor_script_rolls_back_without_confirmation() -> None:
-    script = activation.SUPERVISOR
-    assert f"dir={host_paths.ACTIVATION_DIR}/$id" in script
+    script = supervisor.SUPERVISOR
+    assert script.startswith("#!/bin/sh\n")
+    assert "dir=$1 profile=$2 new=$3 target=$4 confirm_seconds=$5" in script
     assert 'nix-env -p "$profile" --switch-generation "$previous"' in script
     assert 'nix-env -p "$profile" --set "$new"' in script
     assert "no confirmation from the deployer" in script
@@ -609,8 +689,10 @@ def test_batches_stop_after_the_first_batch_with_a_failure(
             raise DjdeployError("Cannot reach web2")
         return connect(target, sudo_password)
 
-    monkeypatch.setattr(deploy, "Remote", connect_or_fail)
-    results = deploy.deploy([host, unreachable, *later], deploy.Options(batch=2), Console(file=io.StringIO()))
+    monkeypatch.setattr(host_run, "Remote", connect_or_fail)
+    results = fleet.deploy(
+        [host, unreachable, *later], host_run.Options(batch=2), Console(file=io.StringIO())
+    )
     assert [(result.host, result.outcome) for result in results] == [
         ("web1", "deployed"),
         ("web2", "failed"),
@@ -623,13 +705,15 @@ def test_batches_stop_after_the_first_batch_with_a_failure(
 def test_a_failure_is_printed_once(monkeypatch: pytest.MonkeyPatch) -> None:
     output = io.StringIO()
     monkeypatch.setattr(deploy_tasks, "console", Console(file=output, width=200))
-    failure = deploy.Result("web1", "rolled back", "web1: rolled back to generation 1.\nNo module named 'x'")
+    failure = host_run.Result(
+        "web1", host_run.Outcome.ROLLED_BACK, "web1: rolled back to generation 1.\nNo module named 'x'"
+    )
     with pytest.raises(DjdeployError) as one_host:
         deploy_tasks._summarize([failure])
     assert one_host.value.message == failure.message
     assert output.getvalue() == ""  # no table for one host: the error's box says it all
     with pytest.raises(DjdeployError) as two_hosts:
-        deploy_tasks._summarize([failure, deploy.Result("web2", "deployed", "generation 4")])
+        deploy_tasks._summarize([failure, host_run.Result("web2", host_run.Outcome.DEPLOYED, "generation 4")])
     assert two_hosts.value.message == failure.message
     table = output.getvalue()
     assert "web1: rolled back to generation 1." in table

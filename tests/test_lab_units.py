@@ -83,7 +83,7 @@ def test_link_names_are_read_from_ip_output(monkeypatch: pytest.MonkeyPatch) -> 
         "7: djlab2@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP\n"
         "9: djlabx@if2: <BROADCAST> mtu 1500\n"
     )
-    monkeypatch.setattr("djdeploy.process.output", lambda argv: listing)
+    monkeypatch.setattr("djdeploy.remote.process.output", lambda argv: listing)
     assert network.links() == {"lo", "djlab2", "djlabx"}
     assert network.lab_links(LabLayout(Path("/c"), Path("/s"))) == {"djlab2": 2}
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from djdeploy import sites
 from djdeploy.errors import DjdeployError
+from djdeploy.host import sites
 from djdeploy.tasks import common
 from tests.test_ops_fakes import EXAMPLE_SITE, FakeRemote, Host, site_entry, use_inventory
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from djdeploy.cli import program
-from djdeploy.sites import MANIFEST_PATH
-from djdeploy.ssh import Remote, RemoteCommandError, RemoteResult, SshTarget
+from djdeploy.host.sites import MANIFEST_PATH
+from djdeploy.remote.ssh import Remote, RemoteCommandError, RemoteResult, SshTarget
 
 # An address of the documentation range: nothing ever connects to it, the fake answers instead.
 ADDRESS = "192.0.2.10"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from djdeploy import logs
 from djdeploy.errors import DjdeployError
+from djdeploy.ops import logs
 from djdeploy.tasks import ops
 from tests.test_ops_fakes import EXAMPLE_SITE, FakeRemote, Host, run_task, site_entry, use_inventory
 

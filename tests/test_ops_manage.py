@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from djdeploy.ssh import RemoteResult
+from djdeploy.remote.ssh import RemoteResult
 from djdeploy.tasks import ops
 from tests.test_ops_fakes import FakeRemote, Host, ok, run_task, site_entry, use_inventory
 

@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from djdeploy import inventory, probe, sites, status, status_view
-from djdeploy.ssh import Remote, RemoteResult, SshTarget
+from djdeploy import inventory
+from djdeploy.host import sites
+from djdeploy.ops import status, status_view
+from djdeploy.remote import probe
+from djdeploy.remote.ssh import Remote, RemoteResult, SshTarget
 from tests.test_ops_fakes import (
     ADDRESS,
     EXAMPLE_SITE,

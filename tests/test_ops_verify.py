@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from djdeploy import inventory, probe, sites, verify
-from djdeploy.ssh import RemoteResult
+from djdeploy import inventory
+from djdeploy.host import sites
+from djdeploy.ops import verify
+from djdeploy.remote import probe
+from djdeploy.remote.ssh import RemoteResult
 from tests.test_ops_fakes import (
     ADDRESS,
     EXAMPLE_SITE,

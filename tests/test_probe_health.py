@@ -9,8 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from djdeploy import health, probe, sites
-from djdeploy.ssh import RemoteResult
+from djdeploy.deploy import health
+from djdeploy.host import sites
+from djdeploy.remote import probe
+from djdeploy.remote.ssh import RemoteResult
 from tests.test_ops_fakes import ADDRESS, FakeRemote, Host, ok, site_entry
 
 [PLAIN_SITE] = sites.parse_manifest(json.dumps([site_entry("plain", port=80)]), "of the test")
@@ -71,7 +73,7 @@ def test_health_check_asks_a_port_80_site_over_plain_http(
 
     monkeypatch.setattr(probe, "request", request)
     report = health.check(FakeRemote(Host(answer=systemctl_all_active)), ADDRESS, [PLAIN_SITE], timeout=0)
-    assert report == health.Report(not problems, problems)
+    assert report == health.Report(problems)
     [(address, hostname, path, options)] = asked
     assert (address, hostname, path, options["port"], options["tls"]) == (
         ADDRESS,

@@ -15,7 +15,7 @@ from rich.console import Console
 from djdeploy.errors import DjdeployError
 from djdeploy.lab import image, machine, network
 from djdeploy.lab.layout import MAX_HOSTS, LabHost, LabLayout
-from djdeploy.ssh import Remote
+from djdeploy.remote.ssh import Remote
 
 # The lab's hosts' systems, each running the example site (nix/lab/hosts.nix in the repository).
 LAB_SYSTEMS = Path(__file__).resolve().parents[2] / "nix" / "lab" / "hosts.nix"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from djdeploy import process
 from djdeploy.errors import DjdeployError
 from djdeploy.lab.layout import LabLayout
+from djdeploy.remote import process
 
 SUITE = "bookworm"
 # The lab builds sites with this machine's /usr/bin/python3 (nix/lab/packages.nix) and its hosts run them with

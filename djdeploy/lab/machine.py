@@ -9,11 +9,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from djdeploy import process
 from djdeploy.errors import DjdeployError
 from djdeploy.lab import cgroups, network
 from djdeploy.lab.layout import LabHost, LabLayout
-from djdeploy.ssh import Remote, SshTarget, port_open
+from djdeploy.remote import process
+from djdeploy.remote.ssh import Remote, SshTarget, port_open
 
 BOOT_TIMEOUT = 90.0
 POWEROFF_TIMEOUT = 20.0

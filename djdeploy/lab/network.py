@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from djdeploy import process
 from djdeploy.lab.layout import LabHost, LabLayout
+from djdeploy.remote import process
 
 
 def create(host: LabHost) -> None:

@@ -15,7 +15,7 @@ from invoke.tasks import Task
 
 from djdeploy import inventory
 from djdeploy.errors import DjdeployError
-from djdeploy.ssh import Remote
+from djdeploy.remote.ssh import Remote
 
 INVENTORY_ENV = "DJDEPLOY_INVENTORY"
 SUDO_PASSWORD_ENV = "DJDEPLOY_SUDO_PASSWORD"

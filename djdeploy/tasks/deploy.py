@@ -6,11 +6,11 @@ from invoke.context import Context
 from invoke.tasks import task
 from rich.table import Table
 
-from djdeploy import deploy as pipeline
-from djdeploy import host_system
 from djdeploy.console import console, reports_errors
+from djdeploy.deploy import fleet, host_run
 from djdeploy.errors import DjdeployError
-from djdeploy.ssh import Remote
+from djdeploy.host import system as host_system
+from djdeploy.remote.ssh import Remote
 from djdeploy.tasks.common import (
     HOST_HELP,
     INVENTORY_HELP,
@@ -51,7 +51,7 @@ def deploy(
 ) -> None:
     """Build, copy, switch and check hosts; a host that fails is rolled back and the task exits 1."""
     hosts = select_hosts(inventory, host, on)
-    options = pipeline.Options(
+    options = host_run.Options(
         dry_run=dry_run,
         substitute_on_destination=substitute,
         parallel=parallel,
@@ -61,11 +61,11 @@ def deploy(
         sudo_password=sudo_password(hosts),
         verify=verify,
     )
-    results = pipeline.deploy(hosts, options, console)
+    results = fleet.deploy(hosts, options, console)
     _summarize(results)
 
 
-def _summarize(results: list[pipeline.Result]) -> None:
+def _summarize(results: list[host_run.Result]) -> None:
     """A table of the hosts when there are several; every failure in full once, in the error's box."""
     failed = [result for result in results if not result.ok]
     if len(results) > 1:
@@ -90,8 +90,8 @@ def _summarize(results: list[pipeline.Result]) -> None:
 def rollback(context: Context, host: str, to: int = -1, inventory: str | None = None) -> None:
     """Switch a host back to an earlier generation, with the same health check and confirmation as deploy."""
     target = one_host(inventory, host)
-    options = pipeline.Options(sudo_password=sudo_password([target]))
-    pipeline.rollback(target, to if to >= 0 else None, options, console)
+    options = host_run.Options(sudo_password=sudo_password([target]))
+    host_run.rollback(target, to if to >= 0 else None, options, console)
 
 
 @task(help={"host": "the host whose deploy lock to break", "inventory": INVENTORY_HELP})

@@ -11,12 +11,13 @@ from invoke.tasks import task
 from rich.table import Table
 from rich.text import Text
 
-from djdeploy import logs as journal
-from djdeploy import manage as management
-from djdeploy import sites, status_view
-from djdeploy import status as host_status
-from djdeploy import verify as checks
 from djdeploy.console import console, error_console, reports_errors
+from djdeploy.host import sites
+from djdeploy.ops import logs as journal
+from djdeploy.ops import manage as management
+from djdeploy.ops import status as host_status
+from djdeploy.ops import status_view
+from djdeploy.ops import verify as named_checks
 from djdeploy.tasks.common import (
     HOST_HELP,
     INVENTORY_HELP,
@@ -141,7 +142,7 @@ def verify(
     hosts = select_hosts(inventory, host, on)
     password = sudo_password(hosts)
     with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
-        reports = list(pool.map(lambda target: checks.verify(target, password), hosts))
+        reports = list(pool.map(lambda target: named_checks.verify(target, password), hosts))
     failed = []
     for target, results in zip(hosts, reports, strict=True):
         console.print(_checks_table(target.name, results))
@@ -153,7 +154,7 @@ def verify(
         raise Exit(code=1)
 
 
-def _checks_table(host: str, results: list[checks.CheckResult]) -> Table:
+def _checks_table(host: str, results: list[named_checks.CheckResult]) -> Table:
     table = Table("check", "site", "result", "detail", title=host, title_justify="left")
     for result in results:
         verdict = Text("pass", style="green") if result.passed else Text("FAIL", style="bold red")

@@ -16,10 +16,12 @@ from typing import Any
 import pytest
 import yaml
 
-from djdeploy import host_paths, inventory, probe
+from djdeploy import inventory
+from djdeploy.host import paths as host_paths
 from djdeploy.lab import machine
 from djdeploy.lab.layout import LabLayout
-from djdeploy.ssh import Remote
+from djdeploy.remote import probe
+from djdeploy.remote.ssh import Remote
 from tests.lab.helpers import REPO, inv, lab_hosts
 
 pytestmark = pytest.mark.lab

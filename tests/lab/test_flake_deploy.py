@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from djdeploy import host_paths, inventory, nix
+from djdeploy import inventory
+from djdeploy.deploy import nix
+from djdeploy.host import paths as host_paths
 from djdeploy.lab.layout import LabLayout
-from djdeploy.ssh import Remote
+from djdeploy.remote.ssh import Remote
 from tests.lab.flake import lab_flake_reference
 from tests.lab.helpers import lab_hosts
 from tests.lab.test_deploy import deploy, deploy_log, generation, page, said

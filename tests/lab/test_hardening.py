@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from djdeploy import host_paths, inventory, probe
-from djdeploy.ssh import Remote, RemoteResult
+from djdeploy import inventory
+from djdeploy.host import paths as host_paths
+from djdeploy.remote import probe
+from djdeploy.remote.ssh import Remote, RemoteResult
 from tests.lab.deployed import deployed_lab
 from tests.lab.helpers import REPO, inv
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from djdeploy import inventory, nix
+from djdeploy import inventory
+from djdeploy.deploy import nix
 from djdeploy.lab import machine, network
 from djdeploy.lab.layout import LabLayout
-from djdeploy.ssh import Remote, UnknownHostKeyError
+from djdeploy.remote.ssh import Remote, UnknownHostKeyError
 from tests.lab.helpers import build, inv
 
 pytestmark = pytest.mark.lab

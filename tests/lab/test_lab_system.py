@@ -10,9 +10,11 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from djdeploy import inventory, nix, probe
+from djdeploy import inventory
+from djdeploy.deploy import nix
 from djdeploy.lab.layout import LabLayout
-from djdeploy.ssh import Remote
+from djdeploy.remote import probe
+from djdeploy.remote.ssh import Remote
 from tests.lab.helpers import LAB_CA, REPO, build, inv
 
 pytestmark = pytest.mark.lab

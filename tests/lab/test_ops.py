@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from djdeploy import host_paths, inventory
-from djdeploy.ssh import Remote
+from djdeploy import inventory
+from djdeploy.host import paths as host_paths
+from djdeploy.remote.ssh import Remote
 from tests.lab.deployed import deployed_lab
 from tests.lab.helpers import REPO
 

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from djdeploy import inventory, probe
+from djdeploy import inventory
 from djdeploy.lab.layout import LabLayout
-from djdeploy.ssh import Remote
+from djdeploy.remote import probe
+from djdeploy.remote.ssh import Remote
 from tests.lab.helpers import inv, lab_hosts
 from tests.lab.test_deploy import deploy, deploy_log, generation, lab1, said, write_inventory
 

@@ -17,11 +17,12 @@ from typing import Any
 import testinfra.backend.base
 import testinfra.host
 
-from djdeploy import probe, sites
 from djdeploy.errors import DjdeployError
+from djdeploy.host import sites
+from djdeploy.host.sites import Site
 from djdeploy.inventory import Host
-from djdeploy.sites import Site
-from djdeploy.ssh import Remote
+from djdeploy.remote import probe
+from djdeploy.remote.ssh import Remote
 
 PROBE_TIMEOUT = 10.0
 # The path asked for on an alias: its redirect must keep it.

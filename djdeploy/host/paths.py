@@ -7,7 +7,7 @@ SITES_MANIFEST = "etc/djdeploy/sites.json"
 # A directory, so that taking the lock is one atomic mkdir; owner.json inside says who holds it.
 LOCK_DIR = "/run/djdeploy/lock"
 LOCK_OWNER = f"{LOCK_DIR}/owner.json"
-# One JSON object per line: id, user, machine, commit, started, finished, generation, system, outcome, reason.
+# One JSON object per line, a host.system.DeployRecord.
 DEPLOY_LOG = "/var/lib/djdeploy/deploys.jsonl"
 # Per-deploy files of the activation supervisor that runs on the host under systemd-run.
 ACTIVATION_DIR = "/run/djdeploy/activations"

@@ -19,11 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from djdeploy import host_paths, probe, sites
 from djdeploy.errors import DjdeployError
+from djdeploy.host import paths as host_paths
+from djdeploy.host import sites
+from djdeploy.host.sites import Site
 from djdeploy.inventory import Host
-from djdeploy.sites import Site
-from djdeploy.ssh import Remote
+from djdeploy.remote import probe
+from djdeploy.remote.ssh import Remote
 
 PROBE_TIMEOUT = 5.0
 # Time for the answers of a connected host; a host gets its connect timeout on top of it.

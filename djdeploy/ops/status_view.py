@@ -17,7 +17,8 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from djdeploy.status import Generation, HostStatus, LastDeploy, Lock, SiteStatus
+from djdeploy.host.system import RecordOutcome
+from djdeploy.ops.status import Generation, HostStatus, LastDeploy, Lock, SiteStatus
 
 # Certificates closer than this to their end are shown in yellow.
 CERTIFICATE_WARNING_DAYS = 14
@@ -122,7 +123,7 @@ def _last_deploy(deploy: LastDeploy | None) -> Text:
     if deploy is None:
         return Text("no deploy recorded")
     text = Text(f"deployed by {deploy.user}@{deploy.machine} from {_short_commit(deploy.commit)}")
-    if deploy.outcome != "success":
+    if deploy.outcome != RecordOutcome.SUCCESS:
         text.append(f" ({deploy.outcome})", style="yellow")
     return text
 

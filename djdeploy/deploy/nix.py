@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from djdeploy import process
 from djdeploy.errors import DjdeployError
-from djdeploy.ssh import SshTarget
+from djdeploy.remote import process
+from djdeploy.remote.ssh import SshTarget
 
 # `nix copy` and `nix build` of flakes are still marked experimental in every Nix we support: djdeploy enables
 # them for its own commands, so that no nix.conf needs changing.

@@ -11,9 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from djdeploy import nix, process
+from djdeploy.deploy import nix
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import Host
+from djdeploy.remote import process
 
 # Lines of a failed build's log that say what went wrong.
 _IMPORTANT = re.compile(r"^(error|\s+error|builder for|.*Traceback|.*Error:|.*error:)", re.IGNORECASE)

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from djdeploy.errors import DjdeployError
-from djdeploy.host_paths import CURRENT_SYSTEM, SITES_MANIFEST
-from djdeploy.ssh import Remote
+from djdeploy.host.paths import CURRENT_SYSTEM, SITES_MANIFEST
+from djdeploy.remote.ssh import Remote
 
 MANIFEST_PATH = f"{CURRENT_SYSTEM}/{SITES_MANIFEST}"
+# The web server in front of every site.
+CADDY_UNIT = "caddy.service"
 
 
 class SiteError(DjdeployError):

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from djdeploy import host_paths, host_system
+from djdeploy.deploy.transfer import missing_paths
+from djdeploy.host import paths as host_paths
+from djdeploy.host import system as host_system
 from djdeploy.inventory import Host
-from djdeploy.ssh import Remote
-from djdeploy.transfer import missing_paths
+from djdeploy.remote.ssh import Remote
 
 
 def show_plan(remote: Remote, host: Host, system: Path, facts: host_system.Facts, console: Console) -> None:

@@ -6,10 +6,9 @@ import re
 from collections.abc import Sequence
 
 from djdeploy.errors import DjdeployError
-from djdeploy.sites import Site
-from djdeploy.ssh import Remote
+from djdeploy.host.sites import CADDY_UNIT, Site
+from djdeploy.remote.ssh import Remote
 
-CADDY_UNIT = "caddy.service"
 # "90s", "15min", "1h", "2 days": a time span, which journalctl reads as "that long ago" with a leading "-".
 _TIME_SPAN = re.compile(r"\d+\s*(us|ms|s|sec|seconds?|m|min|minutes?|h|hours?|d|days?|w|weeks?)")
 

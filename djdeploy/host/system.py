@@ -6,13 +6,50 @@ import getpass
 import json
 import shlex
 import socket
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
-from djdeploy import host_paths, process
 from djdeploy.errors import DjdeployError
-from djdeploy.ssh import Remote, SshTarget
+from djdeploy.host import paths as host_paths
+from djdeploy.remote import process
+from djdeploy.remote.ssh import Remote, SshTarget
+
+
+class Action(StrEnum):
+    """What a deploy record (and the lock) says was done."""
+
+    DEPLOY = "deploy"
+    ROLLBACK = "rollback"
+
+
+class RecordOutcome(StrEnum):
+    """How a deploy or rollback ended, as its deploy record says."""
+
+    SUCCESS = "success"
+    NOT_BOOT_DEFAULT = "running, not the boot default"
+    ROLLED_BACK = "rolled back"
+    NOT_SWITCHED = "not switched"
+    ROLLBACK_FAILED = "rollback-failed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class DeployRecord:
+    """One line of the host's deploy log: who deployed or rolled back which system, and how it ended."""
+
+    id: str
+    user: str
+    machine: str
+    commit: str
+    started: str
+    system: str
+    action: Action
+    finished: str = ""
+    generation: int | None = None
+    outcome: RecordOutcome | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -164,10 +201,10 @@ def _lock_owner(text: str) -> dict[str, str]:
     return {str(key): str(value) for key, value in owner.items()} if isinstance(owner, dict) else {}
 
 
-def record(remote: Remote, entry: dict[str, object], *, release_lock: str | None = None) -> None:
+def record(remote: Remote, entry: DeployRecord, *, release_lock: str | None = None) -> None:
     """Append one line to the host's deploy log; then release the lock taken under that token."""
     parent = str(Path(host_paths.DEPLOY_LOG).parent)
-    line = json.dumps(entry, sort_keys=True)
+    line = json.dumps(asdict(entry), sort_keys=True)
     command = f"mkdir -p {parent} && printf '%s\\n' {shlex.quote(line)} >> {host_paths.DEPLOY_LOG}"
     if release_lock is not None:
         command += f" && {_release_lock_command(release_lock)}"
@@ -197,7 +234,7 @@ def recorded_commit(remote: Remote, number: int, system: Path) -> str:
     )
     records = [_record(line) for line in result.stdout.splitlines()]
     of_system = [record for record in records if record.get("system") == str(system)]
-    own = [r for r in of_system if r.get("action") == "deploy" and r.get("generation") == number]
+    own = [r for r in of_system if r.get("action") == Action.DEPLOY and r.get("generation") == number]
     chosen = (own or of_system)[-1:]
     return str(chosen[0].get("commit") or "-") if chosen else "-"
 

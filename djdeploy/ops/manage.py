@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from djdeploy.sites import Site
-from djdeploy.ssh import Remote
+from djdeploy.host.sites import Site
+from djdeploy.remote.ssh import Remote
 
 
 def run(remote: Remote, site: Site, arguments: Sequence[str], *, terminal: bool) -> int:

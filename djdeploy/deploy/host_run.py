@@ -1,4 +1,4 @@
-"""Deploy and rollback: build, copy, switch under a supervisor, check, confirm, record.
+"""One host's deploy or rollback: lock, copy, switch under the supervisor, check, confirm, record.
 
 A host whose switch, health check or confirmation fails returns to its previous generation by itself.
 """
@@ -8,27 +8,44 @@ from __future__ import annotations
 import math
 import textwrap
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence, Set
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
 from rich.console import Console
 
-from djdeploy import activation, build, health, host_system, plan, transfer, verify
+from djdeploy.deploy import health, plan, supervisor, transfer
+from djdeploy.deploy.supervisor import State
 from djdeploy.errors import DjdeployError
+from djdeploy.host import system as host_system
+from djdeploy.host.sites import CADDY_UNIT, Site, of_remote_system, of_system
+from djdeploy.host.system import Action, DeployRecord, RecordOutcome
 from djdeploy.inventory import Host
-from djdeploy.logs import CADDY_UNIT
-from djdeploy.sites import Site, of_remote_system, of_system
-from djdeploy.ssh import Remote, RemoteCommandError
+from djdeploy.ops import verify
+from djdeploy.remote.ssh import ConnectionLost, Remote, RemoteCommandError
+
+
+class Outcome(StrEnum):
+    """How a host's deploy or rollback ended, as its summary says."""
+
+    DEPLOYED = "deployed"
+    UNCHANGED = "unchanged"
+    DRY_RUN = "dry run"
+    ROLLED_BACK = "rolled back"
+    UNHEALTHY = "unhealthy"
+    FAILED = "failed"
+    # Not tried: an earlier batch failed.
+    SKIPPED = "skipped"
 
 
 class DeployFailed(DjdeployError):
     """The deploy did not reach the new generation; the message says where the host is now."""
 
-    def __init__(self, message: str, outcome: str) -> None:
+    def __init__(self, message: str, outcome: Outcome) -> None:
         super().__init__(message)
         self.outcome = outcome
 
@@ -50,7 +67,7 @@ class Options:
     batch: int | None = None
     activation_timeout: float | None = None
     confirm_timeout: float | None = None
-    sudo_password: str | None = None
+    sudo_password: str | None = field(default=None, repr=False)
     # Also run every named check of `verify` before confirming.
     verify: bool = False
 
@@ -58,14 +75,14 @@ class Options:
 @dataclass(frozen=True)
 class Result:
     host: str
-    outcome: str  # "deployed", "unchanged", "dry run", "rolled back", "failed"
+    outcome: Outcome
     message: str
     generation: int | None = None
     steps: tuple[tuple[str, float], ...] = ()
 
     @property
     def ok(self) -> bool:
-        return self.outcome in {"deployed", "unchanged", "dry run"}
+        return self.outcome in {Outcome.DEPLOYED, Outcome.UNCHANGED, Outcome.DRY_RUN}
 
 
 @dataclass
@@ -92,105 +109,14 @@ class StepLog:
         self.console.print(f"{prefix}[green]✓[/] {name} [dim]{seconds:.2f} s[/]")
 
 
-def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Result]:
-    """Deploy each host, in parallel and in batches; one host's failure never hides the others'."""
-    batches = _batches(hosts, options.batch)
-    # The first batch's connections open while the systems build, so a host that cannot be reached (or
-    # offers an unknown key) is known before a long build ends, and the deploy starts sooner. Each host
-    # waits only for its own connection.
-    opener = ThreadPoolExecutor(max_workers=max(1, options.parallel))
-    opened = {host.name: opener.submit(_connect, host, options, console) for host in batches[0]}
-    opener.shutdown(wait=False)
-    try:
-        with console.status("Building") as status:
-            started = time.monotonic()
-            systems = build.build_systems(hosts, lambda text: status.update(f"Building {text}"))
-    except BaseException:
-        for connection in opened.values():
-            connection.add_done_callback(_close)
-        raise
-    build_seconds = time.monotonic() - started
-    console.print(f"[green]✓[/] build {', '.join(h.name for h in hosts)} [dim]{build_seconds:.2f} s[/]")
-    results: list[Result] = []
-    for number, batch in enumerate(batches, start=1):
-        if len(batches) > 1:
-            console.rule(f"batch {number} of {len(batches)}: {', '.join(host.name for host in batch)}")
-        with ThreadPoolExecutor(max_workers=max(1, options.parallel)) as pool:
-            batch_results = list(
-                pool.map(
-                    lambda host: _deploy_host(
-                        host,
-                        systems[host.name].path,
-                        options,
-                        console,
-                        show_host=len(hosts) > 1,
-                        opened=opened.get(host.name),
-                    ),
-                    batch,
-                )
-            )
-        results += [
-            replace(result, steps=(("build", build_seconds), *result.steps)) for result in batch_results
-        ]
-        if any(not result.ok for result in batch_results) and number < len(batches):
-            skipped = [host.name for later in batches[number:] for host in later]
-            console.print(
-                f"[red]Stopping after batch {number} because it failed; not deployed: {', '.join(skipped)}"
-            )
-            results += [Result(name, "skipped", "an earlier batch failed") for name in skipped]
-            break
-    return results
-
-
-def _connect(host: Host, options: Options, console: Console) -> Remote:
-    try:
-        return Remote(host.ssh_target, options.sudo_password).open()
-    except DjdeployError:
-        console.print(f"[red]✗[/] [bold]{host.name}[/]: cannot connect (details in the summary)")
-        raise
-
-
-def _close(connection: Future[Remote]) -> None:
-    if connection.exception() is None:
-        connection.result().close()
-
-
-def _batches(hosts: Sequence[Host], size: int | None) -> list[list[Host]]:
-    if not size:
-        return [list(hosts)]
-    return [list(hosts[index : index + size]) for index in range(0, len(hosts), size)]
-
-
-def _deploy_host(
-    host: Host,
-    system: Path,
-    options: Options,
-    console: Console,
-    *,
-    show_host: bool,
-    opened: Future[Remote] | None,
-) -> Result:
-    log = StepLog(console, host.name, show_host)
-    try:
-        run = HostRun(
-            host, opened.result() if opened else _connect(host, options, console), options, console, log
-        )
-        try:
-            return run.deploy(system)
-        finally:
-            run.close()
-    except DeployFailed as exc:
-        return Result(host.name, exc.outcome, exc.message, steps=tuple(log.steps))
-    except DjdeployError as exc:
-        return Result(host.name, "failed", exc.message, steps=tuple(log.steps))
-    except Exception as exc:  # one host's bug must not hide the other hosts' results
-        return Result(host.name, "failed", f"unexpected error: {exc!r}", steps=tuple(log.steps))
+def connect(host: Host, options: Options) -> Remote:
+    return Remote(host.ssh_target, options.sudo_password).open()
 
 
 def rollback(host: Host, to: int | None, options: Options, console: Console) -> Result:
     """Switch a host back to the generation before the current one (or `to`), checked and confirmed."""
     log = StepLog(console, host.name, show_host=False)
-    remote = Remote(host.ssh_target, options.sudo_password).open()
+    remote = connect(host, options)
     run = HostRun(host, remote, options, console, log)
     try:
         facts = host_system.facts(remote)
@@ -206,7 +132,7 @@ def rollback(host: Host, to: int | None, options: Options, console: Console) -> 
         if target == facts.generation:
             raise DjdeployError(f"{host.name} is already on generation {target}.")
         commit = host_system.recorded_commit(remote, target, generations[target])
-        return run.switch(generations[target], target, copy=False, commit=commit)
+        return run.switch(generations[target], target, commit=commit)
     finally:
         run.close()
 
@@ -234,8 +160,10 @@ class HostRun:
             return self._unchanged(system, facts)
         if self.options.dry_run:
             plan.show_plan(self.remote, self.host, system, facts, self.console)
-            return Result(self.host.name, "dry run", "nothing was copied", facts.generation, self._steps())
-        return self.switch(system, None, copy=True, commit=host_system.commit())
+            return Result(
+                self.host.name, Outcome.DRY_RUN, "nothing was copied", facts.generation, self._steps()
+            )
+        return self.switch(system, None, commit=host_system.commit())
 
     def _unchanged(self, system: Path, facts: host_system.Facts) -> Result:
         """The host runs this system already: say so only if it is healthy, once checked without waiting."""
@@ -249,35 +177,37 @@ class HostRun:
                 f"deploy, but it is unhealthy: {'; '.join(problems)}. Deploying the same build again would "
                 f"not change that. See why with `{logs_command(name, sites)}`, then deploy a fixed build, "
                 f"or return to the generation before with `djdeploy rollback --host {name}`.",
-                "unhealthy",
+                Outcome.UNHEALTHY,
             )
         self.console.print(
             f"{_prefix(self.log)}Nothing changed: {name} already runs {system.name}, and it is healthy."
         )
-        return Result(name, "unchanged", "already up to date", facts.generation, self._steps())
+        return Result(name, Outcome.UNCHANGED, "already up to date", facts.generation, self._steps())
 
-    def switch(self, system: Path, rollback_to: int | None, *, copy: bool, commit: str) -> Result:
+    def switch(self, system: Path, existing_generation: int | None, *, commit: str) -> Result:
         """Lock, copy, set the profile and activate, check, confirm, record, unlock.
 
-        rollback_to: the existing generation of system to return to, instead of making a new one.
+        existing_generation: the generation of system to return to (a rollback), instead of copying system
+        and making a new generation of it (a deploy).
         commit: the commit system was built from, for the deploy log.
         The lock stays only while the supervisor on the host has not finished: it still decides then.
         """
-        activation_id = activation.new_id()
+        activation_id = supervisor.new_id()
+        action = Action.DEPLOY if existing_generation is None else Action.ROLLBACK
         with self.log.step("take the deploy lock"):
-            host_system.acquire_lock(
-                self.remote, activation_id, f"{'deploy' if copy else 'rollback'} {system.name}"
-            )
-        entry: dict[str, object] = {
-            "id": activation_id,
-            **host_system.who(),
-            "commit": commit,
-            "started": host_system.now(),
-            "system": str(system),
-            "action": "deploy" if copy else "rollback",
-        }
+            host_system.acquire_lock(self.remote, activation_id, f"{action} {system.name}")
+        deployer = host_system.who()
+        entry = DeployRecord(
+            id=activation_id,
+            user=deployer["user"],
+            machine=deployer["machine"],
+            commit=commit,
+            started=host_system.now(),
+            system=str(system),
+            action=action,
+        )
         try:
-            return self._switch_locked(system, rollback_to, entry, copy=copy)
+            return self._switch_locked(system, existing_generation, entry, action)
         except DeployFailed:
             raise  # recorded and unlocked, or still in the supervisor's hands (ActivationUnfinished)
         except BaseException:
@@ -292,27 +222,28 @@ class HostRun:
         return tuple(self.log.steps)
 
     def _on_host(self, action: Callable[[Remote], T]) -> T:
-        """Run action over the deploy's connection, or over a new one if the switch cut it."""
+        """Run action over the deploy's connection, or once more over a new one if the switch cut it."""
         try:
             return action(self.remote)
-        except DjdeployError:
+        except ConnectionLost:
             with suppress(Exception):
                 self.remote.close()
-            self.remote = Remote(self.host.ssh_target, self.options.sudo_password).open()
+            self.remote = connect(self.host, self.options)
             return action(self.remote)
 
     def _switch_locked(
-        self, system: Path, rollback_to: int | None, entry: dict[str, object], *, copy: bool
+        self, system: Path, existing_generation: int | None, entry: DeployRecord, action: Action
     ) -> Result:
         host, log = self.host, self.log
-        activation_id = str(entry["id"])
-        sites = of_remote_system(self.remote, system) if not copy else of_system(system)
+        activation_id = entry.id
+        deploying = action is Action.DEPLOY
+        sites = of_system(system) if deploying else of_remote_system(self.remote, system)
         _check_inventory_sites(host, sites)
-        if copy:
+        if deploying:
             with log.step("copy the closure"):
                 substitute = self.options.substitute_on_destination
                 transfer.copy_with_progress(
-                    self.remote, host, system, substitute, self.console, show=not log.show_host
+                    self.remote, system, substitute, self.console, show=not log.show_host
                 )
         activation_timeout = self.options.activation_timeout or host.timeouts.activation
         confirm_timeout = self.options.confirm_timeout or host.timeouts.confirm
@@ -322,7 +253,7 @@ class HostRun:
         )
         with log.step("start the activation (systemd-run)"):
             try:
-                activation.start(self.remote, activation_id, system, rollback_to, confirm_window)
+                supervisor.start(self.remote, activation_id, system, existing_generation, confirm_window)
             except RemoteCommandError:
                 raise  # systemd-run ran and refused: no supervisor, nothing changed
             except DjdeployError as exc:
@@ -334,35 +265,36 @@ class HostRun:
         except DjdeployError as exc:
             raise self._lost_track(exc) from exc
         generation = progress.generation
-        entry["finished"] = host_system.now()
-        entry["generation"] = generation
-        if progress.state == "confirmed" and progress.boot_status not in (None, 0):
+        entry = replace(entry, finished=host_system.now(), generation=generation)
+        if progress.state == State.CONFIRMED and progress.boot_status not in (None, 0):
             self._report_boot_failure(entry, progress)
-        if progress.state == "confirmed":
+        if progress.state == State.CONFIRMED:
             with log.step("record the deploy and unlock"):
                 self._on_host(
                     lambda remote: host_system.record(
-                        remote, {**entry, "outcome": "success", "reason": ""}, release_lock=activation_id
+                        remote,
+                        replace(entry, outcome=RecordOutcome.SUCCESS),
+                        release_lock=activation_id,
                     )
                 )
             self.console.print(
-                f"{_prefix(log)}[green]{'Deployed' if copy else 'Rolled back'}[/] {host.name}: "
+                f"{_prefix(log)}[green]{'Deployed' if deploying else 'Rolled back'}[/] {host.name}: "
                 f"generation {generation}, {system.name}"
             )
-            return Result(host.name, "deployed", f"generation {generation}", generation, self._steps())
+            return Result(host.name, Outcome.DEPLOYED, f"generation {generation}", generation, self._steps())
         assert result is not None  # read whenever the activation was not confirmed
-        if result.state not in activation.FINAL_STATES:
+        if result.state not in supervisor.FINAL_STATES:
             raise ActivationUnfinished(
                 f"{host.name}: the activation of generation {generation} is still running on the host "
-                f"(state '{result.state}'); it rolls back by itself unless confirmed. The deploy lock stays "
-                "until then: check with `djdeploy status`, then `djdeploy unlock` once it has ended.",
-                "failed",
+                f"(state '{result.state or ''}'); it rolls back by itself unless confirmed. The deploy lock "
+                "stays until then: check with `djdeploy status`, then `djdeploy unlock` once it has ended.",
+                Outcome.FAILED,
             )
         self._report_failure(result, failure, entry, progress, sites)
 
     def _follow(
         self, activation_id: str, sites: Sequence[Site], activation_timeout: float, confirm_timeout: float
-    ) -> tuple[activation.Progress, str | None, activation.Outcome | None]:
+    ) -> tuple[supervisor.Progress, str | None, supervisor.ActivationResult | None]:
         """Wait for the switch, check, confirm (or reject) and wait for the supervisor's final state.
 
         Returns where the supervisor is, why the deploy did not confirm (None when it did), and, when the
@@ -370,24 +302,26 @@ class HostRun:
         """
         log = self.log
         with log.step("set the profile and switch (switch-to-configuration test)"):
-            progress = self._wait(activation_id, {"switched", *activation.FINAL_STATES}, activation_timeout)
-        if progress.state == "switched":
+            progress = self._wait(
+                activation_id, {State.SWITCHED, *supervisor.FINAL_STATES}, activation_timeout
+            )
+        if progress.state == State.SWITCHED:
             failure = self._check_and_confirm(activation_id, sites)
-        elif progress.state in activation.FINAL_STATES:
+        elif progress.state in supervisor.FINAL_STATES:
             failure = "activation failed"
         else:
             failure = f"the activation did not finish within {activation_timeout:.0f} s"
-            self._on_host(lambda remote: activation.reject(remote, activation_id, failure))
+            self._on_host(lambda remote: supervisor.reject(remote, activation_id, failure))
         if failure is None:
             with log.step("make it the boot default (switch-to-configuration boot)"):
-                progress = self._wait(activation_id, activation.FINAL_STATES, confirm_timeout + 10)
-        elif progress.state not in activation.FINAL_STATES:
-            progress = self._wait(activation_id, activation.FINAL_STATES, activation_timeout)
-        if progress.state == "confirmed":
+                progress = self._wait(activation_id, supervisor.FINAL_STATES, confirm_timeout + 10)
+        elif progress.state not in supervisor.FINAL_STATES:
+            progress = self._wait(activation_id, supervisor.FINAL_STATES, activation_timeout)
+        if progress.state == State.CONFIRMED:
             return progress, failure, None
-        result = self._on_host(lambda remote: activation.outcome(remote, activation_id))
-        if result.state == "confirmed":  # reached just after the wait for it gave up
-            return self._wait(activation_id, activation.FINAL_STATES, 10), failure, None
+        result = self._on_host(lambda remote: supervisor.result(remote, activation_id))
+        if result.state == State.CONFIRMED:  # reached just after the wait for it gave up
+            return self._wait(activation_id, supervisor.FINAL_STATES, 10), failure, None
         return progress, failure, result
 
     def _lost_track(self, error: DjdeployError) -> ActivationUnfinished:
@@ -397,75 +331,73 @@ class HostRun:
             "by itself: it keeps the new generation only if this deploy confirmed it, and rolls back "
             "otherwise. The deploy lock stays: check with `djdeploy status`, then `djdeploy unlock` once the "
             "activation has ended.",
-            "failed",
+            Outcome.FAILED,
         )
 
-    def _report_boot_failure(self, entry: dict[str, object], progress: activation.Progress) -> NoReturn:
+    def _report_boot_failure(self, entry: DeployRecord, progress: supervisor.Progress) -> NoReturn:
         """The new generation runs and passed its checks, but a reboot would not start it."""
-        activation_id = str(entry["id"])
-        log = self._on_host(lambda remote: activation.outcome(remote, activation_id)).log
+        activation_id = entry.id
+        log = self._on_host(lambda remote: supervisor.result(remote, activation_id)).log
         reason = f"switch-to-configuration boot exited with {progress.boot_status}"
-        recorded = {**entry, "outcome": "running, not the boot default", "reason": reason}
+        recorded = replace(entry, outcome=RecordOutcome.NOT_BOOT_DEFAULT, reason=reason)
         self._on_host(lambda remote: host_system.record(remote, recorded, release_lock=activation_id))
         raise DeployFailed(
             f"{self.host.name}: generation {progress.generation} runs and passed its checks, but making it "
             f"the boot default failed ({reason}), so a reboot would start an older generation. Fix the "
             "cause in the log below (often a full /boot), then run "
             f"`/run/current-system/bin/switch-to-configuration boot` on the host.\n{log}",
-            "failed",
+            Outcome.FAILED,
         )
 
     def _report_failure(
         self,
-        result: activation.Outcome,
+        result: supervisor.ActivationResult,
         failure: str | None,
-        entry: dict[str, object],
-        progress: activation.Progress,
+        entry: DeployRecord,
+        progress: supervisor.Progress,
         sites: Sequence[Site],
     ) -> NoReturn:
         """Record a failed activation's outcome on the host, unlock, and raise DeployFailed."""
-        host, generation, activation_id = self.host, progress.generation, str(entry["id"])
+        host, generation, activation_id = self.host, progress.generation, entry.id
         reason = result.reason or failure or f"the activation ended as '{result.state}'"
         details = self._activation_details(result, reason, activation_id, sites)
-        outcome = {"rolled-back": "rolled back", "not-switched": "not switched"}.get(
-            result.state, result.state
-        )
-        recorded = {**entry, "outcome": outcome, "reason": reason}
-        if result.state == "rolled-back":
-            recorded["generation"] = progress.previous
+        outcome = _RECORDED.get(result.state or State.FAILED, RecordOutcome.FAILED)
+        recorded = replace(entry, outcome=outcome, reason=reason)
+        if result.state == State.ROLLED_BACK:
+            recorded = replace(recorded, generation=progress.previous)
         self._on_host(lambda remote: host_system.record(remote, recorded, release_lock=activation_id))
-        if result.state == "rolled-back":
+        if result.state == State.ROLLED_BACK:
             raise DeployFailed(
                 f"{host.name}: rolled back to generation {progress.previous} because {reason}.{details}",
-                "rolled back",
+                Outcome.ROLLED_BACK,
             )
-        if result.state == "not-switched":
+        if result.state == State.NOT_SWITCHED:
             raise DeployFailed(
                 f"{host.name}: nothing was switched: {reason}. The host still runs "
                 f"{f'generation {progress.previous}' if progress.previous is not None else 'its system'}. "
                 f"The activation log:\n{result.log}",
-                "failed",
+                Outcome.FAILED,
             )
-        if result.state == "rollback-failed":
+        if result.state == State.ROLLBACK_FAILED:
             raise DeployFailed(
                 f"{host.name}: generation {generation} failed ({reason}) and returning to the previous "
                 f"generation FAILED too: the host needs a person. Its activation log:{details}",
-                "failed",
+                Outcome.FAILED,
             )
         raise DeployFailed(
             f"{host.name}: the new generation {generation} failed ({reason}) and there is no earlier "
             f"generation to roll back to.{details}",
-            "failed",
+            Outcome.FAILED,
         )
 
     def _activation_details(
-        self, result: activation.Outcome, reason: str, activation_id: str, sites: Sequence[Site]
+        self, result: supervisor.ActivationResult, reason: str, activation_id: str, sites: Sequence[Site]
     ) -> str:
         """What a failed activation said: each failed unit's own journal, else the activation's log."""
         activation_failed = reason.startswith("activation failed")
-        errors = self._on_host(lambda remote: activation.unit_errors(remote, activation_id))
+        errors = self._on_host(lambda remote: supervisor.unit_errors(remote, activation_id))
         said = "".join(f"\n{_unit_error_text(self.host.name, error, sites)}" for error in errors)
-        if result.log and (result.state == "rollback-failed" or (activation_failed and not errors)):
+        if result.log and (result.state == State.ROLLBACK_FAILED or (activation_failed and not errors)):
             said += f"\n{result.log}"
         return said
 
@@ -474,7 +406,7 @@ class HostRun:
         host, log = self.host, self.log
         # The new connection opens while the health check runs: both come after the switch.
         with ThreadPoolExecutor(max_workers=1) as opener:
-            fresh_connection = opener.submit(Remote(host.ssh_target, self.options.sudo_password).open)
+            fresh_connection = opener.submit(connect, host, self.options)
             try:
                 with log.step("health check"):
                     report = health.check(self.remote, host.address, sites, host.timeouts.health)
@@ -493,7 +425,7 @@ class HostRun:
                 with log.step("confirm over a new SSH connection"):
                     try:
                         with fresh_connection.result() as fresh:
-                            activation.confirm(fresh, activation_id)
+                            supervisor.confirm(fresh, activation_id)
                     except DjdeployError as exc:
                         failure = f"a new SSH connection to the switched host failed: {exc.message}"
             else:
@@ -501,16 +433,21 @@ class HostRun:
                     fresh_connection.result().close()
         if failure is not None:
             reason, units = failure, [*(unit for site in sites for unit in site.units), CADDY_UNIT]
-            self._on_host(lambda remote: activation.reject(remote, activation_id, reason, units))
+            self._on_host(lambda remote: supervisor.reject(remote, activation_id, reason, units))
         return failure
 
-    def _wait(self, activation_id: str, states: set[str], timeout: float) -> activation.Progress:
+    def _wait(self, activation_id: str, states: Set[State], timeout: float) -> supervisor.Progress:
         """Wait for the supervisor; after a dropped connection, ask again over a new one."""
-        try:
-            return activation.wait_for(self.remote, activation_id, states, timeout)
-        except DjdeployError:
-            with Remote(self.host.ssh_target, self.options.sudo_password) as fresh:
-                return activation.wait_for(fresh, activation_id, states, timeout)
+        return self._on_host(lambda remote: supervisor.wait_for(remote, activation_id, states, timeout))
+
+
+# What the deploy record says of a supervisor's final state other than confirmed.
+_RECORDED = {
+    State.ROLLED_BACK: RecordOutcome.ROLLED_BACK,
+    State.NOT_SWITCHED: RecordOutcome.NOT_SWITCHED,
+    State.ROLLBACK_FAILED: RecordOutcome.ROLLBACK_FAILED,
+    State.FAILED: RecordOutcome.FAILED,
+}
 
 
 def _check_inventory_sites(host: Host, sites: Sequence[Site]) -> None:
@@ -528,7 +465,7 @@ def logs_command(host: str, sites: Sequence[Site]) -> str:
     return f"djdeploy logs {host}" + (f" --site {sites[0].name}" if len(sites) == 1 else "")
 
 
-def _unit_error_text(host: str, error: activation.UnitError, sites: Sequence[Site]) -> str:
+def _unit_error_text(host: str, error: supervisor.UnitError, sites: Sequence[Site]) -> str:
     journal = textwrap.indent(error.journal, "  ") if error.journal else "  (nothing from this activation)"
     own_site = [site for site in sites if error.unit in site.units]
     return (

@@ -12,149 +12,69 @@ import math
 import shlex
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
+from enum import StrEnum
+from importlib import resources
 from pathlib import Path
 
-from djdeploy import host_paths
-from djdeploy.errors import DjdeployError
-from djdeploy.ssh import Remote
+from djdeploy.host import paths as host_paths
+from djdeploy.remote.ssh import Remote
 
-# Arguments: activation id, new system, the generation to switch the profile to ("new": a new generation
-# of the new system), seconds to wait for the confirmation. The supervisor sets the profile itself, so a
-# connection lost before it started leaves the profile alone. It writes ./previous (the generation the host
-# ran, where a failure returns to, or "none") and ./generation. States: activating -> switched -> confirmed;
-# or rolling-back -> rolled-back (reason in ./reason), rollback-failed (the host needs a person), failed (no
-# previous generation to return to) or not-switched (the profile could not be set: nothing changed).
-# The new system is tried with `switch-to-configuration test` and made the boot default only once confirmed,
-# so a host that reboots before the confirmation comes back on the previous generation.
-# When the switch fails, ./failed-units names each unit it reports as failed with that unit's invocation id
-# (read before the rollback starts the unit again; the deployer writes it when the health check fails), and
-# ./started holds the second the activation began: the deployer reads those units' journal of this activation.
-# systemd expands ${...} in the command line of the unit: the script has none.
-SUPERVISOR = r"""
-set -u
-id=$1 new=$2 target=$3 confirm_seconds=$4
-dir=ACTIVATION_DIR/$id
-profile=SYSTEM_PROFILE
-state() { printf '%s\n' "$1" > "$dir/state.new" && mv "$dir/state.new" "$dir/state"; }
-# The units the switch reports as failed, in the words of NixOS ("warning: the following units failed: a, b")
-# and of systemctl ("Job for a failed because ...").
-failed_units() {
-    sed -n -e 's/^warning: the following units failed: //p' -e 's/^Job for \([^ ]*\) failed.*/\1/p' \
-        "$dir/switch.log" | tr ', ' '\n\n' | sed '/^$/d' | sort -u
-}
-record_failed_units() {
-    for unit in $(failed_units); do
-        printf '%s %s\n' "$unit" "$(systemctl show --property=InvocationID --value "$unit" 9>&- 8>&-)"
-    done > "$dir/failed-units"
-}
-number() { expr "$1" : '.*system-\([0-9][0-9]*\)-link$'; }
-roll_back() {
-    printf '%s\n' "$1" > "$dir/reason"
-    if [ "$previous" = none ]; then
-        state failed
-        exit 1
-    fi
-    state rolling-back
-    if ! nix-env -p "$profile" --switch-generation "$previous" > "$dir/rollback.log" 2>&1 9>&- 8>&-; then
-        state rollback-failed
-        exit 1
-    fi
-    "$profile/bin/switch-to-configuration" switch >> "$dir/rollback.log" 2>&1 9>&- 8>&-
-    code=$?
-    echo "$code" > "$dir/rollback.rc"
-    if [ "$code" -ne 0 ]; then
-        state rollback-failed
-        exit 1
-    fi
-    state rolled-back
-    exit 1
-}
-# Waiters sleep on these locks instead of polling: ./switching is held until the switch is over, ./deciding
-# until a final state. Commands started from here must not inherit them (9>&- 8>&-).
-exec 9> "$dir/switching" 8> "$dir/deciding"
-flock 9
-flock 8
-state activating
-date +%s > "$dir/started"
-# Where a failure returns to: the newest generation of the system the host runs now.
-running=$(readlink -f /run/current-system)
-previous=none
-for link in "$profile"-*-link; do
-    [ "$(readlink -f "$link")" = "$running" ] || continue
-    n=$(number "$link")
-    if [ "$previous" = none ] || [ "$n" -gt "$previous" ]; then previous=$n; fi
-done
-echo "$previous" > "$dir/previous"
-if [ "$target" = new ]; then
-    nix-env -p "$profile" --set "$new" > "$dir/switch.log" 2>&1 9>&- 8>&-
-else
-    nix-env -p "$profile" --switch-generation "$target" > "$dir/switch.log" 2>&1 9>&- 8>&-
-fi
-code=$?
-number "$(readlink "$profile")" > "$dir/generation"
-if [ "$code" -ne 0 ]; then
-    printf 'setting the system profile failed (nix-env exited with %s)\n' "$code" > "$dir/reason"
-    state not-switched
-    exit 1
-fi
-"$new/bin/switch-to-configuration" test >> "$dir/switch.log" 2>&1 9>&- 8>&-
-code=$?
-if [ "$code" -ne 0 ]; then
-    record_failed_units
-    roll_back "activation failed: switch-to-configuration exited with $code"
-fi
-state switched
-flock -u 9
-deadline=$(( $(date +%s) + confirm_seconds ))
-rounds=0
-# Tests are shell builtins; the clock is read once a second, so waiting costs almost nothing.
-while [ ! -e "$dir/confirmed" ] && [ ! -e "$dir/rejected" ]; do
-    rounds=$((rounds + 1))
-    if [ $((rounds % 20)) -eq 0 ] && [ "$(date +%s)" -ge "$deadline" ]; then
-        break
-    fi
-    sleep 0.05
-done
-if [ -e "$dir/confirmed" ]; then
-    "$new/bin/switch-to-configuration" boot >> "$dir/switch.log" 2>&1 9>&- 8>&-
-    echo $? > "$dir/boot.rc"
-    state confirmed
-    exit 0
-fi
-if [ -e "$dir/rejected" ]; then
-    roll_back "$(cat "$dir/rejected")"
-fi
-roll_back "no confirmation from the deployer within $confirm_seconds s (the host may have been cut off)"
-""".replace("ACTIVATION_DIR", host_paths.ACTIVATION_DIR).replace("SYSTEM_PROFILE", host_paths.SYSTEM_PROFILE)
+# The supervisor's script (its arguments and states are described at its top); it runs under /bin/sh.
+SUPERVISOR = resources.files("djdeploy.deploy").joinpath("supervisor.sh").read_text()
 
 # NixOS keeps its tools in the system path; other hosts (the lab's Debian) in /usr/bin.
 SUPERVISOR_PATH = (
     "/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin:/usr/local/sbin:/usr/local/bin:"
     "/usr/sbin:/usr/bin:/sbin:/bin"
 )
-FINAL_STATES = {"confirmed", "rolled-back", "rollback-failed", "failed", "not-switched"}
 
 
-class ActivationError(DjdeployError):
-    pass
+class State(StrEnum):
+    """The supervisor's states, as supervisor.sh writes them to its state file."""
+
+    ACTIVATING = "activating"
+    SWITCHED = "switched"
+    CONFIRMED = "confirmed"
+    ROLLING_BACK = "rolling-back"
+    ROLLED_BACK = "rolled-back"
+    ROLLBACK_FAILED = "rollback-failed"
+    FAILED = "failed"
+    NOT_SWITCHED = "not-switched"
+
+
+FINAL_STATES = frozenset(
+    {State.CONFIRMED, State.ROLLED_BACK, State.ROLLBACK_FAILED, State.FAILED, State.NOT_SWITCHED}
+)
+
+
+def _state(word: str) -> State | None:
+    """The state a state file holds; None before the supervisor wrote one."""
+    try:
+        return State(word)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
 class Progress:
     """Where the supervisor is: its state, the generation it made current, the one a failure returns to."""
 
-    state: str  # one of the states, or "timeout:<the last state>"
+    state: State | None
     generation: int | None
     previous: int | None
     # Exit status of `switch-to-configuration boot`, once confirmed.
     boot_status: int | None = None
+    # The wait ended before the supervisor reached a wanted state (state is its last one).
+    timed_out: bool = False
 
 
 @dataclass(frozen=True)
-class Outcome:
-    state: str
+class ActivationResult:
+    """How an activation ended (or where it is), why, and the end of its log."""
+
+    state: State | None
     reason: str
     log: str
 
@@ -176,11 +96,11 @@ def unit_name(activation_id: str) -> str:
 
 
 def start_command(
-    activation_id: str, system: Path, generation: int | None, confirm_seconds: int
+    activation_id: str, system: Path, existing_generation: int | None, confirm_seconds: int
 ) -> list[str]:
     """The command that starts the supervisor on the host and returns at once.
 
-    generation: switch the profile to this existing generation (a rollback) instead of making a new one.
+    existing_generation: switch the profile to this generation (a rollback) instead of making a new one.
     """
     return [
         "systemd-run",
@@ -195,9 +115,10 @@ def start_command(
         "-c",
         SUPERVISOR,
         "djdeploy-activate",
-        activation_id,
+        directory(activation_id),
+        host_paths.SYSTEM_PROFILE,
         str(system),
-        str(generation) if generation is not None else "new",
+        str(existing_generation) if existing_generation is not None else "new",
         str(confirm_seconds),
     ]
 
@@ -207,33 +128,38 @@ def directory(activation_id: str) -> str:
 
 
 def start(
-    remote: Remote, activation_id: str, system: Path, generation: int | None, confirm_seconds: int
+    remote: Remote, activation_id: str, system: Path, existing_generation: int | None, confirm_seconds: int
 ) -> None:
-    command = shlex.join(start_command(activation_id, system, generation, confirm_seconds))
+    command = shlex.join(start_command(activation_id, system, existing_generation, confirm_seconds))
     remote.run_shell(f"mkdir -p {directory(activation_id)} && {command}", privileged=True)
 
 
-def wait_for(remote: Remote, activation_id: str, states: set[str], timeout: float) -> Progress:
+def wait_for(remote: Remote, activation_id: str, states: Set[State], timeout: float) -> Progress:
     """Wait on the host, in one command, until the supervisor reaches one of states."""
     folder = directory(activation_id)
     wanted = " ".join(sorted(states))
     # Sleeps on the supervisor's lock for the phase it is in, so it wakes as soon as the phase ends; polls
     # where flock is missing or the supervisor has not taken the lock yet. Bounded by the clock.
-    lock = f"{folder}/{'switching' if 'switched' in states else 'deciding'}"
+    lock = f"{folder}/{'switching' if State.SWITCHED in states else 'deciding'}"
     script = (
-        f"deadline=$(( $(date +%s) + {math.ceil(timeout)} )); "
+        f"deadline=$(( $(date +%s) + {math.ceil(timeout)} )); late=; "
         f"reached() {{ s=; [ -f {folder}/state ] && read -r s < {folder}/state; "
         f'for w in {wanted}; do [ "$s" = "$w" ] && return 0; done; return 1; }}; '
         "while ! reached; do "
-        '[ "$(date +%s)" -ge "$deadline" ] && { s="timeout:$s"; break; }; '
+        '[ "$(date +%s)" -ge "$deadline" ] && { late=timed-out; break; }; '
         f"flock -s -w 1 {lock} true 2>/dev/null; reached && break; sleep 0.05; done; "
         # One value a line: an empty one (a file not written yet) must not shift the others.
         'printf "%s\\n" "$s"'
         + "".join(f' "$(cat {folder}/{name} 2>/dev/null)"' for name in ("generation", "previous", "boot.rc"))
+        + ' "$late"'
     )
     lines = remote.run_shell(script, timeout=timeout + 30, privileged=True).stdout.split("\n")
-    state, generation, previous, boot_status = [line.strip() for line in [*lines, "", "", "", ""][:4]]
-    return Progress(state, _number(generation), _number(previous), _number(boot_status))
+    state, generation, previous, boot_status, late = [
+        line.strip() for line in [*lines, "", "", "", "", ""][:5]
+    ]
+    return Progress(
+        _state(state), _number(generation), _number(previous), _number(boot_status), timed_out=bool(late)
+    )
 
 
 def _number(word: str) -> int | None:
@@ -264,7 +190,7 @@ def reject(remote: Remote, activation_id: str, reason: str, units: Sequence[str]
     remote.run_shell(f"{record}cat > {folder}/rejected", input_text=reason, privileged=True)
 
 
-def outcome(remote: Remote, activation_id: str) -> Outcome:
+def result(remote: Remote, activation_id: str) -> ActivationResult:
     """The final state, the reason of a rollback and the end of the activation's log."""
     folder = directory(activation_id)
     result = remote.run_shell(
@@ -273,7 +199,7 @@ def outcome(remote: Remote, activation_id: str) -> Outcome:
         privileged=True,
     ).stdout
     state, reason, log = ([*result.split("---\n", 2), "", ""])[:3]
-    return Outcome(state.strip(), reason.strip(), log.rstrip())
+    return ActivationResult(_state(state.strip()), reason.strip(), log.rstrip())
 
 
 # Each failed unit's own output and systemd's messages about its run, matched by invocation id (the run that

@@ -9,14 +9,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from djdeploy import probe
-from djdeploy.sites import Site
-from djdeploy.ssh import Remote
+from djdeploy.host.sites import Site
+from djdeploy.remote import probe
+from djdeploy.remote.ssh import Remote
 
 
 @dataclass(frozen=True)
 class Report:
-    healthy: bool
+    # What is wrong; none when every unit is active and every site answers as expected.
     problems: tuple[str, ...]
 
 
@@ -26,7 +26,7 @@ def check(remote: Remote, address: str, sites: Sequence[Site], timeout: float) -
     while True:
         problems = _problems(remote, address, sites)
         if not problems or time.monotonic() > deadline:
-            return Report(not problems, tuple(problems))
+            return Report(tuple(problems))
         time.sleep(0.5)
 
 

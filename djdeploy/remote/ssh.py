@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TypedDict, Unpack
 
 import paramiko
 from fabric import Connection
@@ -53,6 +54,10 @@ class RemoteResult:
         return self.exit_code == 0
 
 
+class ConnectionLost(DjdeployError):
+    """The SSH connection dropped while a command ran: whether the command ran on the host is unknown."""
+
+
 class UnknownHostKeyError(DjdeployError):
     """The host offered a key that known_hosts does not list, or lists differently."""
 
@@ -60,11 +65,8 @@ class UnknownHostKeyError(DjdeployError):
 class _RejectUnknownHostKey(paramiko.MissingHostKeyPolicy):
     """Refuse hosts whose key is not in known_hosts, and say which key they offered."""
 
-    def __init__(self, target: SshTarget, sudo_password: str | None = None) -> None:
+    def __init__(self, target: SshTarget) -> None:
         self.target = target
-        self._sudo_password = sudo_password
-        # Whether sudo asks this host for a password: learnt once per connection (see _sudo_prefix).
-        self._sudo_asks: bool | None = None
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         raise UnknownHostKeyError(
@@ -77,13 +79,25 @@ class _RejectUnknownHostKey(paramiko.MissingHostKeyPolicy):
         )
 
 
+class RunOptions(TypedDict, total=False):
+    """The options of Remote.run_shell, which Remote.run passes on."""
+
+    check: bool
+    input_text: str | None
+    timeout: float | None
+    pty: bool
+    stream: bool
+    interactive: bool
+    privileged: bool
+
+
 class Remote:
     """An open SSH connection to one host, reused for every command sent to it."""
 
     def __init__(self, target: SshTarget, sudo_password: str | None = None) -> None:
         self.target = target
         self._sudo_password = sudo_password
-        # Whether sudo asks this host for a password: learnt once per connection (see _sudo_prefix).
+        # Whether sudo asks this host for a password: learnt once per connection (see _sudo_asks_password).
         self._sudo_asks: bool | None = None
         connect_kwargs: dict[str, object] = {"look_for_keys": target.identity is None, "allow_agent": True}
         if target.identity is not None:
@@ -158,33 +172,9 @@ class Remote:
             self._sudo_asks = probe.exited != 0
         return self._sudo_asks
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        check: bool = True,
-        input_text: str | None = None,
-        timeout: float | None = None,
-        pty: bool = False,
-        stream: bool = False,
-        interactive: bool = False,
-        privileged: bool = False,
-    ) -> RemoteResult:
-        """Run argv on the host. Each argument is quoted, so shell metacharacters in it are data.
-
-        stream: show the output as it comes. interactive: also connect the terminal (a TTY, stdin).
-        privileged: run as root, through sudo when the target logs in as another user.
-        """
-        return self.run_shell(
-            shlex.join(argv),
-            check=check,
-            input_text=input_text,
-            timeout=timeout,
-            pty=pty,
-            stream=stream,
-            interactive=interactive,
-            privileged=privileged,
-        )
+    def run(self, argv: Sequence[str], **options: Unpack[RunOptions]) -> RemoteResult:
+        """Run argv on the host. Each argument is quoted, so shell metacharacters in it are data."""
+        return self.run_shell(shlex.join(argv), **options)
 
     def run_shell(
         self,
@@ -198,7 +188,11 @@ class Remote:
         interactive: bool = False,
         privileged: bool = False,
     ) -> RemoteResult:
-        """Run a shell command line written by djdeploy itself (never built from user input)."""
+        """Run a shell command line written by djdeploy itself (never built from user input).
+
+        stream: show the output as it comes. interactive: also connect the terminal (a TTY, stdin).
+        privileged: run as root, through sudo when the target logs in as another user.
+        """
         if privileged and self.target.sudo:
             command = shlex.join(["sudo", "-S", "-p", "", "--", "sh", "-c", command])
             if self._sudo_asks_password():
@@ -226,7 +220,7 @@ class Remote:
                 f"`{command}` on {self.target.display} did not finish within {timeout:.0f} s."
             ) from exc
         except (OSError, paramiko.SSHException, EOFError) as exc:
-            raise DjdeployError(f"Lost the SSH connection to {self.target.display}: {exc}.") from exc
+            raise ConnectionLost(f"Lost the SSH connection to {self.target.display}: {exc}.") from exc
         remote_result = RemoteResult(command, result.exited, result.stdout, result.stderr)
         if check and not remote_result.ok:
             raise RemoteCommandError(self.target, remote_result)

@@ -9,17 +9,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-from djdeploy import nix
+from djdeploy.deploy import nix
 from djdeploy.errors import DjdeployError
-from djdeploy.inventory import Host
-from djdeploy.ssh import Remote
+from djdeploy.remote.ssh import Remote
 
 
 def copy_with_progress(
-    remote: Remote, host: Host, system: Path, substitute_on_destination: bool, console: Console, *, show: bool
+    remote: Remote, system: Path, substitute_on_destination: bool, console: Console, *, show: bool
 ) -> None:
     if not show:
-        nix.copy_closure(host.ssh_target, system, substitute_on_destination=substitute_on_destination)
+        nix.copy_closure(remote.target, system, substitute_on_destination=substitute_on_destination)
         return
     with (
         Progress(
@@ -56,7 +55,7 @@ def copy_with_progress(
 
         measured = worker.submit(measure)
         nix.copy_closure(
-            host.ssh_target,
+            remote.target,
             system,
             on_path=on_path,
             substitute_on_destination=substitute_on_destination,

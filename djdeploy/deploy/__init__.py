@@ -1,0 +1,1 @@
+"""Deploy and rollback: build, copy, plan, switch under the supervisor, health check, fleet batching."""

@@ -1,0 +1,112 @@
+"""Deploying a fleet: build every system at once, then deploy the hosts in parallel and in batches."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+from rich.console import Console
+
+from djdeploy.deploy import build
+from djdeploy.deploy.host_run import DeployFailed, HostRun, Options, Outcome, Result, StepLog, connect
+from djdeploy.errors import DjdeployError
+from djdeploy.inventory import Host
+from djdeploy.remote.ssh import Remote
+
+
+def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Result]:
+    """Deploy each host, in parallel and in batches; one host's failure never hides the others'."""
+    batches = _batches(hosts, options.batch)
+    # The first batch's connections open while the systems build, so a host that cannot be reached (or
+    # offers an unknown key) is known before a long build ends, and the deploy starts sooner. Each host
+    # waits only for its own connection.
+    opener = ThreadPoolExecutor(max_workers=max(1, options.parallel))
+    opened = {host.name: opener.submit(_connect, host, options, console) for host in batches[0]}
+    opener.shutdown(wait=False)
+    try:
+        with console.status("Building") as status:
+            started = time.monotonic()
+            systems = build.build_systems(hosts, lambda text: status.update(f"Building {text}"))
+    except BaseException:
+        for connection in opened.values():
+            connection.add_done_callback(_close)
+        raise
+    build_seconds = time.monotonic() - started
+    console.print(f"[green]✓[/] build {', '.join(h.name for h in hosts)} [dim]{build_seconds:.2f} s[/]")
+    results: list[Result] = []
+    for number, batch in enumerate(batches, start=1):
+        if len(batches) > 1:
+            console.rule(f"batch {number} of {len(batches)}: {', '.join(host.name for host in batch)}")
+        with ThreadPoolExecutor(max_workers=max(1, options.parallel)) as pool:
+            batch_results = list(
+                pool.map(
+                    lambda host: _deploy_host(
+                        host,
+                        systems[host.name].path,
+                        options,
+                        console,
+                        show_host=len(hosts) > 1,
+                        opened=opened.get(host.name),
+                    ),
+                    batch,
+                )
+            )
+        results += [
+            replace(result, steps=(("build", build_seconds), *result.steps)) for result in batch_results
+        ]
+        if any(not result.ok for result in batch_results) and number < len(batches):
+            skipped = [host.name for later in batches[number:] for host in later]
+            console.print(
+                f"[red]Stopping after batch {number} because it failed; not deployed: {', '.join(skipped)}"
+            )
+            results += [Result(name, Outcome.SKIPPED, "an earlier batch failed") for name in skipped]
+            break
+    return results
+
+
+def _connect(host: Host, options: Options, console: Console) -> Remote:
+    try:
+        return connect(host, options)
+    except DjdeployError:
+        console.print(f"[red]✗[/] [bold]{host.name}[/]: cannot connect (details in the summary)")
+        raise
+
+
+def _close(connection: Future[Remote]) -> None:
+    if connection.exception() is None:
+        connection.result().close()
+
+
+def _batches(hosts: Sequence[Host], size: int | None) -> list[list[Host]]:
+    if not size:
+        return [list(hosts)]
+    return [list(hosts[index : index + size]) for index in range(0, len(hosts), size)]
+
+
+def _deploy_host(
+    host: Host,
+    system: Path,
+    options: Options,
+    console: Console,
+    *,
+    show_host: bool,
+    opened: Future[Remote] | None,
+) -> Result:
+    log = StepLog(console, host.name, show_host)
+    try:
+        run = HostRun(
+            host, opened.result() if opened else _connect(host, options, console), options, console, log
+        )
+        try:
+            return run.deploy(system)
+        finally:
+            run.close()
+    except DeployFailed as exc:
+        return Result(host.name, exc.outcome, exc.message, steps=tuple(log.steps))
+    except DjdeployError as exc:
+        return Result(host.name, Outcome.FAILED, exc.message, steps=tuple(log.steps))
+    except Exception as exc:  # one host's bug must not hide the other hosts' results
+        return Result(host.name, Outcome.FAILED, f"unexpected error: {exc!r}", steps=tuple(log.steps))

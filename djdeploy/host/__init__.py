@@ -1,0 +1,1 @@
+"""What a host holds, read and written over SSH: paths, generations, deploy lock and log, sites manifest."""

@@ -1,0 +1,1 @@
+"""Operating deployed hosts: status, verify, logs, manage, and their rendering."""

@@ -10,6 +10,7 @@ import shlex
 import subprocess
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,10 @@ from rich.console import Console
 
 from djdeploy.deploy import build, fleet, health, host_run, nix, supervisor
 from djdeploy.errors import DjdeployError
+from djdeploy.host import lock, records, sites
 from djdeploy.host import paths as host_paths
-from djdeploy.host import sites
 from djdeploy.host import system as host_system
+from djdeploy.host.records import DeployRecord
 from djdeploy.inventory import BuildSpec, Host, SshSettings, Timeouts
 from djdeploy.remote.ssh import ConnectionLost, RemoteCommandError, RemoteResult, SshTarget
 from djdeploy.tasks import deploy as deploy_tasks
@@ -105,9 +107,9 @@ class FakeRemote:
             command = f"sudo {command}"
         self.commands.append(command)
         output = ""
-        if command.startswith("printf"):
-            link = f"/nix/var/nix/profiles/system-{self.generation}-link"
-            output = f"{self.current}\n{self.current}\n{link}\n{self.lock_owner}\n"
+        if command == host_system.FACTS_COMMAND:
+            link = f"system-{self.generation}-link"
+            output = f"{self.current}\n{self.current}\n{link}\n1760000000\n{self.lock_owner}\n"
         elif "systemd-run" in command:  # the supervisor sets the profile to a new or an existing generation
             *_, system, target, _ = shlex.split(command.split(" && ", 1)[1])
             self.current = Path(system)
@@ -204,9 +206,9 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> FakeHosts:
     monkeypatch.setattr(supervisor, "new_id", lambda: "20261123T000000-abcdef")
     monkeypatch.setattr(host_run, "of_system", lambda system: (SITE,))
     monkeypatch.setattr(health, "check", lambda remote, address, sites, timeout: health.Report(()))
-    monkeypatch.setattr(host_system, "commit", lambda: "abc1234")
-    monkeypatch.setattr(host_system, "who", lambda: {"user": "jane", "machine": "laptop"})
-    monkeypatch.setattr(host_system, "now", lambda: "2026-11-23T00:00:00+00:00")
+    monkeypatch.setattr(records, "commit", lambda: "abc1234")
+    monkeypatch.setattr(records, "who", lambda: {"user": "jane", "machine": "laptop"})
+    monkeypatch.setattr(records, "now", lambda: "2026-11-23T00:00:00+00:00")
     return remotes
 
 
@@ -221,7 +223,7 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: FakeHosts) 
     main, confirmation = fakes
     commands = main.commands
     activation_dir = "/run/djdeploy/activations/20261123T000000-abcdef"
-    assert commands[0].startswith("printf")  # what the host runs
+    assert commands[0] == host_system.FACTS_COMMAND  # what the host runs
     assert commands[1].startswith(
         "mkdir -p /run/djdeploy && { mkdir /run/djdeploy/lock 2>/dev/null || exit 75; }"
     )
@@ -304,7 +306,7 @@ def test_unchanged_host_is_checked_once_and_left_alone(
     [result] = fleet.deploy([host], host_run.Options(), Console(file=console, width=200))
     assert result.outcome == "unchanged"
     assert result.ok
-    assert fakes[0].commands == [host_system._FACTS_COMMAND]
+    assert fakes[0].commands == [host_system.FACTS_COMMAND]
     # Its sites and units, checked once without waiting: an unchanged deploy stays fast.
     assert health_checks == [(fakes[0], "192.0.2.1", (SITE,), 0)]
     assert f"Nothing changed: web1 already runs {NEW.name}, and it is healthy." in console.getvalue()
@@ -328,7 +330,7 @@ def test_unchanged_but_unhealthy_host_is_not_reported_as_fine(
         "`djdeploy logs web1 --site example`, then deploy a fixed build, or return to the generation before "
         "with `djdeploy rollback --host web1`."
     )
-    assert fakes[0].commands == [host_system._FACTS_COMMAND]  # nothing locked, copied or switched
+    assert fakes[0].commands == [host_system.FACTS_COMMAND]  # nothing locked, copied or switched
     assert "Nothing changed" not in result.message
 
 
@@ -412,15 +414,13 @@ def test_a_wait_cut_off_asks_again_over_a_new_connection_and_keeps_it(
 def test_a_command_that_failed_on_the_host_is_not_sent_again(
     host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    records: list[host_system.DeployRecord] = []
+    records: list[DeployRecord] = []
 
-    def refused(
-        remote: FakeRemote, entry: host_system.DeployRecord, *, release_lock: str | None = None
-    ) -> None:
+    def refused(remote: FakeRemote, entry: DeployRecord, token: str) -> None:
         records.append(entry)
         raise RemoteCommandError(remote.target, RemoteResult("printf", 1, "", "read-only file system"))
 
-    monkeypatch.setattr(host_system, "record", refused)
+    monkeypatch.setattr(lock, "record_and_release", refused)
     result = run_deploy(host)
     assert result.outcome == "failed"
     assert "read-only file system" in result.message
@@ -581,7 +581,7 @@ def test_rollback_records_the_commit_of_the_generation_it_returns_to(
     assert result.outcome == "deployed", result.message
     commands = fakes[0].commands
     assert commands[:4] == [
-        host_system._FACTS_COMMAND,
+        host_system.FACTS_COMMAND,
         'for link in /nix/var/nix/profiles/system-*-link; do [ -e "$link" ] && '
         'printf "%s %s\\n" "$link" "$(readlink -f "$link")"; done; true',
         f'grep -F \'"system": "{OLD}"\' /var/lib/djdeploy/deploys.jsonl',
@@ -618,7 +618,7 @@ def test_sudo_prefixes_privileged_commands_only(host: Host, fakes: FakeHosts) ->
     sudo_host = dataclasses.replace(host, ssh=SshSettings(user="deploy", sudo=True))
     run_deploy(sudo_host, sudo_password="secret")
     commands = fakes[0].commands
-    assert commands[0].startswith("printf")
+    assert commands[0] == host_system.FACTS_COMMAND
     assert commands[1].startswith("sudo mkdir -p /run/djdeploy")
     assert commands[2].startswith("xargs")  # reading the store needs no root
     assert commands[3].startswith("sudo mkdir -p /run/djdeploy/activations/")
@@ -659,7 +659,8 @@ def test_supervisor_script_rolls_back_without_confirmation() -> None:
 def test_facts_are_read_in_one_command() -> None:
     remote = FakeRemote(SshTarget("web1", "192.0.2.1"), generation=7)
     facts = host_system.facts(remote)  # type: ignore[arg-type]
-    assert facts == host_system.Facts(OLD, OLD, 7)
+    created = datetime.fromtimestamp(1760000000, UTC)
+    assert facts == host_system.Facts(OLD, OLD, host_system.Generation(7, OLD, created))
     assert len(remote.commands) == 1
 
 

@@ -16,6 +16,9 @@ from rich.console import Console
 
 from djdeploy import inventory
 from djdeploy.host import sites
+from djdeploy.host.lock import LockOwner
+from djdeploy.host.records import Action, DeployRecord, RecordOutcome
+from djdeploy.host.system import Generation
 from djdeploy.ops import status, status_view
 from djdeploy.remote import probe
 from djdeploy.remote.ssh import Remote, RemoteResult, SshTarget
@@ -36,6 +39,21 @@ OLDER_SYSTEM = "/nix/store/0000000000000000000000000000000b-nixos-system-lab1"
 PLAN = "[X]  auth.0001_initial\n[ ]  notes.0002_tags\n[ ]  notes.0003_colour"
 
 
+def deployed(commit: str, finished: str = "") -> DeployRecord:
+    """A successful deploy's record by jane@laptop, as far as the fake hosts' deploy logs say."""
+    return DeployRecord(
+        id="",
+        user="jane",
+        machine="laptop",
+        commit=commit,
+        started="",
+        system="",
+        action=Action.DEPLOY,
+        finished=finished,
+        outcome=RecordOutcome.SUCCESS,
+    )
+
+
 def framed(sections: dict[str, tuple[str, int]]) -> str:
     """What sections_script prints for these outputs and exit codes."""
     return "".join(
@@ -51,16 +69,15 @@ def answer(
     plan: tuple[str, int] = (PLAN, 0),
     units: tuple[str, int] = ("active\nactive\nactive\nfailed", 3),
 ) -> RemoteResult:
-    if "@@djdeploy-begin profile" in command:
+    if "@@djdeploy-begin facts" in command:
         deploy = {"user": "jane", "machine": "laptop", "commit": "0123456789abcdef", "outcome": "success"}
         return ok(
             command,
             framed(
                 {
-                    "profile": (f"system-7-link\n{CREATED}\n{SYSTEM}", 0),
-                    "current": (current, 0),
+                    # host.system.FACTS_COMMAND's lines: running system, profile, link, its mtime, lock owner
+                    "facts": (f"{current}\n{SYSTEM}\nsystem-7-link\n{CREATED}\n{lock}", 0),
                     "manifest": (json.dumps([]), 0),  # replaced below by the fake host's manifest
-                    "lock": (lock, 0),
                     "deploy": (json.dumps(deploy), 0),
                 }
             ),
@@ -81,7 +98,7 @@ class ScriptedHost(Host):
 
     def respond(self, command: str) -> RemoteResult:
         result = answer(command, **self.answers)  # type: ignore[arg-type]
-        if "@@djdeploy-begin profile" in command:
+        if "@@djdeploy-begin facts" in command:
             manifest = super().respond(f"cat {sites.MANIFEST_PATH}").stdout
             stdout = result.stdout.replace("begin manifest\n[]", f"begin manifest\n{manifest}")
             return RemoteResult(command, 0, stdout, "")
@@ -134,8 +151,9 @@ def test_host_status_from_the_answers(
     host_status = status.query_host(remote, lab1(tmp_path, monkeypatch))
     assert len(remote.calls) == 2
     assert all(call.options["privileged"] for call in remote.calls)
-    assert host_status.generation == status.Generation(7, datetime.fromtimestamp(CREATED, UTC), SYSTEM, True)
-    assert host_status.last_deploy == status.LastDeploy("jane", "laptop", "0123456789abcdef", "?", "success")
+    assert host_status.generation == Generation(7, Path(SYSTEM), datetime.fromtimestamp(CREATED, UTC))
+    assert host_status.running
+    assert host_status.last_deploy == deployed("0123456789abcdef")
     assert host_status.lock is None
     [site] = host_status.sites
     assert [unit.state for unit in site.units] == ["active", "active", "active", "failed"]
@@ -156,8 +174,8 @@ def test_lock_other_running_system_and_failing_migrations(
     remote = FakeRemote(ScriptedHost(current=OLDER_SYSTEM, lock=owner, plan=("could not connect", 1)))
     host_status = status.query_host(remote, lab1(tmp_path, monkeypatch))
     assert host_status.generation is not None
-    assert not host_status.generation.running
-    assert host_status.lock == status.Lock("ann", "ci", "2030-01-01T00:00:00Z", "x")
+    assert not host_status.running
+    assert host_status.lock == LockOwner("ann", "ci", "2030-01-01T00:00:00Z", "x")
     [site] = host_status.sites
     assert site.unapplied_migrations is None
     assert site.migrations_error == "could not connect"
@@ -313,8 +331,9 @@ def typical_host(**changes: object) -> status.HostStatus:
         "host": "web-prod-1",
         "address": "web-prod-1.example.com",
         "reachable": True,
-        "generation": status.Generation(142, datetime(2026, 11, 23, 10, 0, tzinfo=UTC), SYSTEM, True),
-        "last_deploy": status.LastDeploy("jane", "laptop", "0123456789abcdef", "2026-11-23", "success"),
+        "generation": Generation(142, Path(SYSTEM), datetime(2026, 11, 23, 10, 0, tzinfo=UTC)),
+        "running": True,
+        "last_deploy": deployed("0123456789abcdef", "2026-11-23"),
         "sites": (
             site("reactivated_prod", "reactivated.example.com", ()),
             site("generated_docs", "docs.example.com", ("docs.0007_search", "docs.0008_index")),
@@ -354,7 +373,7 @@ def test_long_values_wrap_instead_of_being_cut() -> None:
             "http_error": "[Errno 111] Connection refused by reactivated.example.com on port 443",
         }
     )
-    lock = status.Lock("ann", "ci-runner-17.example.com", "2026-11-23T10:00:00+00:00", "deploy")
+    lock = LockOwner("ann", "ci-runner-17.example.com", "2026-11-23T10:00:00+00:00", "deploy")
     text = rendered([typical_host(sites=(down, typical_host().sites[1]), lock=lock)], 80)
     assert "…" not in text
     assert max(len(line) for line in text.splitlines()) <= 80
@@ -377,10 +396,8 @@ def test_units_that_are_not_active_are_grouped_by_state() -> None:
 
 
 def test_the_commit_of_the_last_deploy_is_abbreviated_but_keeps_its_mark() -> None:
-    dirty = status.LastDeploy("jane", "laptop", "51a599c-dirty", "2026-11-23", "success")
-    full = status.LastDeploy(
-        "jane", "laptop", "0123456789abcdef0123456789abcdef01234567-dirty", "?", "success"
-    )
+    dirty = deployed("51a599c-dirty", "2026-11-23")
+    full = deployed("0123456789abcdef0123456789abcdef01234567-dirty")
     assert "from 51a599c-dirty ·" in rendered([typical_host(last_deploy=dirty)], 80)
     assert "from 0123456789-dirty ·" in rendered([typical_host(last_deploy=full)], 80)
 
@@ -421,8 +438,9 @@ def test_what_makes_a_host_down() -> None:
     )
     # Shown, but not down: unapplied migrations, a lock, a generation that does not run.
     assert typical_host(
-        lock=status.Lock("ann", "ci", "2030-01-01T00:00:00Z", "deploy"),
-        generation=status.Generation(3, None, OLDER_SYSTEM, False),
+        lock=LockOwner("ann", "ci", "2030-01-01T00:00:00Z", "deploy"),
+        generation=Generation(3, Path(OLDER_SYSTEM)),
+        running=False,
     ).healthy
 
 

@@ -21,9 +21,10 @@ from rich.console import Console
 from djdeploy.deploy import health, plan, supervisor, transfer
 from djdeploy.deploy.supervisor import State
 from djdeploy.errors import DjdeployError
+from djdeploy.host import lock, records
 from djdeploy.host import system as host_system
+from djdeploy.host.records import Action, DeployRecord, RecordOutcome
 from djdeploy.host.sites import CADDY_UNIT, Site, of_remote_system, of_system
-from djdeploy.host.system import Action, DeployRecord, RecordOutcome
 from djdeploy.inventory import Host
 from djdeploy.ops import verify
 from djdeploy.remote.ssh import ConnectionLost, Remote, RemoteCommandError
@@ -121,17 +122,18 @@ def rollback(host: Host, to: int | None, options: Options, console: Console) -> 
     try:
         facts = host_system.facts(remote)
         generations = {generation.number: generation.system for generation in host_system.generations(remote)}
-        earlier = [number for number in generations if facts.generation and number < facts.generation]
+        current = facts.generation_number
+        earlier = [number for number in generations if current and number < current]
         target = to if to is not None else max(earlier, default=None)
         if target is None or target not in generations:
-            wanted = str(to) if to is not None else f"before {facts.generation}"
+            wanted = str(to) if to is not None else f"before {current}"
             raise DjdeployError(
                 f"{host.name} has no generation {wanted} to roll back to. "
                 f"Its generations: {', '.join(map(str, sorted(generations))) or 'none'}."
             )
-        if target == facts.generation:
+        if target == current:
             raise DjdeployError(f"{host.name} is already on generation {target}.")
-        commit = host_system.recorded_commit(remote, target, generations[target])
+        commit = records.recorded_commit(remote, target, generations[target])
         return run.switch(generations[target], target, commit=commit)
     finally:
         run.close()
@@ -150,9 +152,9 @@ class HostRun:
     def deploy(self, system: Path) -> Result:
         with self.log.step("compare with the host"):
             facts = host_system.facts(self.remote)
-        if facts.lock_holder is not None:
+        if facts.lock is not None:
             # Another deploy is under way: what the host runs now may still be rolled back.
-            error = host_system.lock_held(self.remote.target, facts.lock_holder)
+            error = lock.held(self.remote.target, facts.lock)
             if not self.options.dry_run:
                 raise error
             self.console.print(f"{_prefix(self.log)}[yellow]Note:[/] {error.message}")
@@ -161,9 +163,9 @@ class HostRun:
         if self.options.dry_run:
             plan.show_plan(self.remote, self.host, system, facts, self.console)
             return Result(
-                self.host.name, Outcome.DRY_RUN, "nothing was copied", facts.generation, self._steps()
+                self.host.name, Outcome.DRY_RUN, "nothing was copied", facts.generation_number, self._steps()
             )
-        return self.switch(system, None, commit=host_system.commit())
+        return self.switch(system, None, commit=records.commit())
 
     def _unchanged(self, system: Path, facts: host_system.Facts) -> Result:
         """The host runs this system already: say so only if it is healthy, once checked without waiting."""
@@ -173,16 +175,16 @@ class HostRun:
         name = self.host.name
         if problems:
             raise DeployFailed(
-                f"{name} already runs {system.name} (generation {facts.generation}), so there is nothing to "
-                f"deploy, but it is unhealthy: {'; '.join(problems)}. Deploying the same build again would "
-                f"not change that. See why with `{logs_command(name, sites)}`, then deploy a fixed build, "
-                f"or return to the generation before with `djdeploy rollback --host {name}`.",
+                f"{name} already runs {system.name} (generation {facts.generation_number}), so there is "
+                f"nothing to deploy, but it is unhealthy: {'; '.join(problems)}. Deploying the same build "
+                f"again would not change that. See why with `{logs_command(name, sites)}`, then deploy a "
+                f"fixed build, or return to the generation before with `djdeploy rollback --host {name}`.",
                 Outcome.UNHEALTHY,
             )
         self.console.print(
             f"{_prefix(self.log)}Nothing changed: {name} already runs {system.name}, and it is healthy."
         )
-        return Result(name, Outcome.UNCHANGED, "already up to date", facts.generation, self._steps())
+        return Result(name, Outcome.UNCHANGED, "already up to date", facts.generation_number, self._steps())
 
     def switch(self, system: Path, existing_generation: int | None, *, commit: str) -> Result:
         """Lock, copy, set the profile and activate, check, confirm, record, unlock.
@@ -195,14 +197,14 @@ class HostRun:
         activation_id = supervisor.new_id()
         action = Action.DEPLOY if existing_generation is None else Action.ROLLBACK
         with self.log.step("take the deploy lock"):
-            host_system.acquire_lock(self.remote, activation_id, f"{action} {system.name}")
-        deployer = host_system.who()
+            lock.acquire(self.remote, activation_id, f"{action} {system.name}")
+        deployer = records.who()
         entry = DeployRecord(
             id=activation_id,
             user=deployer["user"],
             machine=deployer["machine"],
             commit=commit,
-            started=host_system.now(),
+            started=records.now(),
             system=str(system),
             action=action,
         )
@@ -212,7 +214,7 @@ class HostRun:
             raise  # recorded and unlocked, or still in the supervisor's hands (ActivationUnfinished)
         except BaseException:
             with suppress(DjdeployError):
-                self._on_host(lambda remote: host_system.release_lock(remote, activation_id))
+                self._on_host(lambda remote: lock.release(remote, activation_id))
             raise
 
     def close(self) -> None:
@@ -265,16 +267,14 @@ class HostRun:
         except DjdeployError as exc:
             raise self._lost_track(exc) from exc
         generation = progress.generation
-        entry = replace(entry, finished=host_system.now(), generation=generation)
+        entry = replace(entry, finished=records.now(), generation=generation)
         if progress.state == State.CONFIRMED and progress.boot_status not in (None, 0):
             self._report_boot_failure(entry, progress)
         if progress.state == State.CONFIRMED:
             with log.step("record the deploy and unlock"):
                 self._on_host(
-                    lambda remote: host_system.record(
-                        remote,
-                        replace(entry, outcome=RecordOutcome.SUCCESS),
-                        release_lock=activation_id,
+                    lambda remote: lock.record_and_release(
+                        remote, replace(entry, outcome=RecordOutcome.SUCCESS), activation_id
                     )
                 )
             self.console.print(
@@ -340,7 +340,7 @@ class HostRun:
         log = self._on_host(lambda remote: supervisor.result(remote, activation_id)).log
         reason = f"switch-to-configuration boot exited with {progress.boot_status}"
         recorded = replace(entry, outcome=RecordOutcome.NOT_BOOT_DEFAULT, reason=reason)
-        self._on_host(lambda remote: host_system.record(remote, recorded, release_lock=activation_id))
+        self._on_host(lambda remote: lock.record_and_release(remote, recorded, activation_id))
         raise DeployFailed(
             f"{self.host.name}: generation {progress.generation} runs and passed its checks, but making it "
             f"the boot default failed ({reason}), so a reboot would start an older generation. Fix the "
@@ -365,7 +365,7 @@ class HostRun:
         recorded = replace(entry, outcome=outcome, reason=reason)
         if result.state == State.ROLLED_BACK:
             recorded = replace(recorded, generation=progress.previous)
-        self._on_host(lambda remote: host_system.record(remote, recorded, release_lock=activation_id))
+        self._on_host(lambda remote: lock.record_and_release(remote, recorded, activation_id))
         if result.state == State.ROLLED_BACK:
             raise DeployFailed(
                 f"{host.name}: rolled back to generation {progress.previous} because {reason}.{details}",

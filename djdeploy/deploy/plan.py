@@ -33,7 +33,7 @@ def show_plan(remote: Remote, host: Host, system: Path, facts: host_system.Facts
     ):
         for name in names:
             console.print(f"  would {verb} {name}")
-    console.print(f"  from generation {facts.generation or 'none'} to {system.name}")
+    console.print(f"  from generation {facts.generation_number or 'none'} to {system.name}")
 
 
 def _local_unit_hashes(system: Path) -> dict[str, str]:

@@ -17,12 +17,16 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from pathlib import Path
 
 from djdeploy.errors import DjdeployError
-from djdeploy.host import paths as host_paths
-from djdeploy.host import sites
+from djdeploy.host import records, sites
+from djdeploy.host import system as host_system
+from djdeploy.host.lock import LockOwner
+from djdeploy.host.records import DeployRecord
 from djdeploy.host.sites import Site
+from djdeploy.host.system import Generation
 from djdeploy.inventory import Host
 from djdeploy.remote import probe
 from djdeploy.remote.ssh import Remote
@@ -31,34 +35,6 @@ PROBE_TIMEOUT = 5.0
 # Time for the answers of a connected host; a host gets its connect timeout on top of it.
 QUERY_TIMEOUT = 30.0
 MIGRATIONS_CACHE = "/run/djdeploy/status-cache"
-
-
-@dataclass(frozen=True)
-class Generation:
-    number: int | None
-    created: datetime | None
-    system: str
-    # /run/current-system is this generation's system (not so after a `test` switch or before a reboot).
-    running: bool
-
-
-@dataclass(frozen=True)
-class LastDeploy:
-    """The last line of the deploy log that `inv deploy` keeps on the host."""
-
-    user: str
-    machine: str
-    commit: str
-    finished: str
-    outcome: str
-
-
-@dataclass(frozen=True)
-class Lock:
-    user: str
-    machine: str
-    since: str
-    command: str
 
 
 @dataclass(frozen=True)
@@ -92,8 +68,10 @@ class HostStatus:
     reachable: bool
     error: str | None = None
     generation: Generation | None = None
-    last_deploy: LastDeploy | None = None
-    lock: Lock | None = None
+    # /run/current-system is the generation's system (not so after a `test` switch or before a reboot).
+    running: bool = False
+    last_deploy: DeployRecord | None = None
+    lock: LockOwner | None = None
     sites: tuple[SiteStatus, ...] = ()
     # Sites the inventory lists for the host that its system does not run.
     missing_sites: tuple[str, ...] = ()
@@ -155,23 +133,10 @@ def run_sections(remote: Remote, commands: Sequence[tuple[str, str]], timeout: f
 
 
 def _state_commands() -> list[tuple[str, str]]:
-    profiles, _, profile = host_paths.SYSTEM_PROFILE.rpartition("/")
-    deploy_log = shlex.quote(host_paths.DEPLOY_LOG)
     return [
-        # Generation link (system-N-link), when it was made, and the system it points to.
-        (
-            "profile",
-            f"cd {shlex.quote(profiles)} && link=$(readlink {shlex.quote(profile)}) && "
-            'echo "$link" && stat -c %Y "$link" && readlink "$link"',
-        ),
-        ("current", shlex.join(["readlink", host_paths.CURRENT_SYSTEM])),
+        ("facts", host_system.FACTS_COMMAND),
         ("manifest", shlex.join(["cat", sites.MANIFEST_PATH])),
-        (
-            "lock",
-            f"test ! -d {shlex.quote(host_paths.LOCK_DIR)} || "
-            f"cat {shlex.quote(host_paths.LOCK_OWNER)} 2>/dev/null || echo '{{}}'",
-        ),
-        ("deploy", f"test ! -e {deploy_log} || tail -n 1 {deploy_log}"),
+        ("deploy", records.LAST_COMMAND),
     ]
 
 
@@ -219,6 +184,7 @@ def migrations_command(site: Site) -> str:
 def query_host(remote: Remote, host: Host, timeout: float = QUERY_TIMEOUT) -> HostStatus:
     """The status of a host over an open connection."""
     state = run_sections(remote, _state_commands(), timeout)
+    facts = host_system.parse_facts(state["facts"].output if "facts" in state else "")
     manifest = state.get("manifest")
     host_sites: tuple[Site, ...] = ()
     if manifest is not None and manifest.exit_code == 0:
@@ -236,65 +202,15 @@ def query_host(remote: Remote, host: Host, timeout: float = QUERY_TIMEOUT) -> Ho
         host=host.name,
         address=host.address,
         reachable=True,
-        generation=_generation(state.get("profile"), state.get("current")),
-        last_deploy=_last_deploy(state.get("deploy")),
-        lock=_lock(state.get("lock")),
+        generation=facts.generation,
+        running=facts.runs_profile,
+        last_deploy=records.DeployRecord.parse(state["deploy"].output) if "deploy" in state else None,
+        lock=facts.lock,
         sites=tuple(
             _site_status(site, unit_states, answers.get(f"migrations-{site.name}"), response)
             for site, response in zip(listed, responses, strict=True)
         ),
         missing_sites=tuple(name for name in host.sites if name not in {site.name for site in host_sites}),
-    )
-
-
-def _generation(profile: Section | None, current: Section | None) -> Generation | None:
-    if profile is None or profile.exit_code != 0:
-        return None
-    lines = profile.output.splitlines()
-    if len(lines) < 3:
-        return None
-    link, created, system = lines[0], lines[1], lines[2]
-    number = re.fullmatch(r"(?:.*/)?system-(\d+)-link", link)
-    return Generation(
-        number=int(number.group(1)) if number else None,
-        created=datetime.fromtimestamp(int(created), UTC) if created.isdigit() else None,
-        system=system,
-        running=current is not None and current.output.strip() == system,
-    )
-
-
-def _json_object(section: Section | None) -> dict[str, object] | None:
-    if section is None or section.exit_code != 0 or not section.output.strip():
-        return None
-    try:
-        value = json.loads(section.output)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _last_deploy(section: Section | None) -> LastDeploy | None:
-    entry = _json_object(section)
-    if entry is None:
-        return None
-    return LastDeploy(
-        user=str(entry.get("user", "?")),
-        machine=str(entry.get("machine", "?")),
-        commit=str(entry.get("commit") or "?"),
-        finished=str(entry.get("finished") or entry.get("started") or "?"),
-        outcome=str(entry.get("outcome", "?")),
-    )
-
-
-def _lock(section: Section | None) -> Lock | None:
-    owner = _json_object(section)
-    if owner is None:
-        return None
-    return Lock(
-        user=str(owner.get("user", "?")),
-        machine=str(owner.get("machine", "?")),
-        since=str(owner.get("since", "?")),
-        command=str(owner.get("command", "?")),
     )
 
 
@@ -413,6 +329,8 @@ def to_json(statuses: Sequence[HostStatus]) -> str:
     def encode(value: object) -> str:
         if isinstance(value, datetime):
             return value.isoformat()
+        if isinstance(value, Path):
+            return str(value)
         raise TypeError(type(value).__name__)
 
     hosts = [

@@ -17,8 +17,10 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from djdeploy.host.system import RecordOutcome
-from djdeploy.ops.status import Generation, HostStatus, LastDeploy, Lock, SiteStatus
+from djdeploy.host.lock import LockOwner
+from djdeploy.host.records import Action, DeployRecord, RecordOutcome
+from djdeploy.host.system import Generation
+from djdeploy.ops.status import HostStatus, SiteStatus
 
 # Certificates closer than this to their end are shown in yellow.
 CERTIFICATE_WARNING_DAYS = 14
@@ -74,7 +76,9 @@ def _host_block(host: HostStatus) -> list[RenderableType]:
         return [_Heading(name, (Text(f"unreachable: {host.error}", style="red"),))]
     if host.error:
         return [_Heading(name, (Text(f"reachable, but: {host.error}", style="red"),))]
-    heading = _Heading(name, (_generation(host.generation), _last_deploy(host.last_deploy), _lock(host.lock)))
+    heading = _Heading(
+        name, (_generation(host.generation, host.running), _last_deploy(host.last_deploy), _lock(host.lock))
+    )
     if not host.sites and not host.missing_sites:
         return [heading, Text("  no site", style="yellow")]
     return [heading, _indented(_sites_table(host), 1), *(_indented(line, _INDENT) for line in _details(host))]
@@ -107,24 +111,25 @@ def _local_time(moment: datetime) -> str:
     return f"{moment.astimezone():%Y-%m-%d %H:%M}"
 
 
-def _generation(generation: Generation | None) -> Text:
+def _generation(generation: Generation | None, running: bool) -> Text:
     if generation is None:
         return Text("generation unknown", style="yellow")
-    number = "?" if generation.number is None else str(generation.number)
     text = Text(
-        f"generation {number}" + (f" of {_local_time(generation.created)}" if generation.created else "")
+        f"generation {generation.number}"
+        + (f" of {_local_time(generation.created)}" if generation.created else "")
     )
-    if not generation.running:
+    if not running:
         text.append(" (not running)", style="yellow")
     return text
 
 
-def _last_deploy(deploy: LastDeploy | None) -> Text:
+def _last_deploy(deploy: DeployRecord | None) -> Text:
     if deploy is None:
         return Text("no deploy recorded")
-    text = Text(f"deployed by {deploy.user}@{deploy.machine} from {_short_commit(deploy.commit)}")
-    if deploy.outcome != RecordOutcome.SUCCESS:
-        text.append(f" ({deploy.outcome})", style="yellow")
+    done = "rolled back" if deploy.action is Action.ROLLBACK else "deployed"
+    text = Text(f"{done} by {deploy.user}@{deploy.machine} from {_short_commit(deploy.commit or '?')}")
+    if deploy.outcome is not RecordOutcome.SUCCESS:
+        text.append(f" ({deploy.outcome or 'no outcome'})", style="yellow")
     return text
 
 
@@ -133,10 +138,10 @@ def _short_commit(commit: str) -> str:
     return re.sub(r"^([0-9a-f]{10})[0-9a-f]+", r"\1", commit)
 
 
-def _lock(lock: Lock | None) -> Text:
+def _lock(lock: LockOwner | None) -> Text:
     if lock is None:
         return Text("unlocked")
-    return Text(f"locked by {lock.user}@{lock.machine} since {lock.since}", style="yellow")
+    return Text(f"locked by {lock.describe()}", style="yellow")
 
 
 def _details(host: HostStatus) -> list[Text]:

@@ -9,7 +9,7 @@ from rich.table import Table
 from djdeploy.console import console, reports_errors
 from djdeploy.deploy import fleet, host_run
 from djdeploy.errors import DjdeployError
-from djdeploy.host import system as host_system
+from djdeploy.host import lock
 from djdeploy.remote.ssh import Remote
 from djdeploy.tasks.common import (
     HOST_HELP,
@@ -100,9 +100,9 @@ def unlock(context: Context, host: str, inventory: str | None = None) -> None:
     """Break a host's deploy lock on purpose (when the deploy that held it died)."""
     target = one_host(inventory, host)
     with Remote(target.ssh_target, sudo_password([target])) as remote:
-        holder = host_system.read_lock(remote)
+        holder = lock.read(remote)
         if holder is None:
             console.print(f"{target.name} is not locked.")
             return
-        host_system.release_lock(remote)
-    console.print(f"Broke the lock of {target.name}, held by {host_system.lock_holder_text(holder)}.")
+        lock.release(remote)
+    console.print(f"Broke the lock of {target.name}, held by {holder.describe()}.")

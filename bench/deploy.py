@@ -87,7 +87,7 @@ def print_steps(label: str, seconds: float, result: host_run.Result) -> None:
 def bare_deploy(host: inventory.Host, systems: Path) -> dict[str, float]:
     """The same work with bare commands: build, copy, set the profile and switch over plain ssh."""
     target = host.ssh_target
-    ssh = ["ssh", *nix.ssh_options(target), f"{target.user}@{target.address}"]
+    ssh = ["ssh", *nix.ssh_options(target), f"{target.ssh.user}@{target.address}"]
     times = {}
     started = time.monotonic()
     system = bare_build(host, systems)

@@ -14,23 +14,13 @@ from typing import TypeVar
 import yaml
 
 from djdeploy.errors import DjdeployError
-from djdeploy.remote.ssh import SshTarget
+from djdeploy.remote.ssh import SshSettings, SshTarget
 
 T = TypeVar("T")
 
 
 class InventoryError(DjdeployError):
     pass
-
-
-@dataclass(frozen=True)
-class SshSettings:
-    user: str = "root"
-    port: int = 22
-    known_hosts: Path | None = None
-    identity: Path | None = None
-    connect_timeout: float = 10.0
-    sudo: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,16 +53,7 @@ class Host:
 
     @property
     def ssh_target(self) -> SshTarget:
-        return SshTarget(
-            name=self.name,
-            address=self.address,
-            user=self.ssh.user,
-            port=self.ssh.port,
-            known_hosts=self.ssh.known_hosts,
-            identity=self.ssh.identity,
-            connect_timeout=self.ssh.connect_timeout,
-            sudo=self.ssh.sudo,
-        )
+        return SshTarget(self.name, self.address, self.ssh)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ import pytest
 
 from djdeploy.deploy import build, nix
 from djdeploy.errors import DjdeployError
-from djdeploy.inventory import BuildSpec, Host, SshSettings, Timeouts
+from djdeploy.inventory import BuildSpec, Host, Timeouts
+from djdeploy.remote.ssh import SshSettings
 from tests.lab.flake import LAB_FLAKE, SOURCES, lab_flake_reference
 from tests.lab.helpers import REPO
 

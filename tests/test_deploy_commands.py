@@ -23,8 +23,8 @@ from djdeploy.host import lock, records, sites
 from djdeploy.host import paths as host_paths
 from djdeploy.host import system as host_system
 from djdeploy.host.records import DeployRecord
-from djdeploy.inventory import BuildSpec, Host, SshSettings, Timeouts
-from djdeploy.remote.ssh import ConnectionLost, RemoteCommandError, RemoteResult, SshTarget
+from djdeploy.inventory import BuildSpec, Host, Timeouts
+from djdeploy.remote.ssh import ConnectionLost, RemoteCommandError, RemoteResult, SshSettings, SshTarget
 from djdeploy.tasks import deploy as deploy_tasks
 
 SITE = sites.Site(
@@ -103,7 +103,7 @@ class FakeRemote:
         return self.run_shell(shlex.join(argv), **kwargs)
 
     def run_shell(self, command: str, **kwargs: Any) -> RemoteResult:
-        if kwargs.get("privileged") and self.target.sudo:
+        if kwargs.get("privileged") and self.target.ssh.sudo:
             command = f"sudo {command}"
         self.commands.append(command)
         output = ""

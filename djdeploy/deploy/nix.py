@@ -54,16 +54,16 @@ def require_supported_version() -> None:
 
 def ssh_options(target: SshTarget) -> list[str]:
     """OpenSSH options for Nix's own SSH connections, checking host keys as strictly as djdeploy does."""
-    options = ["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-p", str(target.port)]
-    if target.known_hosts is not None:
-        options += ["-o", f"UserKnownHostsFile={target.known_hosts}"]
-    if target.identity is not None:
-        options += ["-o", "IdentitiesOnly=yes", "-i", str(target.identity)]
+    options = ["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-p", str(target.ssh.port)]
+    if target.ssh.known_hosts is not None:
+        options += ["-o", f"UserKnownHostsFile={target.ssh.known_hosts}"]
+    if target.ssh.identity is not None:
+        options += ["-o", "IdentitiesOnly=yes", "-i", str(target.ssh.identity)]
     return options
 
 
 def store_uri(target: SshTarget) -> str:
-    return f"ssh://{target.user}@{target.address}"
+    return f"ssh://{target.ssh.user}@{target.address}"
 
 
 @dataclass(frozen=True)

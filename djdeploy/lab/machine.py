@@ -13,7 +13,7 @@ from djdeploy.errors import DjdeployError
 from djdeploy.lab import cgroups, network
 from djdeploy.lab.layout import LabHost, LabLayout
 from djdeploy.remote import process
-from djdeploy.remote.ssh import Remote, SshTarget, port_open
+from djdeploy.remote.ssh import Remote, SshSettings, SshTarget, port_open
 
 BOOT_TIMEOUT = 90.0
 POWEROFF_TIMEOUT = 20.0
@@ -21,11 +21,9 @@ POWEROFF_TIMEOUT = 20.0
 
 def ssh_target(layout: LabLayout, host: LabHost, user: str = "root") -> SshTarget:
     return SshTarget(
-        name=host.name,
-        address=host.address,
-        user=user,
-        known_hosts=layout.known_hosts,
-        identity=layout.client_key,
+        host.name,
+        host.address,
+        SshSettings(user=user, known_hosts=layout.known_hosts, identity=layout.client_key),
     )
 
 

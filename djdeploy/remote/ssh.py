@@ -19,11 +19,9 @@ from djdeploy.errors import DjdeployError
 
 
 @dataclass(frozen=True)
-class SshTarget:
-    """How to reach one host over SSH."""
+class SshSettings:
+    """How to log in to a host: the inventory's `ssh` section."""
 
-    name: str
-    address: str
     user: str = "root"
     port: int = 22
     known_hosts: Path | None = None
@@ -32,14 +30,23 @@ class SshTarget:
     # Privileged commands go through `sudo -S`, the password sent on its standard input.
     sudo: bool = False
 
+
+@dataclass(frozen=True)
+class SshTarget:
+    """One host to reach over SSH: its name, its address and how to log in."""
+
+    name: str
+    address: str
+    ssh: SshSettings = SshSettings()
+
     @property
     def display(self) -> str:
-        return f"{self.name} ({self.user}@{self.address}:{self.port})"
+        return f"{self.name} ({self.ssh.user}@{self.address}:{self.ssh.port})"
 
     @property
     def known_hosts_name(self) -> str:
         """The host as a known_hosts line names it."""
-        return self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+        return self.address if self.ssh.port == 22 else f"[{self.address}]:{self.ssh.port}"
 
 
 @dataclass(frozen=True)
@@ -71,11 +78,11 @@ class _RejectUnknownHostKey(paramiko.MissingHostKeyPolicy):
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         raise UnknownHostKeyError(
             f"{self.target.display} offered the {key.get_name()} host key {key.fingerprint}, which "
-            f"{self.target.known_hosts or 'known_hosts'} does not list, so the connection was refused. "
+            f"{self.target.ssh.known_hosts or 'known_hosts'} does not list, so the connection was refused. "
             "Check the fingerprint with the host's administrator (on the host: `ssh-keygen -lf "
             f"/etc/ssh/ssh_host_{key.get_name().removeprefix('ssh-')}_key.pub`), then add it: "
-            f"`ssh-keyscan -p {self.target.port} {self.target.address} >> "
-            f"{self.target.known_hosts or '~/.ssh/known_hosts'}`."
+            f"`ssh-keyscan -p {self.target.ssh.port} {self.target.address} >> "
+            f"{self.target.ssh.known_hosts or '~/.ssh/known_hosts'}`."
         )
 
 
@@ -99,20 +106,23 @@ class Remote:
         self._sudo_password = sudo_password
         # Whether sudo asks this host for a password: learnt once per connection (see _sudo_asks_password).
         self._sudo_asks: bool | None = None
-        connect_kwargs: dict[str, object] = {"look_for_keys": target.identity is None, "allow_agent": True}
-        if target.identity is not None:
-            connect_kwargs["key_filename"] = str(target.identity)
+        connect_kwargs: dict[str, object] = {
+            "look_for_keys": target.ssh.identity is None,
+            "allow_agent": True,
+        }
+        if target.ssh.identity is not None:
+            connect_kwargs["key_filename"] = str(target.ssh.identity)
         self._connection = Connection(
             host=target.address,
-            user=target.user,
-            port=target.port,
-            connect_timeout=target.connect_timeout,
+            user=target.ssh.user,
+            port=target.ssh.port,
+            connect_timeout=target.ssh.connect_timeout,
             connect_kwargs=connect_kwargs,
         )
         client: paramiko.SSHClient = self._connection.client
         # Fabric's default policy trusts any new key; never use it.
         client.set_missing_host_key_policy(_RejectUnknownHostKey(target))
-        known_hosts = target.known_hosts or Path("~/.ssh/known_hosts").expanduser()
+        known_hosts = target.ssh.known_hosts or Path("~/.ssh/known_hosts").expanduser()
         if known_hosts.exists():
             client.load_host_keys(str(known_hosts))
 
@@ -126,7 +136,7 @@ class Remote:
         except UnknownHostKeyError:
             raise
         except paramiko.BadHostKeyException as exc:
-            known_hosts = self.target.known_hosts or "~/.ssh/known_hosts"
+            known_hosts = self.target.ssh.known_hosts or "~/.ssh/known_hosts"
             raise UnknownHostKeyError(
                 f"{self.target.display} offered the host key {exc.key.fingerprint}, but known_hosts "
                 f"expects {exc.expected_key.fingerprint}. The host was reinstalled or someone is in between. "
@@ -137,7 +147,7 @@ class Remote:
         except paramiko.AuthenticationException as exc:
             raise DjdeployError(
                 f"{self.target.display} refused our SSH key. Check the inventory's identity file and that "
-                f"its public key is in ~{self.target.user}/.ssh/authorized_keys on the host."
+                f"its public key is in ~{self.target.ssh.user}/.ssh/authorized_keys on the host."
             ) from exc
         except (OSError, paramiko.SSHException) as exc:
             raise DjdeployError(
@@ -193,7 +203,7 @@ class Remote:
         stream: show the output as it comes. interactive: also connect the terminal (a TTY, stdin).
         privileged: run as root, through sudo when the target logs in as another user.
         """
-        if privileged and self.target.sudo:
+        if privileged and self.target.ssh.sudo:
             command = shlex.join(["sudo", "-S", "-p", "", "--", "sh", "-c", command])
             if self._sudo_asks_password():
                 # sudo reads the password's line and leaves the rest of standard input to the command. A

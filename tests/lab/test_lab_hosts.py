@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import Iterator
@@ -58,9 +59,7 @@ def test_unknown_host_key_is_refused(two_hosts: inventory.Inventory, tmp_path: P
     empty_known_hosts = tmp_path / "known_hosts"
     empty_known_hosts.write_text("")
     target = two_hosts.hosts["lab1"].ssh_target
-    stranger = type(target)(
-        name=target.name, address=target.address, known_hosts=empty_known_hosts, identity=target.identity
-    )
+    stranger = dataclasses.replace(target, ssh=dataclasses.replace(target.ssh, known_hosts=empty_known_hosts))
     with pytest.raises(UnknownHostKeyError, match="SHA256:") as refused:
         Remote(stranger).open()
     assert "ssh-keyscan" in refused.value.message

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -46,34 +45,7 @@ def run_watching(
     argv: Sequence[str], on_error_line: Callable[[str], None], *, timeout: float | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run a command, capturing its output and handing each line of its standard error to on_error_line."""
-    try:
-        child = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    except FileNotFoundError as exc:
-        raise _not_installed(argv) from exc
-    assert child.stdout is not None and child.stderr is not None
-    timed_out = threading.Event()
-
-    def stop() -> None:
-        timed_out.set()
-        child.kill()
-
-    timer = threading.Timer(timeout, stop) if timeout else None
-    with ThreadPoolExecutor(max_workers=1) as reader:
-        stdout = reader.submit(child.stdout.read)
-        errors: list[str] = []
-        if timer:
-            timer.start()
-        try:
-            for line in child.stderr:
-                errors.append(line)
-                on_error_line(line.rstrip("\n"))
-            returncode = child.wait()
-        finally:
-            if timer:
-                timer.cancel()
-    if timed_out.is_set():
-        raise _timed_out(argv, timeout)
-    return subprocess.CompletedProcess(list(argv), returncode, stdout.result(), "".join(errors))
+    return _run_by_lines(argv, on_error_line, merge_output=False, env=None, timeout=timeout, hint="")
 
 
 def output(
@@ -96,27 +68,64 @@ def stream(
     hint: str = "",
 ) -> str:
     """Run a command, handing each line of its combined output to on_line; return the output."""
+    result = _run_by_lines(argv, on_line, merge_output=True, env=env, timeout=timeout, hint=hint)
+    if result.returncode != 0:
+        raise CommandError(list(argv), result.returncode, result.stdout, hint)
+    return result.stdout
+
+
+def _run_by_lines(
+    argv: Sequence[str],
+    on_line: Callable[[str], None],
+    *,
+    merge_output: bool,
+    env: Mapping[str, str] | None,
+    timeout: float | None,
+    hint: str,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command, handing on each line of its standard error (or of both outputs, merged) as it comes.
+
+    The timeout kills the command whether or not it prints anything.
+    """
     full_env = {**os.environ, **env} if env is not None else None
-    lines: list[str] = []
     try:
         child = subprocess.Popen(
-            list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env
+            list(argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if merge_output else subprocess.PIPE,
+            text=True,
+            env=full_env,
         )
     except FileNotFoundError as exc:
         raise _not_installed(argv, hint) from exc
     assert child.stdout is not None
-    deadline = time.monotonic() + timeout if timeout else None
-    for line in child.stdout:
-        lines.append(line)
-        on_line(line.rstrip("\n"))
-        if deadline and time.monotonic() > deadline:
-            child.kill()
-            raise _timed_out(argv, timeout, hint)
-    returncode = child.wait()
-    output = "".join(lines)
-    if returncode != 0:
-        raise CommandError(list(argv), returncode, output, hint)
-    return output
+    watched = child.stdout if merge_output else child.stderr
+    assert watched is not None
+    timed_out = threading.Event()
+
+    def stop() -> None:
+        timed_out.set()
+        child.kill()
+
+    timer = threading.Timer(timeout, stop) if timeout else None
+    lines: list[str] = []
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        stdout = None if merge_output else reader.submit(child.stdout.read)
+        if timer:
+            timer.start()
+        try:
+            for line in watched:
+                lines.append(line)
+                on_line(line.rstrip("\n"))
+            returncode = child.wait()
+        finally:
+            if timer:
+                timer.cancel()
+    if timed_out.is_set():
+        raise _timed_out(argv, timeout, hint)
+    if stdout is None:
+        return subprocess.CompletedProcess(list(argv), returncode, "".join(lines), "")
+    return subprocess.CompletedProcess(list(argv), returncode, stdout.result(), "".join(lines))
 
 
 def _not_installed(argv: Sequence[str], hint: str = "") -> DjdeployError:

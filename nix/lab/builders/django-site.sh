@@ -1,5 +1,6 @@
 # Builds a djangoSite path: the project's code in app/ and bin/python, the interpreter
 # with the code and the dependencies on its search path.
+# shellcheck source=common.sh
 . "$common"
 check_python
 

@@ -9,7 +9,7 @@ import pytest
 from djdeploy.errors import DjdeployError
 from djdeploy.host import sites
 from djdeploy.tasks import common
-from tests.test_ops_fakes import EXAMPLE_SITE, FakeRemote, Host, site_entry, use_inventory
+from tests.test_ops_fakes import EXAMPLE_SITE, Host, connected, site_entry, use_inventory
 
 
 def test_inventory_option_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,13 +33,18 @@ def test_hosts_by_name_or_tag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 def test_sudo_password_only_for_sudo_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     use_inventory(tmp_path, monkeypatch)
-    hosts = common.select_hosts(None, None, None)
-    assert common.sudo_password(hosts) is None
+    monkeypatch.delenv(common.SUDO_PASSWORD_ENV, raising=False)
+    assert common.sudo_password(common.select_hosts(None, "lab2", None)) is None
+    # lab1 logs in with sudo; with no terminal to ask on, the password is empty (passwordless sudo).
+    assert common.sudo_password(common.select_hosts(None, None, None)) == ""
+    monkeypatch.setenv(common.SUDO_PASSWORD_ENV, "secret")
+    assert common.sudo_password(common.select_hosts(None, None, None)) == "secret"
 
 
-def test_manifest_sites_filtered_by_the_inventory_and_picked() -> None:
-    remote = FakeRemote(Host(sites=[EXAMPLE_SITE, site_entry("blog", aliases=[])]))
+def test_manifest_sites_filtered_by_the_inventory_and_picked(monkeypatch: pytest.MonkeyPatch) -> None:
+    remote, connection = connected(monkeypatch, Host(sites=[EXAMPLE_SITE, site_entry("blog", aliases=[])]))
     host_sites = sites.read(remote)
+    assert connection.commands == [f"cat {sites.MANIFEST_PATH}"]
     assert [site.name for site in host_sites] == ["example", "blog"]
     assert host_sites[0].database == sites.Database("example", "example")
     assert host_sites[1].canonical_url == "https://blog.test"
@@ -51,9 +56,10 @@ def test_manifest_sites_filtered_by_the_inventory_and_picked() -> None:
         sites.pick((), None, "lab1")
 
 
-def test_a_host_without_manifest_says_to_deploy_first() -> None:
+def test_a_host_without_manifest_says_to_deploy_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    remote, _ = connected(monkeypatch, Host(sites=None))
     with pytest.raises(DjdeployError, match="no sites manifest"):
-        sites.read(FakeRemote(Host(sites=None)))
+        sites.read(remote)
 
 
 def test_a_malformed_manifest_is_a_readable_error() -> None:

@@ -1,4 +1,4 @@
-"""A fake of the SSH boundary for the tests of manage, status, logs and verify, and a way to run tasks.
+"""A fake host for the tests of manage, status, logs and verify (over tests.fake_ssh), and a way to run tasks.
 
 No tests here: the other test_ops_* modules import from it.
 """
@@ -10,15 +10,16 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from djdeploy.cli import program
 from djdeploy.host.sites import MANIFEST_PATH
-from djdeploy.remote.ssh import Remote, RemoteCommandError, RemoteResult, SshTarget
+from djdeploy.remote.ssh import Remote, SshSettings, SshTarget
+from tests import fake_ssh
+from tests.fake_ssh import Answer, FakeConnection, FakeHost, FakeNetwork, ok
 
-# An address of the documentation range: nothing ever connects to it, the fake answers instead.
+# An address of the documentation range: nothing ever connects to it, the fake host answers instead.
 ADDRESS = "192.0.2.10"
 
 EXAMPLE_SITE: dict[str, object] = {
@@ -50,65 +51,43 @@ def site_entry(name: str, **changes: object) -> dict[str, object]:
     return {**json.loads(text), **changes}
 
 
-@dataclass(frozen=True)
-class Call:
-    command: str
-    options: dict[str, Any]
-
-
-Answer = Callable[[str], RemoteResult]
-
-
-def ok(command: str, stdout: str = "", exit_code: int = 0) -> RemoteResult:
-    return RemoteResult(command, exit_code, stdout, "")
-
-
 @dataclass
-class Host:
+class Host(FakeHost):
     """What the fake host answers: its manifest, and anything else by a function of the command line."""
 
     # None: the host's system has no manifest.
     sites: list[dict[str, object]] | None = field(default_factory=lambda: [EXAMPLE_SITE])
-    answer: Answer = ok
+    respond: Callable[[str], Answer] = lambda command: ok()
 
-    def respond(self, command: str) -> RemoteResult:
+    def answer(self, command: str) -> Answer:
         if command == f"cat {MANIFEST_PATH}":
             if self.sites is None:
-                return ok(command, exit_code=1)
-            return ok(command, json.dumps(self.sites))
-        return self.answer(command)
+                return Answer(exit_code=1)
+            return ok(json.dumps(self.sites))
+        return self.respond(command)
 
 
-class FakeRemote(Remote):
-    """A Remote that records the command lines it is given instead of sending them."""
+def serve(monkeypatch: pytest.MonkeyPatch, host: Host | None = None) -> FakeNetwork:
+    """Make lab1 of INVENTORY (at ADDRESS) this fake host: by default one running the example site."""
+    return fake_ssh.install(monkeypatch, {ADDRESS: host or Host()})
 
-    def __init__(self, host: Host | None = None, name: str = "lab1") -> None:
-        super().__init__(SshTarget(name=name, address=ADDRESS))
-        self.host = host or Host()
-        self.calls: list[Call] = []
 
-    def open(self) -> FakeRemote:
-        return self
-
-    def close(self) -> None:
-        pass
-
-    def run_shell(self, command: str, **options: Any) -> RemoteResult:
-        self.calls.append(Call(command, options))
-        result = self.host.respond(command)
-        if options.get("check", True) and not result.ok:
-            raise RemoteCommandError(self.target, result)
-        return result
-
-    @property
-    def commands(self) -> list[str]:
-        return [call.command for call in self.calls]
+def connected(
+    monkeypatch: pytest.MonkeyPatch, host: Host, *, sudo: bool = True
+) -> tuple[Remote, FakeConnection]:
+    """An open Remote to host at ADDRESS, logged in as `deploy` with sudo (or as root), and its connection."""
+    network = fake_ssh.install(monkeypatch, {ADDRESS: host})
+    settings = SshSettings(user="deploy", sudo=True) if sudo else SshSettings()
+    remote = Remote(SshTarget("lab1", ADDRESS, settings)).open()
+    [connection] = network.connections
+    return remote, connection
 
 
 INVENTORY = f"""\
 hosts:
   lab1:
     address: {ADDRESS}
+    ssh: {{user: deploy, sudo: true}}
     build: {{file: hosts.nix, attribute: lab1}}
   lab2:
     address: 192.0.2.11

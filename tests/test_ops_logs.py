@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from djdeploy.errors import DjdeployError
+from djdeploy.host.sites import MANIFEST_PATH
 from djdeploy.ops import logs
-from djdeploy.tasks import ops
-from tests.test_ops_fakes import EXAMPLE_SITE, FakeRemote, Host, run_task, site_entry, use_inventory
+from tests import fake_ssh
+from tests.fake_ssh import FakeNetwork, Sent
+from tests.test_ops_fakes import ADDRESS, EXAMPLE_SITE, Host, run_task, site_entry, use_inventory
 
 EXAMPLE_UNITS = [
     "--unit",
@@ -30,15 +32,16 @@ def inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def remote(monkeypatch: pytest.MonkeyPatch) -> FakeRemote:
-    fake = FakeRemote(Host(sites=[EXAMPLE_SITE, site_entry("blog")]))
-    monkeypatch.setattr(ops, "connect", lambda host, password=None: fake)
-    return fake
+def network(monkeypatch: pytest.MonkeyPatch) -> FakeNetwork:
+    return fake_ssh.install(monkeypatch, {ADDRESS: Host(sites=[EXAMPLE_SITE, site_entry("blog")])})
 
 
-def journal_call(remote: FakeRemote) -> tuple[list[str], dict[str, object]]:
-    [call] = [call for call in remote.calls if call.command.startswith("journalctl")]
-    return shlex.split(call.command), call.options
+def journal_call(network: FakeNetwork) -> tuple[list[str], Sent]:
+    """The journalctl command that lab1 received, and how."""
+    [connection] = network.connections
+    assert connection.commands[0] == f"cat {MANIFEST_PATH}"
+    [sent] = connection.sent[1:]
+    return shlex.split(sent.command), sent
 
 
 @pytest.mark.parametrize(
@@ -54,9 +57,9 @@ def test_since_must_say_something() -> None:
         logs.since_argument(" ")
 
 
-def test_one_site_and_caddy_since_an_hour(monkeypatch: pytest.MonkeyPatch, remote: FakeRemote) -> None:
+def test_one_site_and_caddy_since_an_hour(monkeypatch: pytest.MonkeyPatch, network: FakeNetwork) -> None:
     assert run_task(monkeypatch, "logs", "lab1", "--site", "example", "--since", "1h") == 0
-    argv, options = journal_call(remote)
+    argv, sent = journal_call(network)
     assert argv == [
         "journalctl",
         "--no-pager",
@@ -68,26 +71,24 @@ def test_one_site_and_caddy_since_an_hour(monkeypatch: pytest.MonkeyPatch, remot
         "--since",
         "-1h",
     ]
-    assert options["stream"] is True
-    assert options["privileged"] is True
-    assert options["pty"] is False
+    assert (sent.shown, sent.privileged, sent.pty) == (True, True, False)
 
 
 def test_every_site_and_the_latest_lines_by_default(
-    monkeypatch: pytest.MonkeyPatch, remote: FakeRemote
+    monkeypatch: pytest.MonkeyPatch, network: FakeNetwork
 ) -> None:
     assert run_task(monkeypatch, "logs", "lab1", "--lines", "20") == 0
-    argv, _ = journal_call(remote)
+    argv, _ = journal_call(network)
     assert "gunicorn-example.service" in argv
     assert "gunicorn-blog.service" in argv
     assert argv[-2:] == ["--lines", "20"]
 
 
 def test_follow_runs_on_a_terminal_so_it_ends_with_the_connection(
-    monkeypatch: pytest.MonkeyPatch, remote: FakeRemote
+    monkeypatch: pytest.MonkeyPatch, network: FakeNetwork
 ) -> None:
     assert run_task(monkeypatch, "logs", "lab1", "--site", "blog", "--follow") == 0
-    argv, options = journal_call(remote)
+    argv, sent = journal_call(network)
     assert argv[-1] == "--follow"
     assert "gunicorn-example.service" not in argv
-    assert options["pty"] is True
+    assert sent.pty

@@ -21,13 +21,13 @@ from djdeploy.host.records import Action, DeployRecord, RecordOutcome
 from djdeploy.host.system import Generation
 from djdeploy.ops import status, status_view
 from djdeploy.remote import probe
-from djdeploy.remote.ssh import Remote, RemoteResult, SshTarget
+from tests import fake_ssh
+from tests.fake_ssh import Answer, ok
 from tests.test_ops_fakes import (
     ADDRESS,
     EXAMPLE_SITE,
-    FakeRemote,
     Host,
-    ok,
+    connected,
     run_task,
     site_entry,
     use_inventory,
@@ -68,11 +68,10 @@ def answer(
     lock: str = "",
     plan: tuple[str, int] = (PLAN, 0),
     units: tuple[str, int] = ("active\nactive\nactive\nfailed", 3),
-) -> RemoteResult:
+) -> Answer:
     if "@@djdeploy-begin facts" in command:
         deploy = {"user": "jane", "machine": "laptop", "commit": "0123456789abcdef", "outcome": "success"}
         return ok(
-            command,
             framed(
                 {
                     # host.system.FACTS_COMMAND's lines: running system, profile, link, its mtime, lock owner
@@ -83,8 +82,8 @@ def answer(
             ),
         )
     if "@@djdeploy-begin units" in command:
-        return ok(command, framed({"units": units, "migrations-example": plan}))
-    return ok(command, exit_code=127)
+        return ok(framed({"units": units, "migrations-example": plan}))
+    return Answer(exit_code=127)
 
 
 class ScriptedHost(Host):
@@ -96,12 +95,11 @@ class ScriptedHost(Host):
             self.sites = manifest
         self.answers = answers
 
-    def respond(self, command: str) -> RemoteResult:
+    def answer(self, command: str) -> Answer:
         result = answer(command, **self.answers)  # type: ignore[arg-type]
         if "@@djdeploy-begin facts" in command:
-            manifest = super().respond(f"cat {sites.MANIFEST_PATH}").stdout
-            stdout = result.stdout.replace("begin manifest\n[]", f"begin manifest\n{manifest}")
-            return RemoteResult(command, 0, stdout, "")
+            manifest = super().answer(f"cat {sites.MANIFEST_PATH}").stdout
+            return ok(result.stdout.replace("begin manifest\n[]", f"begin manifest\n{manifest}"))
         return result
 
 
@@ -147,10 +145,12 @@ def test_sections_keep_each_commands_output_and_exit_status() -> None:
 def test_host_status_from_the_answers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, site_request: Asked
 ) -> None:
-    remote = FakeRemote(ScriptedHost())
+    remote, connection = connected(monkeypatch, ScriptedHost())
     host_status = status.query_host(remote, lab1(tmp_path, monkeypatch))
-    assert len(remote.calls) == 2
-    assert all(call.options["privileged"] for call in remote.calls)
+    # Two scripts, both run as root through sudo.
+    assert connection.commands[0] == status.sections_script(status.state_commands())
+    assert connection.commands[1].startswith("echo '@@djdeploy-begin units'\n")
+    assert [sent.privileged for sent in connection.sent] == [True, True]
     assert host_status.generation == Generation(7, Path(SYSTEM), datetime.fromtimestamp(CREATED, UTC))
     assert host_status.running
     assert host_status.last_deploy == deployed("0123456789abcdef")
@@ -171,7 +171,9 @@ def test_lock_other_running_system_and_failing_migrations(
     owner = json.dumps(
         {"user": "ann", "machine": "ci", "pid": 4, "since": "2030-01-01T00:00:00Z", "command": "x"}
     )
-    remote = FakeRemote(ScriptedHost(current=OLDER_SYSTEM, lock=owner, plan=("could not connect", 1)))
+    remote, _ = connected(
+        monkeypatch, ScriptedHost(current=OLDER_SYSTEM, lock=owner, plan=("could not connect", 1))
+    )
     host_status = status.query_host(remote, lab1(tmp_path, monkeypatch))
     assert host_status.generation is not None
     assert not host_status.running
@@ -186,7 +188,7 @@ def test_inventory_sites_missing_from_the_system_are_named(
 ) -> None:
     host = lab1(tmp_path, monkeypatch)
     wanting = inventory.Host(host.name, host.address, host.ssh, host.build, host.timeouts, sites=("shop",))
-    host_status = status.query_host(FakeRemote(ScriptedHost()), wanting)
+    host_status = status.query_host(connected(monkeypatch, ScriptedHost())[0], wanting)
     assert host_status.sites == ()
     assert host_status.missing_sites == ("shop",)
 
@@ -261,10 +263,8 @@ def test_unreachable_hosts_are_rows_and_do_not_hold_up_the_others(
     )
     hosts = list(inventory.load(path).hosts.values())
 
-    def connection(target: SshTarget, password: str | None = None) -> Remote:
-        return FakeRemote(ScriptedHost()) if target.name == "lab1" else Remote(target, password)
-
-    monkeypatch.setattr(status, "Remote", connection)
+    # lab1 is the fake host; the others are real SSH connections to this machine's loopback.
+    fake_ssh.install(monkeypatch, {ADDRESS: ScriptedHost()}, passthrough=True)
     started = time.monotonic()
     lab, hung, down = status.query(hosts)
     assert time.monotonic() - started < 3
@@ -285,7 +285,7 @@ def rendered(statuses: list[status.HostStatus], width: int) -> str:
 def test_json_and_table_show_the_same_hosts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, site_request: Asked
 ) -> None:
-    reachable = status.query_host(FakeRemote(ScriptedHost()), lab1(tmp_path, monkeypatch))
+    reachable = status.query_host(connected(monkeypatch, ScriptedHost())[0], lab1(tmp_path, monkeypatch))
     unreachable = status.HostStatus("lab2", "192.0.2.11", reachable=False, error="Cannot reach lab2")
     data = json.loads(status.to_json([reachable, unreachable]))
     assert data[0]["generation"]["created"] == datetime.fromtimestamp(CREATED, UTC).isoformat()
@@ -449,7 +449,7 @@ def test_a_port_80_site_is_asked_over_plain_http(
 ) -> None:
     manifest = [site_entry("plain", port=80)]
     host = ScriptedHost(manifest, units=("active\nactive\nactive\nactive", 0))
-    host_status = status.query_host(FakeRemote(host), lab1(tmp_path, monkeypatch))
+    host_status = status.query_host(connected(monkeypatch, host)[0], lab1(tmp_path, monkeypatch))
     assert site_request == [(ADDRESS, "plain.test", "/healthz", False)]
     [site] = host_status.sites
     assert (site.url, site.tls, site.http_status, site.certificate_expires) == (
@@ -472,9 +472,7 @@ def test_status_task_exits_1_when_a_host_is_down_and_prints_everything_first(
 ) -> None:
     use_inventory(tmp_path, monkeypatch)
     monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.setattr(
-        status, "Remote", lambda target, password=None: FakeRemote(ScriptedHost(), target.name)
-    )
+    fake_ssh.install(monkeypatch, {ADDRESS: ScriptedHost(), "192.0.2.11": ScriptedHost()})
     assert run_task(monkeypatch, "status") == 1
     captured = capsys.readouterr()
     assert captured.out.count("generation 7") == 2
@@ -499,10 +497,8 @@ def test_status_task_exits_0_when_every_host_is_up(
 ) -> None:
     use_inventory(tmp_path, monkeypatch)
     all_active = ("active\nactive\nactive\nactive", 0)
-    monkeypatch.setattr(
-        status,
-        "Remote",
-        lambda target, password=None: FakeRemote(ScriptedHost(units=all_active), target.name),
+    fake_ssh.install(
+        monkeypatch, {ADDRESS: ScriptedHost(units=all_active), "192.0.2.11": ScriptedHost(units=all_active)}
     )
     assert run_task(monkeypatch, "status") == 0
     captured = capsys.readouterr()

@@ -15,27 +15,25 @@ from djdeploy import inventory
 from djdeploy.host import sites
 from djdeploy.ops import verify
 from djdeploy.remote import probe
-from djdeploy.remote.ssh import RemoteResult
+from tests.fake_ssh import Answer, ok
 from tests.test_ops_fakes import (
     ADDRESS,
     EXAMPLE_SITE,
-    FakeRemote,
     Host,
-    ok,
+    connected,
     run_task,
     site_entry,
     use_inventory,
 )
 
 
-def test_testinfra_commands_go_through_the_remote_as_root() -> None:
-    remote = FakeRemote(Host(answer=lambda command: ok(command, "listing\n")))
+def test_testinfra_commands_go_through_the_remote_as_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    remote, connection = connected(monkeypatch, Host(respond=lambda command: Answer("listing\n", 1)))
+    # A command that fails is testinfra's to judge: its exit code comes back, nothing is raised.
     result = verify.testinfra_host(remote).run("ls -l -- %s", "/;echo inject")
-    assert result.stdout == "listing\n"
-    [call] = remote.calls
-    assert call.command == "ls -l -- '/;echo inject'"
-    assert call.options["privileged"] is True
-    assert call.options["check"] is False
+    assert (result.stdout, result.rc) == ("listing\n", 1)
+    [sent] = connection.sent
+    assert (sent.command, sent.privileged) == ("ls -l -- '/;echo inject'", True)
 
 
 @pytest.mark.parametrize(
@@ -47,15 +45,17 @@ def test_testinfra_commands_go_through_the_remote_as_root() -> None:
         ("1|postgres", False, "database example is owned by postgres, not example"),
     ],
 )
-def test_database_owned_by_the_role(answer: str, passed: bool, detail: str) -> None:
-    def psql(command: str) -> RemoteResult:
+def test_database_owned_by_the_role(
+    monkeypatch: pytest.MonkeyPatch, answer: str, passed: bool, detail: str
+) -> None:
+    def psql(command: str) -> Answer:
         argv = shlex.split(command)
         assert argv[:5] == ["runuser", "-u", "postgres", "--", "psql"]
         assert "rolname = 'example'" in argv[-1]
         assert "datname = 'example'" in argv[-1]
-        return ok(command, answer + "\n")
+        return ok(answer + "\n")
 
-    host = verify.testinfra_host(FakeRemote(Host(answer=psql)))
+    host = verify.testinfra_host(connected(monkeypatch, Host(respond=psql))[0])
     assert verify._database(host, sites.Database("example", "example")) == (passed, detail)
 
 
@@ -155,7 +155,7 @@ def fake_caddy(monkeypatch: pytest.MonkeyPatch, certificate: probe.Certificate |
 def test_a_port_80_site_is_checked_over_plain_http(monkeypatch: pytest.MonkeyPatch) -> None:
     asked = fake_caddy(monkeypatch, certificate=None)
     [site] = sites.parse_manifest(json.dumps([site_entry("plain", port=80)]), "of the test")
-    results = verify.check_host(FakeRemote(Host()), ADDRESS, [site])
+    results = verify.check_host(connected(monkeypatch, Host())[0], ADDRESS, [site])
     answered = {
         result.check: result for result in results if result.check in {"http", "https", "alias-redirect"}
     }

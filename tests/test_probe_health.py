@@ -12,8 +12,8 @@ import pytest
 from djdeploy.deploy import health
 from djdeploy.host import sites
 from djdeploy.remote import probe
-from djdeploy.remote.ssh import RemoteResult
-from tests.test_ops_fakes import ADDRESS, FakeRemote, Host, ok, site_entry
+from tests.fake_ssh import Answer, ok
+from tests.test_ops_fakes import ADDRESS, Host, connected, site_entry
 
 [PLAIN_SITE] = sites.parse_manifest(json.dumps([site_entry("plain", port=80)]), "of the test")
 
@@ -54,9 +54,9 @@ def test_a_port_80_site_is_served_over_plain_http() -> None:
     assert (PLAIN_SITE.port, PLAIN_SITE.tls, PLAIN_SITE.canonical_url) == (80, False, "http://plain.test")
 
 
-def systemctl_all_active(command: str) -> RemoteResult:
+def systemctl_all_active(command: str) -> Answer:
     assert command.startswith("systemctl is-active")
-    return ok(command, "active\n" * (len(command.split()) - 2))
+    return ok("active\n" * (len(command.split()) - 2))
 
 
 @pytest.mark.parametrize(
@@ -72,7 +72,8 @@ def test_health_check_asks_a_port_80_site_over_plain_http(
         return probe.Response(answer, {}, "", None)
 
     monkeypatch.setattr(probe, "request", request)
-    report = health.check(FakeRemote(Host(answer=systemctl_all_active)), ADDRESS, [PLAIN_SITE], timeout=0)
+    remote, _ = connected(monkeypatch, Host(respond=systemctl_all_active))
+    report = health.check(remote, ADDRESS, [PLAIN_SITE], timeout=0)
     assert report == health.Report(problems)
     [(address, hostname, path, options)] = asked
     assert (address, hostname, path, options["port"], options["tls"]) == (

@@ -132,7 +132,7 @@ def run_sections(remote: Remote, commands: Sequence[tuple[str, str]], timeout: f
     return parse_sections(result.stdout)
 
 
-def _state_commands() -> list[tuple[str, str]]:
+def state_commands() -> list[tuple[str, str]]:
     return [
         ("facts", host_system.FACTS_COMMAND),
         ("manifest", shlex.join(["cat", sites.MANIFEST_PATH])),
@@ -183,7 +183,7 @@ def migrations_command(site: Site) -> str:
 
 def query_host(remote: Remote, host: Host, timeout: float = QUERY_TIMEOUT) -> HostStatus:
     """The status of a host over an open connection."""
-    state = run_sections(remote, _state_commands(), timeout)
+    state = run_sections(remote, state_commands(), timeout)
     facts = host_system.parse_facts(state["facts"].output if "facts" in state else "")
     manifest = state.get("manifest")
     host_sites: tuple[Site, ...] = ()

@@ -69,7 +69,7 @@ def sudo_password(hosts: Sequence[inventory.Host]) -> str | None:
 
 
 def connect(host: inventory.Host, sudo_password: str | None = None) -> Remote:
-    """A connection to the host, opened by `with` (tests replace this to fake the SSH boundary)."""
+    """A connection to the host, opened by `with`."""
     return Remote(host.ssh_target, sudo_password)
 
 

@@ -9,6 +9,7 @@ import re
 import shlex
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,13 +20,14 @@ from rich.console import Console
 
 from djdeploy.deploy import build, fleet, health, host_run, nix, supervisor
 from djdeploy.errors import DjdeployError
-from djdeploy.host import lock, records, sites
 from djdeploy.host import paths as host_paths
+from djdeploy.host import records, sites
 from djdeploy.host import system as host_system
-from djdeploy.host.records import DeployRecord
 from djdeploy.inventory import BuildSpec, Host, Timeouts
-from djdeploy.remote.ssh import ConnectionLost, RemoteCommandError, RemoteResult, SshSettings, SshTarget
+from djdeploy.remote.ssh import Remote, SshSettings, SshTarget
 from djdeploy.tasks import deploy as deploy_tasks
+from tests import fake_ssh
+from tests.fake_ssh import Answer, FakeConnection, FakeHost, FakeNetwork, ok
 
 SITE = sites.Site(
     name="example",
@@ -61,6 +63,8 @@ MANIFEST_ENTRY = {
 }
 OLD = Path("/nix/store/" + "a" * 32 + "-lab-system-old")
 NEW = Path("/nix/store/" + "b" * 32 + "-lab-system-new")
+# When the fake host made its current generation link.
+CREATED = 1760000000
 
 
 def waits_for_the_switch(command: str) -> bool:
@@ -68,80 +72,84 @@ def waits_for_the_switch(command: str) -> bool:
     return re.search(r"for w in [^;]*(?<![-\w])switched\b", command) is not None
 
 
-@dataclass
-class FakeRemote:
-    """Answers the commands a deploy sends, and records them in order."""
+ACTIVATION_ID = "20261123T000000-abcdef"
 
-    target: SshTarget
-    sudo_password: str | None = None
-    state_after_confirm: str = "confirmed"
-    commands: list[str] = field(default_factory=list)
+
+@dataclass
+class DeployHost(FakeHost):
+    """A host as a deploy sees it over SSH: it answers the deploy's commands, and its state follows them.
+
+    It is also the list of connections opened to it, in order (the deploy's, the confirmation's, ...).
+    """
+
+    network: FakeNetwork = field(default_factory=FakeNetwork)
     current: Path = OLD
     generation: int = 1
     lock_owner: str = ""
-    boot_status: int = 0
-    # What the supervisor reaches instead of "switched" (a final state), and why.
+    # What the supervisor reaches instead of "switched" (a final state), and why; then after the confirmation.
     state_after_start: str = "switched"
     reason: str = ""
+    state_after_confirm: str = "confirmed"
+    boot_status: int = 0
     # The units a failed switch named, with the end of their journal.
     unit_journals: dict[str, str] = field(default_factory=dict)
     deploy_log: list[dict[str, object]] = field(default_factory=list)
+    # Refuse to write the deploy log, with this message.
+    log_refused: str = ""
+    # Drop the connection while a wait for the supervisor runs, this many times.
+    waits_dropped: int = 0
 
-    def open(self) -> FakeRemote:
-        return self
+    def __len__(self) -> int:
+        return len(self.network.connections)
 
-    def close(self) -> None:
-        pass
+    def __getitem__(self, index: int) -> FakeConnection:
+        return self.network.connections[index]
 
-    def __enter__(self) -> FakeRemote:
-        return self
+    def __iter__(self) -> Iterator[FakeConnection]:
+        return iter(self.network.connections)
 
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-    def run(self, argv: list[str], **kwargs: Any) -> RemoteResult:
-        return self.run_shell(shlex.join(argv), **kwargs)
-
-    def run_shell(self, command: str, **kwargs: Any) -> RemoteResult:
-        if kwargs.get("privileged") and self.target.ssh.sudo:
-            command = f"sudo {command}"
-        self.commands.append(command)
-        output = ""
+    def answer(self, command: str) -> Answer:
+        folder = supervisor.directory(ACTIVATION_ID)
         if command == host_system.FACTS_COMMAND:
             link = f"system-{self.generation}-link"
-            output = f"{self.current}\n{self.current}\n{link}\n1760000000\n{self.lock_owner}\n"
-        elif "systemd-run" in command:  # the supervisor sets the profile to a new or an existing generation
+            return ok(f"{self.current}\n{self.current}\n{link}\n{CREATED}\n{self.lock_owner}\n")
+        if command == host_system.GENERATIONS_COMMAND:
+            return ok(
+                f"/nix/var/nix/profiles/system-1-link {OLD}\n/nix/var/nix/profiles/system-2-link {NEW}\n"
+            )
+        if command.startswith(f"mkdir -p {folder} && systemd-run "):
+            # The supervisor sets the profile to a new or an existing generation.
             *_, system, target, _ = shlex.split(command.split(" && ", 1)[1])
             self.current = Path(system)
             self.generation = self.generation + 1 if target == "new" else int(target)
-        elif "deadline=" in command:
+        elif command.startswith("deadline="):
+            if self.waits_dropped:
+                self.waits_dropped -= 1
+                raise EOFError("the connection dropped")
             # State, generation, previous generation and boot status: a line each.
             if waits_for_the_switch(command):
                 values = [self.state_after_start, self.generation, self.generation - 1, ""]
             else:
                 values = [self.state_after_confirm, self.generation, self.generation - 1, self.boot_status]
-            output = "".join(f"{value}\n" for value in values)
-        elif command.startswith("cat /run/djdeploy/activations"):
+            return ok("".join(f"{value}\n" for value in values))
+        elif command.startswith(f"cat {folder}/state "):
             final = (
                 self.state_after_confirm if self.state_after_start == "switched" else self.state_after_start
             )
-            output = f"{final}\n---\n{self.reason}\n---\nerror: no space left on device\n"
+            return ok(f"{final}\n---\n{self.reason}\n---\nerror: no space left on device\n")
         elif command.startswith("systemctl is-active"):
-            output = "active\n" * command.count(".service") + "active\n" * command.count(".socket")
-        elif command.startswith("[ -s /run/djdeploy/activations/"):
-            output = "".join(f"@@djdeploy-unit {unit}\n{log}\n" for unit, log in self.unit_journals.items())
-        elif command.startswith("for link in"):
-            output = f"/nix/var/nix/profiles/system-1-link {OLD}\n/nix/var/nix/profiles/system-2-link {NEW}\n"
+            return ok("active\n" * (command.count(".service") + command.count(".socket")))
+        elif command.startswith(f"[ -s {folder}/failed-units ]"):
+            return ok("".join(f"@@djdeploy-unit {unit}\n{log}\n" for unit, log in self.unit_journals.items()))
         elif command == f"cat {OLD}/{host_paths.SITES_MANIFEST}":
-            output = json.dumps([MANIFEST_ENTRY])
+            return ok(json.dumps([MANIFEST_ENTRY]))
         elif command.startswith("grep -F"):
             system = shlex.split(command)[2]
-            output = "".join(
-                json.dumps(entry, sort_keys=True) + "\n"
-                for entry in self.deploy_log
-                if system in json.dumps(entry, sort_keys=True)
-            )
-        return RemoteResult(command, 0, output, "")
+            lines = [json.dumps(entry, sort_keys=True) for entry in self.deploy_log]
+            return ok("".join(f"{line}\n" for line in lines if system in line))
+        elif host_paths.DEPLOY_LOG in command and self.log_refused:
+            return Answer(exit_code=1, stderr=self.log_refused)
+        return ok()
 
 
 @pytest.fixture
@@ -156,46 +164,11 @@ def host() -> Host:
     )
 
 
-class FakeHosts(list[FakeRemote]):
-    """Every connection a deploy opened; later ones see what the first changed."""
-
-    current: Path = OLD
-    state_after_confirm: str = "confirmed"
-    lock_owner: str = ""
-    boot_status: int = 0
-    state_after_start: str = "switched"
-    reason: str = ""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.unit_journals: dict[str, str] = {}
-        self.deploy_log: list[dict[str, object]] = []
-
-    def connect(self, target: SshTarget, sudo_password: str | None = None) -> FakeRemote:
-        remote = FakeRemote(
-            target,
-            sudo_password,
-            self.state_after_confirm,
-            current=self.current,
-            lock_owner=self.lock_owner,
-            boot_status=self.boot_status,
-            state_after_start=self.state_after_start,
-            reason=self.reason,
-            unit_journals=self.unit_journals,
-            deploy_log=self.deploy_log,
-        )
-        if self:
-            remote.current, remote.generation = self[0].current, self[0].generation
-        self.append(remote)
-        return remote
-
-
 @pytest.fixture
-def fakes(monkeypatch: pytest.MonkeyPatch) -> FakeHosts:
-    remotes = FakeHosts()
-    connect = remotes.connect
-
-    monkeypatch.setattr(host_run, "Remote", connect)
+def fakes(monkeypatch: pytest.MonkeyPatch) -> DeployHost:
+    """web1 at 192.0.2.1, over the one SSH seam; the local side (build, nix copy, clock) answers at once."""
+    web1 = DeployHost()
+    web1.network = fake_ssh.install(monkeypatch, {"192.0.2.1": web1})
     monkeypatch.setattr(
         build,
         "build_systems",
@@ -203,13 +176,13 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> FakeHosts:
     )
     monkeypatch.setattr(nix, "copy_closure", lambda *args, **kwargs: None)
     monkeypatch.setattr(nix, "closure", lambda path: [nix.StorePath(str(NEW), 1000)])
-    monkeypatch.setattr(supervisor, "new_id", lambda: "20261123T000000-abcdef")
+    monkeypatch.setattr(supervisor, "new_id", lambda: ACTIVATION_ID)
     monkeypatch.setattr(host_run, "of_system", lambda system: (SITE,))
     monkeypatch.setattr(health, "check", lambda remote, address, sites, timeout: health.Report(()))
     monkeypatch.setattr(records, "commit", lambda: "abc1234")
     monkeypatch.setattr(records, "who", lambda: {"user": "jane", "machine": "laptop"})
     monkeypatch.setattr(records, "now", lambda: "2026-11-23T00:00:00+00:00")
-    return remotes
+    return web1
 
 
 def run_deploy(host: Host, **options: Any) -> host_run.Result:
@@ -217,7 +190,7 @@ def run_deploy(host: Host, **options: Any) -> host_run.Result:
     return result
 
 
-def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: FakeHosts) -> None:
+def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: DeployHost) -> None:
     result = run_deploy(host)
     assert result.outcome == "deployed", result.message
     main, confirmation = fakes
@@ -267,7 +240,7 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: FakeHosts) 
 
 
 def test_connections_open_while_the_systems_build(
-    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
+    host: Host, fakes: DeployHost, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def build_after_the_connection_opened(
         hosts: list[Host], on_progress: object
@@ -287,11 +260,11 @@ def test_connections_open_while_the_systems_build(
 
 @pytest.fixture
 def health_checks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, ...]]:
-    """The health checks a deploy ran (remote, address, sites, timeout); the answer is healthy."""
+    """The health checks a deploy ran (address, sites, timeout); the answer is healthy."""
     calls: list[tuple[object, ...]] = []
 
     def check(remote: object, address: str, checked: object, timeout: float) -> health.Report:
-        calls.append((remote, address, checked, timeout))
+        calls.append((address, checked, timeout))
         return health.Report(())
 
     monkeypatch.setattr(health, "check", check)
@@ -299,7 +272,7 @@ def health_checks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, ...]]:
 
 
 def test_unchanged_host_is_checked_once_and_left_alone(
-    host: Host, fakes: FakeHosts, health_checks: list[tuple[object, ...]]
+    host: Host, fakes: DeployHost, health_checks: list[tuple[object, ...]]
 ) -> None:
     fakes.current = NEW
     console = io.StringIO()
@@ -308,12 +281,12 @@ def test_unchanged_host_is_checked_once_and_left_alone(
     assert result.ok
     assert fakes[0].commands == [host_system.FACTS_COMMAND]
     # Its sites and units, checked once without waiting: an unchanged deploy stays fast.
-    assert health_checks == [(fakes[0], "192.0.2.1", (SITE,), 0)]
+    assert health_checks == [("192.0.2.1", (SITE,), 0)]
     assert f"Nothing changed: web1 already runs {NEW.name}, and it is healthy." in console.getvalue()
 
 
 def test_unchanged_but_unhealthy_host_is_not_reported_as_fine(
-    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
+    host: Host, fakes: DeployHost, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     problems = (
         "gunicorn-example.service is failed",
@@ -334,7 +307,7 @@ def test_unchanged_but_unhealthy_host_is_not_reported_as_fine(
     assert "Nothing changed" not in result.message
 
 
-def test_a_locked_host_is_refused_even_when_nothing_changed(host: Host, fakes: FakeHosts) -> None:
+def test_a_locked_host_is_refused_even_when_nothing_changed(host: Host, fakes: DeployHost) -> None:
     fakes.current = NEW
     fakes.lock_owner = '{"user": "ana", "machine": "desk", "since": "2026-11-23T10:00:00+00:00"}'
     result = run_deploy(host)
@@ -345,7 +318,7 @@ def test_a_locked_host_is_refused_even_when_nothing_changed(host: Host, fakes: F
 
 
 def test_a_failed_boot_default_is_reported_though_the_new_generation_runs(
-    host: Host, fakes: FakeHosts
+    host: Host, fakes: DeployHost
 ) -> None:
     fakes.boot_status = 1
     result = run_deploy(host)
@@ -357,7 +330,7 @@ def test_a_failed_boot_default_is_reported_though_the_new_generation_runs(
     assert recorded.endswith("rm -rf /run/djdeploy/lock; true; }")
 
 
-def test_a_profile_that_cannot_be_set_switches_nothing(host: Host, fakes: FakeHosts) -> None:
+def test_a_profile_that_cannot_be_set_switches_nothing(host: Host, fakes: DeployHost) -> None:
     fakes.state_after_start = "not-switched"
     fakes.reason = "setting the system profile failed (nix-env exited with 1)"
     result = run_deploy(host)
@@ -374,13 +347,8 @@ def test_a_profile_that_cannot_be_set_switches_nothing(host: Host, fakes: FakeHo
     assert '"outcome": "not switched"' in recorded
 
 
-def test_a_host_lost_during_the_activation_keeps_its_lock(
-    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def lost(remote: object, activation_id: str, states: set[str], timeout: float) -> None:
-        raise ConnectionLost("Lost the SSH connection to web1")
-
-    monkeypatch.setattr(supervisor, "wait_for", lost)
+def test_a_host_lost_during_the_activation_keeps_its_lock(host: Host, fakes: DeployHost) -> None:
+    fakes.waits_dropped = 2  # the wait, and the wait again over a new connection
     result = run_deploy(host)
     assert result.outcome == "failed"
     assert result.message.startswith("web1: lost the host while its activation ran (Lost the SSH connection")
@@ -389,42 +357,26 @@ def test_a_host_lost_during_the_activation_keeps_its_lock(
     assert not any("rm -rf /run/djdeploy/lock" in command for command in commands)
 
 
-def test_a_wait_cut_off_asks_again_over_a_new_connection_and_keeps_it(
-    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    wait_for, calls = supervisor.wait_for, []
-
-    def cut_once(remote: FakeRemote, activation_id: str, states: set[str], timeout: float) -> object:
-        calls.append(remote)
-        if len(calls) == 1:
-            raise ConnectionLost("Lost the SSH connection to web1")
-        return wait_for(remote, activation_id, states, timeout)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(supervisor, "wait_for", cut_once)
+def test_a_wait_cut_off_asks_again_over_a_new_connection_and_keeps_it(host: Host, fakes: DeployHost) -> None:
+    fakes.waits_dropped = 1
     result = run_deploy(host)
     assert result.outcome == "deployed", result.message
     # The first wait (for the switch) comes before the confirmation's connection opens.
-    main, reconnected, _confirmation = fakes
-    assert calls[0] is main
-    assert all(remote is reconnected for remote in calls[1:])
+    main, reconnected, confirmation = fakes
+    assert main.commands[-1].startswith("deadline=")
+    assert reconnected.commands[0] == main.commands[-1]  # the same wait, asked again
+    assert confirmation.commands == [f"touch {supervisor.directory(ACTIVATION_ID)}/confirmed"]
     assert any("deploys.jsonl" in command for command in reconnected.commands)
     assert not any("deploys.jsonl" in command for command in main.commands)
 
 
-def test_a_command_that_failed_on_the_host_is_not_sent_again(
-    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    records: list[DeployRecord] = []
-
-    def refused(remote: FakeRemote, entry: DeployRecord, token: str) -> None:
-        records.append(entry)
-        raise RemoteCommandError(remote.target, RemoteResult("printf", 1, "", "read-only file system"))
-
-    monkeypatch.setattr(lock, "record_and_release", refused)
+def test_a_command_that_failed_on_the_host_is_not_sent_again(host: Host, fakes: DeployHost) -> None:
+    fakes.log_refused = "read-only file system"
     result = run_deploy(host)
     assert result.outcome == "failed"
     assert "read-only file system" in result.message
-    assert len(records) == 1
+    sent = [command for connection in fakes for command in connection.commands]
+    assert len([command for command in sent if host_paths.DEPLOY_LOG in command]) == 1
     assert len(fakes) == 2  # the deploy's connection and the confirmation's: no reconnection
 
 
@@ -434,7 +386,7 @@ gunicorn-example.service: Failed with result 'exit-code'."""
 
 
 def test_failed_health_check_rejects_and_reports_the_rollback(
-    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
+    host: Host, fakes: DeployHost, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
         health, "check", lambda *args: health.Report(("https://example.test/healthz answered 502",))
@@ -469,7 +421,7 @@ def test_failed_health_check_rejects_and_reports_the_rollback(
     assert recorded.endswith("rm -rf /run/djdeploy/lock; true; }")
 
 
-def test_a_unit_that_fails_the_switch_shows_its_own_journal_once(host: Host, fakes: FakeHosts) -> None:
+def test_a_unit_that_fails_the_switch_shows_its_own_journal_once(host: Host, fakes: DeployHost) -> None:
     fakes.state_after_start = "rolled-back"
     fakes.reason = "activation failed: switch-to-configuration exited with 4"
     fakes.unit_journals = {"gunicorn-example.service": GUNICORN_JOURNAL}
@@ -502,7 +454,7 @@ def test_a_unit_that_fails_the_switch_shows_its_own_journal_once(host: Host, fak
     assert len(commands) == 8
 
 
-def test_a_failed_switch_that_names_no_unit_shows_its_log(host: Host, fakes: FakeHosts) -> None:
+def test_a_failed_switch_that_names_no_unit_shows_its_log(host: Host, fakes: DeployHost) -> None:
     fakes.state_after_start = "failed"
     fakes.reason = "activation failed: switch-to-configuration exited with 1"
     result = run_deploy(host)
@@ -541,7 +493,7 @@ def test_the_supervisor_finds_the_units_a_switch_named_as_failed(tmp_path: Path)
 
 
 def test_rollback_records_the_commit_of_the_generation_it_returns_to(
-    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
+    host: Host, fakes: DeployHost, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fakes.current, fakes.deploy_log = (
         NEW,
@@ -569,14 +521,7 @@ def test_rollback_records_the_commit_of_the_generation_it_returns_to(
             },
         ],
     )
-    connect = fakes.connect
-
-    def second_generation(target: SshTarget, sudo_password: str | None = None) -> FakeRemote:
-        remote = connect(target, sudo_password)
-        remote.generation = 2
-        return remote
-
-    monkeypatch.setattr(host_run, "Remote", second_generation)
+    fakes.generation = 2
     result = host_run.rollback(host, None, host_run.Options(), Console(file=io.StringIO()))
     assert result.outcome == "deployed", result.message
     commands = fakes[0].commands
@@ -614,25 +559,29 @@ def test_rollback_records_the_commit_of_the_generation_it_returns_to(
     assert (recorded["action"], recorded["commit"], recorded["generation"]) == ("rollback", "1111111", 1)
 
 
-def test_sudo_prefixes_privileged_commands_only(host: Host, fakes: FakeHosts) -> None:
+def test_sudo_wraps_privileged_commands_only(host: Host, fakes: DeployHost) -> None:
+    fakes.sudo_asks_password = True
     sudo_host = dataclasses.replace(host, ssh=SshSettings(user="deploy", sudo=True))
-    run_deploy(sudo_host, sudo_password="secret")
-    commands = fakes[0].commands
-    assert commands[0] == host_system.FACTS_COMMAND
-    assert commands[1].startswith("sudo mkdir -p /run/djdeploy")
-    assert commands[2].startswith("xargs")  # reading the store needs no root
-    assert commands[3].startswith("sudo mkdir -p /run/djdeploy/activations/")
-    assert fakes[0].sudo_password == "secret"
-    assert all("secret" not in command for command in commands)
+    assert run_deploy(sudo_host, sudo_password="secret").outcome == "deployed"
+    sent = fakes[0].sent
+    assert (sent[0].command, sent[0].privileged) == (host_system.FACTS_COMMAND, False)
+    assert sent[1].command.startswith("mkdir -p /run/djdeploy && ")
+    assert sent[2].command.startswith("xargs")  # reading the store needs no root
+    assert sent[3].command.startswith(f"mkdir -p {supervisor.directory(ACTIVATION_ID)} && systemd-run ")
+    assert [one.privileged for one in sent[1:4]] == [True, False, True]
+    # The password goes on sudo's standard input, never into a command line.
+    assert all((one.input_text or "").startswith("secret\n") for one in sent if one.privileged)
+    assert all("secret" not in one.command for connection in fakes for one in connection.sent)
 
 
 def test_the_sudo_password_is_in_no_repr_output_or_message(
-    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
+    host: Host, fakes: DeployHost, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     password = "s3cret-sudo-pw"
     options = host_run.Options(sudo_password=password)
     assert password not in repr(options)
     sudo_host = dataclasses.replace(host, ssh=SshSettings(user="deploy", sudo=True))
+    fakes.sudo_asks_password = True
     output = io.StringIO()
     [deployed] = fleet.deploy([sudo_host], options, Console(file=output, width=200))
     assert deployed.outcome == "deployed", deployed.message
@@ -640,7 +589,8 @@ def test_the_sudo_password_is_in_no_repr_output_or_message(
     fakes.current = NEW
     [unhealthy] = fleet.deploy([sudo_host], options, Console(file=output, width=200))
     assert unhealthy.outcome == "unhealthy"
-    assert fakes[0].sudo_password == password  # it was used, and shown nowhere
+    # It was used, and shown nowhere.
+    assert any((sent.input_text or "").startswith(password) for sent in fakes[0].sent)
     shown = output.getvalue() + repr(deployed) + repr(unhealthy) + repr(fakes[0].commands)
     assert password not in shown
 
@@ -656,12 +606,13 @@ def test_supervisor_script_rolls_back_without_confirmation() -> None:
     assert "${" not in script
 
 
-def test_facts_are_read_in_one_command() -> None:
-    remote = FakeRemote(SshTarget("web1", "192.0.2.1"), generation=7)
-    facts = host_system.facts(remote)  # type: ignore[arg-type]
-    created = datetime.fromtimestamp(1760000000, UTC)
+def test_facts_are_read_in_one_command(fakes: DeployHost) -> None:
+    fakes.generation = 7
+    with Remote(SshTarget("web1", "192.0.2.1")) as remote:
+        facts = host_system.facts(remote)
+    created = datetime.fromtimestamp(CREATED, UTC)
     assert facts == host_system.Facts(OLD, OLD, host_system.Generation(7, OLD, created))
-    assert len(remote.commands) == 1
+    assert fakes[0].commands == [host_system.FACTS_COMMAND]
 
 
 def test_generation_numbers_are_read_from_profile_links() -> None:
@@ -679,18 +630,10 @@ def test_sites_are_read_from_the_built_system(tmp_path: Path) -> None:
 
 
 def test_batches_stop_after_the_first_batch_with_a_failure(
-    host: Host, fakes: FakeHosts, monkeypatch: pytest.MonkeyPatch
+    host: Host, fakes: DeployHost, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     unreachable = dataclasses.replace(host, name="web2", address="192.0.2.2")
     later = [dataclasses.replace(host, name=name) for name in ("web3", "web4")]
-    connect = fakes.connect
-
-    def connect_or_fail(target: SshTarget, sudo_password: str | None = None) -> FakeRemote:
-        if target.name == "web2":
-            raise DjdeployError("Cannot reach web2")
-        return connect(target, sudo_password)
-
-    monkeypatch.setattr(host_run, "Remote", connect_or_fail)
     results = fleet.deploy(
         [host, unreachable, *later], host_run.Options(batch=2), Console(file=io.StringIO())
     )
@@ -700,7 +643,7 @@ def test_batches_stop_after_the_first_batch_with_a_failure(
         ("web3", "skipped"),
         ("web4", "skipped"),
     ]
-    assert results[1].message == "Cannot reach web2"
+    assert results[1].message.startswith("Cannot reach web2 (root@192.0.2.2:22): no route to 192.0.2.2.")
 
 
 def test_a_failure_is_printed_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -91,13 +91,16 @@ def generation_number(link: str) -> int | None:
     return None
 
 
+# Each generation link and the system it points to, a line each.
+GENERATIONS_COMMAND = (
+    f'for link in {Path(host_paths.SYSTEM_PROFILE).parent}/system-*-link; do [ -e "$link" ] && '
+    'printf "%s %s\\n" "$link" "$(readlink -f "$link")"; done; true'
+)
+
+
 def generations(remote: Remote) -> list[Generation]:
     """The system profile's generations, oldest first."""
-    profiles = str(Path(host_paths.SYSTEM_PROFILE).parent)
-    listing = remote.run_shell(
-        f'for link in {profiles}/system-*-link; do [ -e "$link" ] && '
-        'printf "%s %s\\n" "$link" "$(readlink -f "$link")"; done; true'
-    ).stdout
+    listing = remote.run_shell(GENERATIONS_COMMAND).stdout
     found = []
     for line in listing.splitlines():
         link, _, system = line.partition(" ")

@@ -11,9 +11,10 @@ from invoke.tasks import task
 
 from djdeploy.tasks import namespace as ns
 
-# Shell that djdeploy ships and runs: on hosts (the supervisor), to install it, and the lab's builders.
+# Shell that djdeploy ships and runs: on hosts (the supervisor, db), to install it, and the lab's builders.
 SHELL_SCRIPTS = (
     "djdeploy/deploy/supervisor.sh",
+    "djdeploy/ops/db.sh",
     "scripts/install.sh",
     *sorted(glob("nix/lab/builders/*.sh", root_dir=Path(__file__).parent)),
 )

@@ -11,3 +11,5 @@ LOCK_OWNER = f"{LOCK_DIR}/owner.json"
 DEPLOY_LOG = "/var/lib/djdeploy/deploys.jsonl"
 # Per-deploy files of the activation supervisor that runs on the host under systemd-run.
 ACTIVATION_DIR = "/run/djdeploy/activations"
+# The sites' database dumps, one directory per site, readable by root only (never in the Nix store).
+BACKUP_DIR = "/var/backup/djdeploy"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import shlex
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -235,6 +235,53 @@ class Remote:
         if check and not remote_result.ok:
             raise RemoteCommandError(self.target, remote_result)
         return remote_result
+
+    def download(
+        self,
+        argv: Sequence[str],
+        destination: Path,
+        on_bytes: Callable[[int], None],
+        *,
+        privileged: bool = False,
+    ) -> None:
+        """Write what argv prints on the host, as bytes, to destination; on_bytes(count) after each chunk.
+
+        For output too large to hold in memory, or not text (a database dump). Fails as run does.
+        """
+        command = shlex.join(argv)
+        password = None
+        if privileged and self.target.ssh.sudo:
+            command = shlex.join(["sudo", "-S", "-p", "", "--", "sh", "-c", command])
+            if self._sudo_asks_password():
+                password = f"{self._sudo_password or ''}\n"
+        transport = self._connection.transport
+        assert transport is not None, "download needs an open connection"
+        errors = bytearray()
+        try:
+            channel = transport.open_session()
+            channel.exec_command(command)
+            if password is not None:
+                channel.sendall(password.encode())
+            channel.shutdown_write()
+            with destination.open("wb") as output:
+                while chunk := channel.recv(_CHUNK):
+                    output.write(chunk)
+                    on_bytes(len(chunk))
+                    # Standard error is read along: a full buffer of it would stop the command.
+                    while channel.recv_stderr_ready():
+                        errors += channel.recv_stderr(_CHUNK)
+            while error := channel.recv_stderr(_CHUNK):
+                errors += error
+            exit_code = channel.recv_exit_status()
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise ConnectionLost(f"Lost the SSH connection to {self.target.display}: {exc}.") from exc
+        if exit_code != 0:
+            raise RemoteCommandError(
+                self.target, RemoteResult(command, exit_code, "", errors.decode(errors="replace"))
+            )
+
+
+_CHUNK = 1 << 16
 
 
 class _WholeInput(io.StringIO):

@@ -10,7 +10,7 @@ import sys
 
 from invoke.collection import Collection
 
-from djdeploy.tasks import deploy, lab, ops
+from djdeploy.tasks import db, deploy, lab, ops
 from djdeploy.tasks.common import end_options_before_django_words
 
 namespace = Collection()
@@ -21,6 +21,7 @@ namespace.add_task(ops.manage)
 namespace.add_task(ops.status)
 namespace.add_task(ops.logs)
 namespace.add_task(ops.verify)
+namespace.add_collection(Collection.from_module(db, name="db"))
 namespace.add_collection(Collection.from_module(lab, name="lab"))
 
 

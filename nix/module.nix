@@ -374,10 +374,20 @@ in
       }) databases;
     };
 
-    # One Caddyfile fragment per site, the same text the lab serves; it sets its own log file for each block.
+    # A virtual host per address of a site (the lab serves the same text). A configuration's own
+    # `services.caddy.virtualHosts."<hostname>".extraConfig` joins the site's block; its own logFormat
+    # replaces the site's log file.
     services.caddy = {
       enable = true;
-      extraConfig = lib.concatMapStringsSep "\n" (d: d.caddyConfig) allDefinitions;
+      virtualHosts = lib.mkMerge (
+        map (
+          d:
+          lib.mapAttrs (_: vhost: {
+            logFormat = lib.mkDefault vhost.logFormat;
+            inherit (vhost) extraConfig;
+          }) d.virtualHosts
+        ) allDefinitions
+      );
     };
 
     systemd.services = lib.mkMerge (

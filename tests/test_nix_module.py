@@ -665,6 +665,13 @@ def test_caddy_accepts_the_generated_config(tmp_path: Path) -> None:
     assert validated.returncode == 0, validated.stderr
     formatted = subprocess.run([caddy, "fmt", str(caddyfile)], capture_output=True, text=True, check=True)
     assert formatted.stdout == text
+    # What NixOS writes for the same virtual hosts, once formatted as NixOS formats it, is that text too.
+    nixos = tmp_path / "nixos-Caddyfile"
+    directories = {"logDir": str(tmp_path / "logs"), "staticRoot": str(tmp_path / "static")}
+    nixos.write_text(evaluate(NIX_TESTS / "nixos-caddyfile.nix", **directories))
+    # caddy fmt exits 1 when its input was not formatted yet, as here.
+    from_nixos = subprocess.run([caddy, "fmt", str(nixos)], capture_output=True, text=True, check=False)
+    assert from_nixos.stdout == text
 
 
 # NixOS module -----------------------------------------------------------------------------------------------
@@ -698,13 +705,13 @@ def test_module_defaults() -> None:
         "ensureUsers": [{"name": "mysite_prod", "ensureDBOwnership": True}],
     }
     assert result["caddy"]["enable"] is True
-    assert result["caddy"]["extraConfig"].startswith("mysite.test {\n")
+    assert result["caddy"]["config"].startswith("mysite.test {\n")
     assert result["systemPackages"] == ["manage-mysite_prod"]
     assert result["tmpfiles"][0] == "d /var/www/mysite_prod 0750 mysite_prod mysite_prod - -"
     assert result["logrotate"] == {}
     # Caddy serves the static files through a link in /etc that the switch updates.
     assert result["etcSources"]["djdeploy/static/mysite_prod"].endswith("-mysite-static")
-    assert "root * /etc/djdeploy/static/mysite_prod\n" in result["caddy"]["extraConfig"]
+    assert "root * /etc/djdeploy/static/mysite_prod\n" in result["caddy"]["config"]
     [manifest] = result["sitesManifest"]
     assert manifest["name"] == "mysite_prod"
     assert manifest["hostname"] == "mysite.test"
@@ -766,7 +773,7 @@ def test_module_extra_packages_replace_the_defaults() -> None:
 def test_module_full_site() -> None:
     result = module("full")
     assert result["failedAssertions"] == []
-    config = result["caddy"]["extraConfig"]
+    config = result["caddy"]["config"]
     main = block(config, "shop.test:8443")
     assert "\ttls internal\n" in main
     assert f"\tbasic_auth {{\n\t\tjane {BCRYPT}\n\t}}\n" in main
@@ -785,14 +792,14 @@ def test_module_full_site() -> None:
 
 
 def test_module_plain_http_site() -> None:
-    config = module("plainHttp")["caddy"]["extraConfig"]
+    config = module("plainHttp")["caddy"]["config"]
     main = block(config, "http://intranet.test")
     assert "tls internal" not in main
     assert "\tredir http://intranet.test{uri} permanent\n" in block(config, "http://wiki.test")
 
 
 def test_module_full_static_and_media_urls() -> None:
-    config = module("fullUrls")["caddy"]["extraConfig"]
+    config = module("fullUrls")["caddy"]["config"]
     news = block(config, "news.test")
     assert "handle_path" not in news
     static_host = block(config, "static.news.test")
@@ -802,6 +809,30 @@ def test_module_full_static_and_media_urls() -> None:
     assert "\thandle_path /uploads/* {\n\t\troot * /var/www/blog/media\n" in files
     assert "\thandle {\n\t\trespond 404\n\t}\n" in files
     assert "\thandle_path /static/* {\n" in block(config, "blog.test")
+
+
+def test_module_sites_are_caddy_virtual_hosts() -> None:
+    hosts = module("full")["caddy"]["virtualHosts"]
+    assert set(hosts) == {"shop.test:8443", "www.shop.test:8443", "shop.example:8443"}
+    assert hosts["shop.test:8443"]["logFormat"] == "output file /var/log/caddy/django-shop.log\n"
+    assert module("full")["caddy"]["extraConfig"] == ""
+
+
+def test_module_user_directives_join_the_site_block() -> None:
+    config = module("userVirtualHost")["caddy"]["config"]
+    assert len(re.findall(r"^mysite\.test \{$", config, re.MULTILINE)) == 1
+    main = block(config, "mysite.test")
+    assert "\tencode zstd gzip\n" in main
+    assert '\theader Strict-Transport-Security "max-age=31536000"\n' in main
+    assert "\treverse_proxy unix//run/gunicorn-mysite/gunicorn.sock\n" in main
+    alias = block(config, "www.mysite.test")
+    assert "encode" not in alias
+
+
+def test_module_user_log_format_replaces_the_site_log() -> None:
+    main = block(module("userLogFormat")["caddy"]["config"], "mysite.test")
+    assert main.startswith("\tlog {\n\t\toutput discard\n\t}\n")
+    assert "django-mysite.log" not in main
 
 
 def test_module_user_override_keeps_database_ownership() -> None:

@@ -41,7 +41,9 @@ let
         level ERROR
       }
     }
-  '' + concatMap (site: site.caddyConfig + "\n") siteList;
+  ''
+  # Every site's virtual hosts in one set, written as NixOS writes services.caddy.virtualHosts.
+  + (import ../sites/caddyfile.nix).render (builtins.foldl' (all: site: all // site.virtualHosts) { } siteList);
 
   caddyCommand = verb: "${packages.caddy}/bin/caddy ${verb} --config /run/current-system/etc/caddy/Caddyfile --adapter caddyfile";
   caddyService = {

@@ -38,6 +38,7 @@ let
     groupBy
     head
     isList
+    listToAttrs
     map
     match
     replaceStrings
@@ -358,10 +359,10 @@ let
 
   # Caddyfile: a block is a list of lines; tabs, as `caddy fmt` writes them.
   block = address: body: [ "${address} {" ] ++ map (line: "\t${line}") body ++ [ "}" ];
+  # The log block is the virtual host's logFormat, which NixOS writes first in the block.
   commonLines =
     useTls:
-    block "log" [ "output file ${caddyLogFile}" ]
-    ++ [ "header -Server" ]
+    [ "header -Server" ]
     # Error responses (401, 404, 502) skip the handlers above; this removes the header from them too.
     ++ block "handle_errors" [ "header -Server" ]
     ++ (if useTls && site.disableACME then [ "tls internal" ] else [ ]);
@@ -408,7 +409,15 @@ let
 
   usesTls = site.port != 80;
   auth = site.auth;
-  mainBlock = block (addresses.hostAddress site.port site.hostname) (
+  # A Caddy virtual host as NixOS declares it (services.caddy.virtualHosts.<address>).
+  virtualHost = address: body: {
+    name = address;
+    value = {
+      logFormat = "output file ${caddyLogFile}\n";
+      extraConfig = lines body + "\n";
+    };
+  };
+  mainHost = virtualHost (addresses.hostAddress site.port site.hostname) (
     commonLines usesTls
     ++ (
       if auth == null then
@@ -420,18 +429,18 @@ let
     ++ concatMap (route: fileHandler route route.url) localRoutes
     ++ block "handle" [ "reverse_proxy unix/${socketPath}" ]
   );
-  aliasBlocks = map (
+  aliasHosts = map (
     alias:
-    block (addresses.hostAddress site.port alias) (
+    virtualHost (addresses.hostAddress site.port alias) (
       commonLines usesTls ++ [ "redir ${addresses.canonicalUrl site.port site.hostname}{uri} permanent" ]
     )
   ) site.aliases;
-  externalBlocks = map (
+  externalHosts = map (
     address:
     let
       routes = externalRoutesByAddress.${address};
     in
-    block address (
+    virtualHost address (
       commonLines ((head routes).parsed.scheme == "https")
       ++ concatMap (route: fileHandler route route.parsed.path) routes
       ++ (
@@ -443,9 +452,9 @@ let
     )
   ) (attrNames externalRoutesByAddress);
 
-  caddyConfig = concatStringsSep "\n" (
-    map (blockLines: lines blockLines + "\n") ([ mainBlock ] ++ aliasBlocks ++ externalBlocks)
-  );
+  # The main host, one per alias (redirecting to it) and one per other host of a full static or media URL.
+  virtualHosts = listToAttrs ([ mainHost ] ++ aliasHosts ++ externalHosts);
+  caddyConfig = (import ./caddyfile.nix).render virtualHosts;
 in
 {
   inherit
@@ -462,6 +471,7 @@ in
     services
     sockets
     tmpfiles
+    virtualHosts
     caddyConfig
     database
     ;

@@ -29,6 +29,9 @@ in
   tmpfiles = config.systemd.tmpfiles.rules;
   caddy = {
     inherit (config.services.caddy) enable extraConfig;
+    virtualHosts = plain config.services.caddy.virtualHosts;
+    # The virtual hosts as NixOS writes them to the Caddyfile.
+    config = (import ../../nix/sites/caddyfile.nix).render config.services.caddy.virtualHosts;
   };
   postgresql = {
     inherit (config.services.postgresql) enable ensureDatabases;

@@ -97,6 +97,23 @@ in
     };
   };
 
+  # A configuration's own directives for the site's host name, the NixOS way.
+  userVirtualHost = evalModule {
+    sites.mysite = mysite // {
+      aliases = [ "www.mysite.test" ];
+    };
+    extraConfig.services.caddy.virtualHosts."mysite.test".extraConfig = ''
+      encode zstd gzip
+      header Strict-Transport-Security "max-age=31536000"
+    '';
+  };
+
+  # A configuration's own log settings replace the site's log file.
+  userLogFormat = evalModule {
+    sites.mysite = mysite;
+    extraConfig.services.caddy.virtualHosts."mysite.test".logFormat = "output discard\n";
+  };
+
   legacyExtraEnvList = evalSites {
     mysite = mysite // {
       extraEnv = [ "/run/secrets/legacy.env" ];

@@ -152,6 +152,12 @@ let
         auth = mkOption {
           type = types.nullOr (
             types.submodule {
+              imports = [
+                (lib.mkRemovedOptionModule [ "password" ] ''
+                  Caddy accepts no plaintext password: run `caddy hash-password` (it asks for the password) and
+                  set auth.passwordHash to the hash it prints.
+                '')
+              ];
               options = {
                 user = mkOption {
                   type = types.str;
@@ -167,13 +173,13 @@ let
                     plaintext password. The hash is stored in the world-readable Nix store.
                   '';
                 };
-                password = mkOption {
-                  type = types.nullOr types.str;
-                  default = null;
+                # Where lib.mkRemovedOptionModule puts its check; the module passes it on to `assertions`.
+                assertions = mkOption {
+                  type = types.listOf types.unspecified;
+                  default = [ ];
+                  internal = true;
                   visible = false;
-                  description = ''
-                    Not supported (Caddy needs a hash): an assertion asks for `passwordHash` instead.
-                  '';
+                  description = "Checks of this submodule, passed on to the system's `assertions`.";
                 };
               };
             }
@@ -220,15 +226,18 @@ let
         };
 
         extraEnv = mkOption {
-          type = types.either (types.attrsOf types.str) (types.listOf types.str);
+          # Older documentation gave a list of files here: the type's name, shown by the error a list gets,
+          # says where they go now.
+          type = types.attrsOf types.str // {
+            description = "attribute set of strings (environment variables; files of variables go in extraEnvFiles)";
+          };
           default = defaults.extraEnv;
           example = {
             SENTRY_ENVIRONMENT = "production";
           };
           description = ''
-            Additional environment variables of every process of the site (gunicorn, migrations,
-            `manage-<name>`). They are stored in the Nix store: put secrets in `extraEnvFiles`. A list is read
-            as `extraEnvFiles`, as older documentation described this option.
+            Additional environment variables of every process of the site (gunicorn, migrations, scheduled
+            commands, `manage-<name>`). They are stored in the Nix store: put secrets in `extraEnvFiles`.
           '';
         };
 
@@ -346,15 +355,17 @@ in
   };
 
   config = lib.mkIf (cfg.sites != { }) {
-    assertions = siteAssertions cfg.sites;
-
-    warnings = lib.concatLists (
-      lib.mapAttrsToList (
-        name: site:
-        lib.optional (builtins.isList site.extraEnv)
-          "django.sites.${name}.extraEnv is a list of files: set extraEnvFiles instead."
-      ) cfg.sites
-    );
+    # The checks of removed options come first; they name the option by its place in the site.
+    assertions =
+      lib.concatLists (
+        lib.mapAttrsToList (
+          name: site:
+          map (check: check // { message = "django.sites.${name}.auth: ${check.message}"; }) (
+            if site.auth == null then [ ] else site.auth.assertions
+          )
+        ) cfg.sites
+      )
+      ++ siteAssertions cfg.sites;
 
     users.users = lib.mapAttrs' (
       _: site:

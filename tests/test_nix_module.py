@@ -345,11 +345,6 @@ def test_external_database_needs_no_local_server() -> None:
     assert "network-online.target" in migrate["wants"]
 
 
-def test_extra_env_as_a_list_is_read_as_files() -> None:
-    wrapper = pure("legacyExtraEnvList")["envWrapper"]
-    assert ". '/run/secrets/old.env'" in wrapper.splitlines()
-
-
 def test_caddy_site_block() -> None:
     config = pure("minimal")["caddyConfig"]
     main = block(config, "mysite.test")
@@ -409,11 +404,15 @@ PURE_INVALID = {
     "staticUrlWithoutSlash": ['django.sites.mysite.staticUrl must be a path that starts and ends with "/"'],
     "sameUrls": ["django.sites.mysite.staticUrl and mediaUrl are both"],
     "staticUrlOnAlias": ["django.sites.mysite: a full staticUrl or mediaUrl must use another host"],
-    "plaintextPassword": ["django.sites.mysite.auth.password is not supported"],
+    "plaintextPassword": ["django.sites.mysite.auth.passwordHash must be a bcrypt hash, got null."],
     "missingHash": ["django.sites.mysite.auth.passwordHash must be a bcrypt hash, got null."],
     "badAuthUser": ["django.sites.mysite.auth.user must be a non-empty user name"],
     "authNotAnAttrset": ["django.sites.mysite.auth must be null or"],
     "extraEnvNotAttrs": ["django.sites.mysite.extraEnv must be an attribute set"],
+    "extraEnvAsFiles": [
+        "django.sites.mysite.extraEnv must be an attribute set of environment variables, "
+        'got ["/run/secrets/old.env"]: files of variables go in extraEnvFiles.'
+    ],
     "badEnvName": [
         "django.sites.mysite.extraEnv has names that are not valid environment variable names: 1ST."
     ],
@@ -854,14 +853,38 @@ def test_module_external_database_creates_none() -> None:
     assert "postgresql.service" not in result["services"]["django-migrate-api"]["requires"]
 
 
-def test_module_warns_about_extra_env_as_a_list() -> None:
-    assert module("legacyExtraEnvList")["warnings"] == [
-        "django.sites.mysite.extraEnv is a list of files: set extraEnvFiles instead."
-    ]
+def module_error(case: str) -> str:
+    """The message with which the evaluation of a module case stops."""
+    if (reason := nixpkgs_lib_missing()) is not None:
+        pytest.skip(reason)
+    command = [nix_tool("nix-instantiate"), "--eval", "--strict", "--json", *NO_SUBSTITUTERS]
+    result = subprocess.run(
+        [*command, str(MODULE_CASES), "-A", case], capture_output=True, text=True, check=False
+    )
+    assert result.returncode != 0, result.stdout
+    return " ".join(result.stderr.split())
+
+
+def test_module_extra_env_as_a_list_of_files_says_where_files_go() -> None:
+    error = module_error("extraEnvAsFiles")
+    assert "A definition for option `django.sites.mysite.extraEnv' is not of type" in error
+    assert "files of variables go in extraEnvFiles" in error
+    assert 'In `/etc/nixos/configuration.nix\': [ "/run/secrets/legacy.env" ]' in error
+
+
+def test_module_plaintext_password_is_a_removed_option() -> None:
+    [removed, hash_missing] = module("invalid")["plaintextPassword"]
+    text = " ".join(removed.split())
+    assert text.startswith(
+        "django.sites.mysite.auth: The option definition `password' in `/etc/nixos/configuration.nix'"
+    )
+    assert "no longer has any effect; please remove it." in text
+    assert "run `caddy hash-password`" in text
+    assert "auth.passwordHash" in text
+    assert hash_missing.startswith("django.sites.mysite.auth.passwordHash must be a bcrypt hash, got null.")
 
 
 MODULE_INVALID = {
-    "plaintextPassword": ["django.sites.mysite.auth.password is not supported"],
     "notAHash": ['django.sites.mysite.auth.passwordHash must be a bcrypt hash, got "secret".'],
     "aliasIsHostname": ['django.sites.mysite.aliases contains the hostname "mysite.test" itself'],
     "portZero": ["django.sites.mysite.port must be a TCP port between 1 and 65535, got 0."],

@@ -56,12 +56,9 @@ let
       ]
     else
       [
+        # A plaintext `password` is no option of the NixOS module (lib.mkRemovedOptionModule says so there).
         {
-          assertion = (auth.password or null) == null;
-          message = "${prefix}.auth.password is not supported: a plaintext password makes Caddy refuse to start. ${hashHelp}";
-        }
-        {
-          assertion = (auth.password or null) != null || matches bcryptRegex (auth.passwordHash or null);
+          assertion = matches bcryptRegex (auth.passwordHash or null);
           message = "${prefix}.auth.passwordHash must be a bcrypt hash, got ${show (auth.passwordHash or null)}. ${hashHelp}";
         }
         {
@@ -150,8 +147,10 @@ let
         message = "${prefix}: a full staticUrl or mediaUrl must use another host than the hostname and the aliases; for the same host use a path such as \"/static/\".";
       }
       {
-        assertion = isAttrs site.extraEnv || isList site.extraEnv;
-        message = "${prefix}.extraEnv must be an attribute set of environment variables, got ${show site.extraEnv}.";
+        assertion = isAttrs site.extraEnv;
+        message = "${prefix}.extraEnv must be an attribute set of environment variables, got ${show site.extraEnv}${
+          if isList site.extraEnv then ": files of variables go in extraEnvFiles" else ""
+        }.";
       }
       {
         assertion = !isAttrs site.extraEnv || all (matches shellVariableRegex) (attrNames site.extraEnv);
@@ -162,7 +161,7 @@ let
       {
         assertion =
           isList site.extraEnvFiles
-          && all (matches "/[^[:space:]]*") (site.extraEnvFiles ++ (if isList site.extraEnv then site.extraEnv else [ ]));
+          && all (matches "/[^[:space:]]*") site.extraEnvFiles;
         message = "${prefix}.extraEnvFiles must be absolute paths of files outside the Nix store (such as \"/run/agenix/mysite\"), as strings.";
       }
       {

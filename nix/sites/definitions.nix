@@ -76,9 +76,6 @@ let
     else
       null;
 
-  # Older documentation described `extraEnv` as a list of files: that form is still read as files.
-  extraEnvVariables = if isList site.extraEnv then { } else site.extraEnv;
-  extraEnvFiles = (if isList site.extraEnv then site.extraEnv else [ ]) ++ site.extraEnvFiles;
 
   environment = {
     DJANGO_SETTINGS_MODULE = site.settingsModule;
@@ -94,7 +91,7 @@ let
   }
   # libpq finds the local server by this socket directory whatever default the driver was built with.
   // (if usesLocalDatabase then { PGHOST = "/run/postgresql"; } else { })
-  // extraEnvVariables;
+  // site.extraEnv;
 
   setPath = if path == null then "" else "PATH=${shellQuote path}\${PATH:+:$PATH}\nexport PATH\n";
 
@@ -106,7 +103,7 @@ let
     umask 0027
     ${lines (map (key: "export ${key}=${shellQuote environment.${key}}") (attrNames environment))}
     set -a
-    ${lines (map (file: ". ${shellQuote file}") ([ secretKeyFile ] ++ extraEnvFiles))}
+    ${lines (map (file: ". ${shellQuote file}") ([ secretKeyFile ] ++ site.extraEnvFiles))}
     set +a
     exec "$@"
   '';

@@ -13,6 +13,8 @@ let
       ../../nix/module.nix
       ./stubs.nix
       {
+        # As a NixOS configuration's own file: messages name it.
+        _file = "/etc/nixos/configuration.nix";
         _module.args.pkgs = pkgs;
         django.sites = sites;
       }

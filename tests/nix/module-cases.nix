@@ -114,11 +114,13 @@ in
     extraConfig.services.caddy.virtualHosts."mysite.test".logFormat = "output discard\n";
   };
 
-  legacyExtraEnvList = evalSites {
-    mysite = mysite // {
-      extraEnv = [ "/run/secrets/legacy.env" ];
-    };
-  };
+  # The list of files older documentation gave as extraEnv: evaluation stops with the type's error.
+  extraEnvAsFiles =
+    (evalSites {
+      mysite = mysite // {
+        extraEnv = [ "/run/secrets/legacy.env" ];
+      };
+    }).services;
 
   # Each of these fails exactly the assertions named in the test.
   invalid = builtins.mapAttrs (_: sites: (evalSites sites).failedAssertions) {

@@ -88,8 +88,6 @@ in
     definitions "mysite" { }
   ).services;
 
-  legacyExtraEnvList = definitions "old" { extraEnv = [ "/run/secrets/old.env" ]; };
-
   valid = failedAssertions {
     one = { };
     two.aliases = [ "www.two.test" ];
@@ -160,6 +158,9 @@ in
     };
     extraEnvNotAttrs.mysite = {
       extraEnv = "FOO=bar";
+    };
+    extraEnvAsFiles.mysite = {
+      extraEnv = [ "/run/secrets/old.env" ];
     };
     badEnvName.mysite = {
       extraEnv."1ST" = "x";

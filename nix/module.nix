@@ -308,6 +308,49 @@ let
           description = "Primary group of the site user; created automatically. Caddy joins it to read media files.";
         };
 
+        scheduled = mkOption {
+          type = types.attrsOf (
+            types.submodule {
+              options = {
+                command = mkOption {
+                  type = types.nonEmptyListOf types.str;
+                  example = [
+                    "clean_orders"
+                    "--older-than"
+                    "30"
+                  ];
+                  description = ''
+                    The management command and its arguments, as given to `manage-<name>` (each item one
+                    argument, taken literally).
+                  '';
+                };
+                onCalendar = mkOption {
+                  type = types.str;
+                  example = "*-*-* 03:00:00";
+                  description = ''
+                    When the command runs, as a systemd calendar event (`OnCalendar=` of the timer, see
+                    {manpage}`systemd.time(7)`). A run missed while the host was off happens at the next boot.
+                  '';
+                };
+              };
+            }
+          );
+          default = defaults.scheduled;
+          example = literalExpression ''
+            {
+              clearsessions = { command = [ "clearsessions" ]; onCalendar = "daily"; };
+              clean_orders = { command = [ "clean_orders" "--older-than" "30" ]; onCalendar = "*-*-* 03:00:00"; };
+            }
+          '';
+          description = ''
+            Management commands run on a schedule. Each is a oneshot service
+            `django-scheduled-<name>-<job>` with the sandbox of the site's other units, run as the site user with
+            the site's environment, and a timer of the same name; `systemctl start
+            django-scheduled-<name>-<job>` runs it by hand and `djdeploy status` shows its last run. The job's
+            name may hold letters, digits and `_`.
+          '';
+        };
+
         manageScript = mkOption {
           type = types.package;
           readOnly = true;
@@ -414,6 +457,7 @@ in
       ]
     );
     systemd.sockets = lib.mkMerge (map (d: d.sockets) allDefinitions);
+    systemd.timers = lib.mkMerge (map (d: d.timers) allDefinitions);
     systemd.tmpfiles.rules = lib.concatMap (d: d.tmpfiles) allDefinitions;
 
     environment.systemPackages = lib.mapAttrsToList (_: site: site.manageScript) cfg.sites;

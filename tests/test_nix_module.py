@@ -128,6 +128,7 @@ def test_defaults_are_those_of_the_spec() -> None:
         "databaseUrl": None,
         "baseDir": "/var/www/mysite",
         "healthCheckPath": "/",
+        "scheduled": {},
     }
 
 
@@ -320,6 +321,64 @@ def test_lab_unit_files_repeat_a_key_for_each_item_of_a_list() -> None:
     assert "\nPrivateUsers=true\n" in text
 
 
+SCHEDULED = "django-scheduled-shop-clearsessions"
+
+
+def test_scheduled_commands_run_sandboxed_as_the_site_user() -> None:
+    site = pure("scheduled")
+    service = site["services"][SCHEDULED]
+    config = service["serviceConfig"]
+    assert sandbox_of(config) == SANDBOX
+    assert config["ReadWritePaths"] == ["/var/www/shop"]
+    assert (config["Type"], config["User"], config["WorkingDirectory"]) == (
+        "oneshot",
+        "shop",
+        "/var/www/shop",
+    )
+    assert "RemainAfterExit" not in config
+    assert re.fullmatch(
+        r'/nix/store/\S+-django-env-shop /opt/python/bin/python -m django "clearsessions"',
+        config["ExecStart"],
+    )
+    # Started by its timer only, never by a deploy.
+    assert "wantedBy" not in service
+    assert "django-secret-key-shop.service" in service["requires"]
+    assert "django-migrate-shop.service" in service["after"]
+
+
+def test_scheduled_command_arguments_are_taken_literally_by_systemd() -> None:
+    config = pure("scheduled")["services"]["django-scheduled-shop-clean_orders"]["serviceConfig"]
+    assert config["ExecStart"].endswith(' -m django "clean_orders" "--note=50%% off, $$HOME \\"quoted\\""')
+
+
+def test_scheduled_commands_have_timers_and_are_in_the_manifest() -> None:
+    site = pure("scheduled")
+    assert site["timers"][SCHEDULED] == {
+        "description": "Timer of the scheduled command clearsessions of the Django site shop",
+        "wantedBy": ["timers.target"],
+        "timerConfig": {"OnCalendar": "daily", "Persistent": True},
+    }
+    manifest = site["manifest"]
+    assert manifest["units"][-2:] == [
+        "django-scheduled-shop-clean_orders.timer",
+        f"{SCHEDULED}.timer",
+    ]
+    assert manifest["scheduled"][1] == {
+        "name": "clearsessions",
+        "service": f"{SCHEDULED}.service",
+        "timer": f"{SCHEDULED}.timer",
+        "command": ["clearsessions"],
+        "onCalendar": "daily",
+    }
+    assert pure("minimal")["manifest"]["scheduled"] == []
+
+
+def test_lab_timer_files() -> None:
+    text = pure("labTimerFiles")["django-scheduled-mysite-clearsessions"]
+    assert text.startswith("[Unit]\nDescription=Timer of the scheduled command clearsessions")
+    assert "\n[Timer]\nOnCalendar=daily\nPersistent=true\n" in text
+
+
 def test_directories_belong_to_the_site_user() -> None:
     assert pure("full")["tmpfiles"] == [
         "d /var/www/shop 0750 alice writers - -",
@@ -417,6 +476,11 @@ PURE_INVALID = {
         "django.sites.mysite.extraEnv has names that are not valid environment variable names: 1ST."
     ],
     "relativeEnvFile": ["django.sites.mysite.extraEnvFiles must be absolute paths"],
+    "badScheduled": [
+        'django.sites.mysite.scheduled: the name "clear-sessions" may only contain letters, digits and `_`',
+        "django.sites.mysite.scheduled.nothing.command must be a non-empty list",
+        "django.sites.mysite.scheduled.nothing.onCalendar must be a systemd calendar event",
+    ],
     "relativeBaseDir": ["django.sites.mysite.baseDir must be an absolute path"],
     "badUser": ["django.sites.mysite.user must be a Unix user name", "django.sites.mysite.group must be"],
     "badDatabaseUrl": ["django.sites.mysite.databaseUrl must be null"],
@@ -808,6 +872,32 @@ def test_module_full_static_and_media_urls() -> None:
     assert "\thandle_path /uploads/* {\n\t\troot * /var/www/blog/media\n" in files
     assert "\thandle {\n\t\trespond 404\n\t}\n" in files
     assert "\thandle_path /static/* {\n" in block(config, "blog.test")
+
+
+def test_module_scheduled_command() -> None:
+    result = module("scheduled")
+    assert result["failedAssertions"] == []
+    unit = "django-scheduled-mysite-clearsessions"
+    config = result["services"][unit]["serviceConfig"]
+    assert sandbox_of(config) == SANDBOX
+    assert config["Type"] == "oneshot"
+    assert config["User"] == "mysite"
+    assert re.search(
+        r"-python3-env\+mysite\+gunicorn\+gevent/bin/python -m django \"clearsessions\"$", config["ExecStart"]
+    )
+    assert result["timers"][unit]["timerConfig"] == {"OnCalendar": "daily", "Persistent": True}
+    assert result["timers"][unit]["wantedBy"] == ["timers.target"]
+    [manifest] = result["sitesManifest"]
+    assert manifest["scheduled"] == [
+        {
+            "name": "clearsessions",
+            "service": f"{unit}.service",
+            "timer": f"{unit}.timer",
+            "command": ["clearsessions"],
+            "onCalendar": "daily",
+        }
+    ]
+    assert manifest["units"][-1] == f"{unit}.timer"
 
 
 def test_module_sites_are_caddy_virtual_hosts() -> None:

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 
 from djdeploy.errors import DjdeployError
@@ -24,6 +24,8 @@ from djdeploy.host import paths as host_paths
 from djdeploy.host import sites
 from djdeploy.host.sites import Site
 from djdeploy.inventory import Host
+from djdeploy.ops import scheduled
+from djdeploy.ops.scheduled import ScheduledRun
 from djdeploy.remote import probe
 from djdeploy.remote.ssh import Remote
 
@@ -83,6 +85,7 @@ class SiteStatus:
     # None when they could not be listed (migrations_error says why).
     unapplied_migrations: tuple[str, ...] | None
     migrations_error: str | None
+    scheduled: tuple[ScheduledRun, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,8 @@ def _site_commands(host_sites: Sequence[Site]) -> list[tuple[str, str]]:
     commands = [("units", shlex.join(["systemctl", "is-active", "--", *units]))] if units else []
     for site in host_sites:
         commands.append((f"migrations-{site.name}", migrations_command(site)))
+    if (scheduled_command := scheduled.command(host_sites)) is not None:
+        commands.append(("scheduled", scheduled_command))
     return commands
 
 
@@ -232,6 +237,7 @@ def query_host(remote: Remote, host: Host, timeout: float = QUERY_TIMEOUT) -> Ho
     units = [unit for site in listed for unit in site.units]
     states = answers["units"].output.split() if "units" in answers else []
     unit_states = dict(zip(units, states, strict=False))
+    runs = scheduled.parse(answers["scheduled"].output if "scheduled" in answers else "", listed)
     return HostStatus(
         host=host.name,
         address=host.address,
@@ -240,7 +246,10 @@ def query_host(remote: Remote, host: Host, timeout: float = QUERY_TIMEOUT) -> Ho
         last_deploy=_last_deploy(state.get("deploy")),
         lock=_lock(state.get("lock")),
         sites=tuple(
-            _site_status(site, unit_states, answers.get(f"migrations-{site.name}"), response)
+            replace(
+                _site_status(site, unit_states, answers.get(f"migrations-{site.name}"), response),
+                scheduled=runs[site.name],
+            )
             for site, response in zip(listed, responses, strict=True)
         ),
         missing_sites=tuple(name for name in host.sites if name not in {site.name for site in host_sites}),

@@ -181,7 +181,44 @@ let
         message = "${prefix}.databaseUrl must be null (a local PostgreSQL database) or a URL such as \"postgresql://user@db.example.com/mysite\".";
       }
     ]
-    ++ authChecks prefix site.auth;
+    ++ authChecks prefix site.auth
+    ++ scheduledChecks prefix (site.scheduled or { });
+
+  # A job's name ends its units' names (django-scheduled-<site>-<job>): without "-", two sites' jobs never
+  # share a unit.
+  scheduledChecks =
+    prefix: scheduled:
+    if !isAttrs scheduled then
+      [
+        {
+          assertion = false;
+          message = "${prefix}.scheduled must be an attribute set of commands, such as { clearsessions = { command = [ \"clearsessions\" ]; onCalendar = \"daily\"; }; }.";
+        }
+      ]
+    else
+      concatLists (
+        map (
+          job:
+          let
+            options = scheduled.${job};
+            command = options.command or null;
+          in
+          [
+            {
+              assertion = matches "[A-Za-z0-9_]+" job;
+              message = "${prefix}.scheduled: the name ${show job} may only contain letters, digits and `_`: it ends the names of its units.";
+            }
+            {
+              assertion = isList command && command != [ ] && all (matches "[^\n]+") command;
+              message = "${prefix}.scheduled.${job}.command must be a non-empty list of the arguments of a management command, such as [ \"clearsessions\" ], got ${show command}.";
+            }
+            {
+              assertion = matches "[^\n]+" (options.onCalendar or null);
+              message = "${prefix}.scheduled.${job}.onCalendar must be a systemd calendar event such as \"daily\" or \"*-*-* 03:00:00\", got ${show (options.onCalendar or null)}.";
+            }
+          ]
+        ) (attrNames scheduled)
+      );
 
   names = attrNames sites;
 

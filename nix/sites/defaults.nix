@@ -20,4 +20,5 @@ instanceName: {
   databaseUrl = null;
   baseDir = "/var/www/${instanceName}";
   healthCheckPath = "/";
+  scheduled = { };
 }

@@ -246,7 +246,7 @@ let
         wants = [ "network-online.target" ];
       };
 
-  services = {
+  services = scheduledServices // {
     "django-secret-key-${name}" = {
       description = "SECRET_KEY of the Django site ${name}";
       wantedBy = [ "multi-user.target" ];
@@ -334,6 +334,66 @@ let
         };
     };
   };
+
+  # Scheduled management commands: a oneshot service each, started by a timer of the same name. The service
+  # is wanted by nothing, so a deploy that changes it does not run it (switch-to-configuration restarts
+  # active units only); its timer does, and `systemctl start <service>` by hand.
+  scheduledJobs = map (
+    job:
+    let
+      options = site.scheduled.${job};
+      unitName = "django-scheduled-${name}-${job}";
+    in
+    {
+      name = job;
+      inherit unitName options;
+      service = "${unitName}.service";
+      timer = "${unitName}.timer";
+    }
+  ) (attrNames (site.scheduled or { }));
+
+  # One ExecStart argument, quoted for systemd: its specifiers and variables are taken literally.
+  systemdArgument =
+    argument:
+    "\"" + replaceStrings [ "\\" "\"" "%" "$" ] [ "\\\\" "\\\"" "%%" "$$" ] argument + "\"";
+
+  scheduledServices = listToAttrs (
+    map (job: {
+      name = job.unitName;
+      value = {
+        description = "Scheduled command ${job.name} of the Django site ${name}";
+        after = databaseDependencies.after ++ [
+          units.secretKey
+          units.migrate
+        ];
+        requires = databaseDependencies.requires ++ [ units.secretKey ];
+        inherit (databaseDependencies) wants;
+        # The sandbox of gunicorn: such commands send mail and call other servers as the site does.
+        serviceConfig =
+          sandbox { }
+          // siteProcess
+          // {
+            Type = "oneshot";
+            ExecStart = concatStringsSep " " ([ djangoExec ] ++ map systemdArgument job.options.command);
+          };
+      };
+    }) scheduledJobs
+  );
+
+  timers = listToAttrs (
+    map (job: {
+      name = job.unitName;
+      value = {
+        description = "Timer of the scheduled command ${job.name} of the Django site ${name}";
+        wantedBy = [ "timers.target" ];
+        timerConfig = {
+          OnCalendar = job.options.onCalendar;
+          # A run missed while the host was off happens at the next boot.
+          Persistent = true;
+        };
+      };
+    }) scheduledJobs
+  );
 
   # No store path in here: a deploy never changes (and so never restarts) the socket.
   sockets."gunicorn-${name}" = {
@@ -467,6 +527,7 @@ in
     manageScript
     services
     sockets
+    timers
     tmpfiles
     virtualHosts
     caddyConfig
@@ -492,12 +553,18 @@ in
       status = if site.auth == null then 200 else 401;
     };
     manageCommand = "manage-${name}";
+    # Units that are active while the site runs.
     units = [
       units.secretKey
       units.migrate
       units.socket
       units.gunicorn
-    ];
+    ]
+    ++ map (job: job.timer) scheduledJobs;
+    scheduled = map (job: {
+      inherit (job) name service timer;
+      inherit (job.options) command onCalendar;
+    }) scheduledJobs;
   };
   manageCommand = "manage-${name}";
   # Caddy reads the media files through the site group (they are not world-readable).

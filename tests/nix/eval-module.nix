@@ -28,6 +28,7 @@ in
   inherit (config) warnings;
   services = plain config.systemd.services;
   sockets = plain config.systemd.sockets;
+  timers = plain config.systemd.timers;
   tmpfiles = config.systemd.tmpfiles.rules;
   caddy = {
     inherit (config.services.caddy) enable extraConfig;

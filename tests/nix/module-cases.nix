@@ -97,6 +97,15 @@ in
     };
   };
 
+  scheduled = evalSites {
+    mysite = mysite // {
+      scheduled.clearsessions = {
+        command = [ "clearsessions" ];
+        onCalendar = "daily";
+      };
+    };
+  };
+
   # A configuration's own directives for the site's host name, the NixOS way.
   userVirtualHost = evalModule {
     sites.mysite = mysite // {

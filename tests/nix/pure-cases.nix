@@ -83,6 +83,32 @@ in
 
   externalDatabase = definitions "api" { databaseUrl = "postgresql://api@db.example.com/api"; };
 
+  scheduled = definitions "shop" {
+    scheduled = {
+      clearsessions = {
+        command = [ "clearsessions" ];
+        onCalendar = "daily";
+      };
+      clean_orders = {
+        command = [
+          "clean_orders"
+          "--note=50% off, $HOME \"quoted\""
+        ];
+        onCalendar = "*-*-* 03:00:00";
+      };
+    };
+  };
+
+  # The timers as the lab writes them to its hosts.
+  labTimerFiles = builtins.mapAttrs (_: (import ../../nix/lab/units.nix).timer) (
+    definitions "mysite" {
+      scheduled.clearsessions = {
+        command = [ "clearsessions" ];
+        onCalendar = "daily";
+      };
+    }
+  ).timers;
+
   # The units as the lab writes them to its hosts.
   labUnitFiles = builtins.mapAttrs (_: (import ../../nix/lab/units.nix).service) (
     definitions "mysite" { }
@@ -167,6 +193,18 @@ in
     };
     relativeEnvFile.mysite = {
       extraEnvFiles = [ "secrets.env" ];
+    };
+    badScheduled.mysite = {
+      scheduled = {
+        "clear-sessions" = {
+          command = [ "clearsessions" ];
+          onCalendar = "daily";
+        };
+        nothing = {
+          command = [ ];
+          onCalendar = "";
+        };
+      };
     };
     relativeBaseDir.mysite = {
       baseDir = "www/mysite";

@@ -141,6 +141,19 @@ in
       type = types.attrsOf socketType;
       default = { };
     };
+    systemd.timers = mkOption {
+      type = types.attrsOf (
+        types.submodule {
+          options = unitOptions // {
+            timerConfig = mkOption {
+              type = unitSettings;
+              default = { };
+            };
+          };
+        }
+      );
+      default = { };
+    };
     systemd.tmpfiles.rules = mkOption {
       type = types.listOf types.str;
       default = [ ];

@@ -25,14 +25,17 @@ let
       python.pkgs.buildPythonApplication or buildPythonPackage and add `passthru.python = python;`.
     '');
 
-  # python.withPackages keeps only Python modules: a buildPythonApplication result would silently be left
-  # out, so the package is made a module first.
+  # A ready environment (pythonEnv) as it is; otherwise the package in python.withPackages, which keeps only
+  # Python modules: a buildPythonApplication result would silently be left out, so it is made a module first.
   pythonEnvOf =
     name: site:
     let
       python = pythonOf name site.package;
     in
-    python.withPackages (_: [ (python.pkgs.toPythonModule site.package) ] ++ site.extraPackages);
+    if site.pythonEnv != null then
+      site.pythonEnv
+    else
+      python.withPackages (_: [ (python.pkgs.toPythonModule site.package) ] ++ site.extraPackages);
 
   # /etc/<this>: the static files of a site, switched with the system (see staticServeDir).
   staticEtcPath = name: "djdeploy/static/${name}";
@@ -68,11 +71,33 @@ let
       options = {
         package = mkOption {
           type = types.package;
+          default =
+            if config.pythonEnv != null then
+              config.pythonEnv
+            else
+              throw "django.sites.${name}.package is not set: give the Django project as a Python package, or a ready environment as pythonEnv.";
+          defaultText = literalExpression "pythonEnv, when set";
           example = literalExpression "pkgs.mysite";
           description = ''
             The Django project as a Python package. It must tell which Python it was built with: a `python`
             passthru (as `lib.mkSite` of this flake and poetry2nix's `mkPoetryApplication` set) or, for a
             `buildPythonPackage` result, its `pythonModule`. `buildPythonApplication` results are supported.
+            The module installs it with `extraPackages` in an environment of that Python; a ready environment
+            goes in `pythonEnv` instead.
+          '';
+        };
+
+        pythonEnv = mkOption {
+          type = types.nullOr types.package;
+          default = null;
+          example = literalExpression ''pythonSet.mkVirtualEnv "mysite-env" workspace.deps.default'';
+          description = ''
+            A ready Python environment whose `bin/python` imports the project and everything it runs with:
+            Django, gunicorn, the package of `workerClass` (`gevent` by default, `uvicorn` for
+            `server = "gunicorn-uvicorn"`) and the database driver. uv2nix's `mkVirtualEnv` and poetry2nix's
+            `mkPoetryEnv` build such environments. Every process of the site runs this interpreter as it is:
+            `extraPackages` is not used and `package` defaults to it. The defaults of `settingsModule` and
+            `wsgiModule` come from the package's name, which an environment's name rarely is: set them.
           '';
         };
 
@@ -91,15 +116,19 @@ let
             let
               python = pythonOf name config.package;
             in
-            [
-              python.pkgs.gunicorn
-              python.pkgs.gevent
-            ];
-          defaultText = literalExpression "[ python.pkgs.gunicorn python.pkgs.gevent ]";
+            if config.pythonEnv != null then
+              [ ]
+            else
+              [
+                python.pkgs.gunicorn
+                python.pkgs.gevent
+              ];
+          defaultText = literalExpression "[ python.pkgs.gunicorn python.pkgs.gevent ] (none with pythonEnv)";
           example = literalExpression "[ python.pkgs.gunicorn python.pkgs.gevent python.pkgs.sentry-sdk ]";
           description = ''
             Extra Python packages installed next to the project. When you set this option, keep `gunicorn` and
-            the package of `workerClass` (`gevent` by default) in it, unless the project depends on them.
+            the package of `workerClass` (`gevent` by default) in it, unless the project depends on them. Not
+            used with `pythonEnv`, which holds everything already.
           '';
         };
 

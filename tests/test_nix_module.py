@@ -566,6 +566,14 @@ def test_static_files_are_collected_at_build_time() -> None:
     ]
 
 
+def test_static_files_of_a_ready_environment_use_its_python() -> None:
+    static = pure("flakeLib")["staticOfVirtualEnv"]
+    assert static["name"] == "django-site-static-0"
+    assert static["script"].splitlines()[1] == (
+        "/nix/store/00000000000000000000000000000000-mysite-env/bin/python -m django collectstatic --noinput"
+    )
+
+
 # Scripts, built and run -------------------------------------------------------------------------------------
 
 
@@ -826,6 +834,30 @@ def test_module_takes_python_from_a_python_module_package() -> None:
     assert "-python3-env+django-blog+gunicorn+gevent/bin/python" in command
     assert result["sites"]["blog"]["settingsModule"] == "django_blog.config.settings.base"
     assert command.endswith(" django_blog.config.wsgi:application")
+
+
+def test_module_runs_a_ready_virtual_environment_as_it_is() -> None:
+    result = module("uvVirtualEnv")
+    assert result["failedAssertions"] == []
+    assert result["sites"]["mysite"]["extraPackages"] == []
+    for unit in ("gunicorn-mysite", "django-migrate-mysite"):
+        command = result["services"][unit]["serviceConfig"]["ExecStart"]
+        assert re.search(r" /nix/store/\S+-mysite-env/bin/python -m ", command), command
+    [entry] = result["sites"]["mysite"]["manageEntries"]
+    assert re.search(r"'/nix/store/\S+-mysite-env/bin/python' -m django", entry["text"])
+
+
+def test_module_runs_a_poetry_environment_instead_of_wrapping_the_package() -> None:
+    command = module("poetryEnv")["services"]["gunicorn-mysite"]["serviceConfig"]["ExecStart"]
+    assert re.search(r" /nix/store/\S+-python3-3\.12\.0-env/bin/python -m gunicorn ", command), command
+    assert "python3-env+" not in command
+
+
+def test_module_without_package_or_environment_says_so() -> None:
+    assert (
+        "django.sites.mysite.package is not set: give the Django project as a Python package, or a ready "
+        "environment as pythonEnv." in module_error("noPackage")
+    )
 
 
 def test_module_extra_packages_replace_the_defaults() -> None:

@@ -29,7 +29,8 @@ MANIFEST_ENTRY = {
         )
     ],
 }
-STARTED, NEXT = 1_796_306_985, 1_796_342_400
+STARTED = 1_796_306_985
+NEXT = datetime(2026, 12, 4, tzinfo=UTC)
 
 
 def example() -> sites.Site:
@@ -52,7 +53,7 @@ def test_the_manifest_lists_the_scheduled_commands() -> None:
 
 def test_one_systemctl_show_asks_for_every_unit() -> None:
     assert scheduled.command([example()]) == (
-        "systemctl show --timestamp=unix "
+        "TZ=UTC LC_ALL=C systemctl show --timestamp=unix "
         "--property=Id,ActiveState,Result,ExecMainStatus,ExecMainStartTimestamp,NextElapseUSecRealtime -- "
         f"{ORDERS}.service {ORDERS}.timer {CLEAR}.service {CLEAR}.timer"
     )
@@ -67,7 +68,7 @@ def show(unit: str, **properties: str) -> str:
 SHOWN = "\n\n".join(
     [
         show(f"{ORDERS}.service", ActiveState="inactive", Result="success", ExecMainStatus="0"),
-        show(f"{ORDERS}.timer", ActiveState="active", NextElapseUSecRealtime=f"@{NEXT}"),
+        show(f"{ORDERS}.timer", ActiveState="active", NextElapseUSecRealtime="Fri 2026-12-04 00:00:00 UTC"),
         show(
             f"{CLEAR}.service",
             ActiveState="failed",
@@ -84,7 +85,7 @@ def test_last_and_next_runs_from_systemd() -> None:
     orders, clear = scheduled.parse(SHOWN, [example()])["example"]
     # Never ran since boot: systemd's Result of a unit that never ran says nothing.
     assert (orders.last_started, orders.result, orders.exit_status) == (None, None, None)
-    assert orders.next_run == datetime.fromtimestamp(NEXT, UTC)
+    assert orders.next_run == NEXT
     assert not orders.failed
     assert clear.last_started == datetime.fromtimestamp(STARTED, UTC)
     assert (clear.result, clear.exit_status, clear.running, clear.next_run) == ("exit-code", 1, False, None)

@@ -1,8 +1,8 @@
 """The last run of each scheduled management command of a host's sites, as systemd keeps it.
 
 One `systemctl show` names, for every command's service, when it last started and how it ended, and for its
-timer, when it runs next. Timestamps are asked for as `@<seconds>` (`--timestamp=unix`), whatever the host's
-locale.
+timer, when it runs next. Timestamps are asked for as `@<seconds>` (`--timestamp=unix`); the timer's next
+elapse ignores that option, so it is asked for in UTC and the C locale ("Fri 2026-12-04 00:00:00 UTC").
 """
 
 from __future__ import annotations
@@ -50,9 +50,8 @@ def command(host_sites: Sequence[Site]) -> str | None:
     units = [unit for site in host_sites for job in site.scheduled for unit in (job.service, job.timer)]
     if not units:
         return None
-    return shlex.join(
-        ["systemctl", "show", "--timestamp=unix", f"--property={','.join(PROPERTIES)}", "--", *units]
-    )
+    show = ["systemctl", "show", "--timestamp=unix", f"--property={','.join(PROPERTIES)}", "--", *units]
+    return "TZ=UTC LC_ALL=C " + shlex.join(show)
 
 
 def parse(output: str, host_sites: Sequence[Site]) -> dict[str, tuple[ScheduledRun, ...]]:
@@ -82,6 +81,10 @@ def _run(job: ScheduledCommand, states: dict[str, dict[str, str]]) -> ScheduledR
 
 
 def _timestamp(value: str) -> datetime | None:
-    """`@1796306985` as a time; an empty value (never, or not planned) as None."""
-    found = re.fullmatch(r"@(\d+)", value.strip())
-    return datetime.fromtimestamp(int(found.group(1)), UTC) if found else None
+    """`@1796306985` or `Fri 2026-12-04 00:00:00 UTC` as a time; empty (never, not planned): None."""
+    text = value.strip()
+    if found := re.fullmatch(r"@(\d+)", text):
+        return datetime.fromtimestamp(int(found.group(1)), UTC)
+    if found := re.fullmatch(r"\w+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC", text):
+        return datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    return None

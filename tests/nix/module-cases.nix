@@ -97,6 +97,24 @@ in
     };
   };
 
+  # A ready environment, as uv2nix or poetry2nix build it, given as pythonEnv alone.
+  uvVirtualEnv = evalSites {
+    mysite = {
+      pythonEnv = pkgs.uvVirtualEnv;
+      staticFilesPackage = pkgs.mysiteStatic;
+      hostname = "mysite.test";
+      settingsModule = "mysite.settings";
+      wsgiModule = "mysite.wsgi";
+    };
+  };
+  poetryEnv = evalSites {
+    mysite = mysite // {
+      package = pkgs.mysiteApplication;
+      pythonEnv = pkgs.poetryEnv;
+    };
+  };
+  noPackage = (evalSites { mysite = removeAttrs mysite [ "package" ]; }).services;
+
   scheduled = evalSites {
     mysite = mysite // {
       scheduled.clearsessions = {

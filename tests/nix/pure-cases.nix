@@ -300,5 +300,13 @@ in
       settingsModule = "example_site.config.settings.base";
       environment.SITE_RELEASE = "test";
     };
+    staticOfVirtualEnv = flakeLib.mkStaticFiles {
+      pkgs.runCommand = name: environment: script: { inherit name environment script; };
+      pythonEnv = {
+        name = "mysite-env";
+        outPath = "/nix/store/00000000000000000000000000000000-mysite-env";
+      };
+      settingsModule = "mysite.settings";
+    };
   };
 }

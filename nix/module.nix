@@ -118,12 +118,20 @@ let
             in
             if config.pythonEnv != null then
               [ ]
+            else if config.server == "gunicorn-uvicorn" then
+              [
+                python.pkgs.gunicorn
+                python.pkgs.uvicorn
+              ]
             else
               [
                 python.pkgs.gunicorn
                 python.pkgs.gevent
               ];
-          defaultText = literalExpression "[ python.pkgs.gunicorn python.pkgs.gevent ] (none with pythonEnv)";
+          defaultText = literalExpression ''
+            [ python.pkgs.gunicorn python.pkgs.gevent ] (uvicorn for gevent with server = "gunicorn-uvicorn";
+            none with pythonEnv)
+          '';
           example = literalExpression "[ python.pkgs.gunicorn python.pkgs.gevent python.pkgs.sentry-sdk ]";
           description = ''
             Extra Python packages installed next to the project. When you set this option, keep `gunicorn` and
@@ -165,6 +173,32 @@ let
           description = ''
             Dotted Python path of the WSGI module; gunicorn serves its `application` (write `module:name` for
             another name).
+          '';
+        };
+
+        server = mkOption {
+          type = types.enum [
+            "gunicorn"
+            "gunicorn-uvicorn"
+          ];
+          default = defaults.server;
+          example = "gunicorn-uvicorn";
+          description = ''
+            How the site is served, always by gunicorn on the socket systemd holds (so restarts keep
+            connections waiting, not refused): `"gunicorn"` runs the WSGI application (`wsgiModule`) in
+            gunicorn's workers of `workerClass`; `"gunicorn-uvicorn"` runs the ASGI application (`asgiModule`)
+            in uvicorn's workers, for async views and Channels, and needs `uvicorn` in the environment.
+          '';
+        };
+
+        asgiModule = mkOption {
+          type = types.str;
+          default = "${packageModuleName}.config.asgi";
+          defaultText = literalExpression ''"''${package.pname}.config.asgi"'';
+          example = "mysite.config.asgi";
+          description = ''
+            Dotted Python path of the ASGI module served when `server` is `"gunicorn-uvicorn"`; its
+            `application` is served (write `module:name` for another name).
           '';
         };
 
@@ -251,7 +285,10 @@ let
           type = types.str;
           default = defaults.workerClass;
           example = "sync";
-          description = "gunicorn worker class; its package must be in the environment (see `extraPackages`).";
+          description = ''
+            gunicorn worker class of `server = "gunicorn"`; its package must be in the environment (see
+            `extraPackages`). `"gunicorn-uvicorn"` uses uvicorn's worker instead.
+          '';
         };
 
         extraEnv = mkOption {

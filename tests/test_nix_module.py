@@ -119,6 +119,7 @@ def test_defaults_are_those_of_the_spec() -> None:
         "mediaUrl": "/media/",
         "staticUrl": "/static/",
         "nbWorkers": 1,
+        "server": "gunicorn",
         "workerClass": "gevent",
         "extraEnv": {},
         "extraEnvFiles": [],
@@ -247,6 +248,21 @@ def test_gunicorn_is_socket_activated_and_restarted_alone() -> None:
     assert socket["socketConfig"] == {"SocketUser": "alice", "SocketGroup": "caddy", "SocketMode": "0660"}
     assert socket["wantedBy"] == ["sockets.target"]
     assert "/nix/store" not in json.dumps(socket)
+
+
+def test_asgi_runs_in_uvicorn_workers_under_the_same_socket() -> None:
+    site = pure("asgi")
+    gunicorn = site["services"]["gunicorn-shop"]
+    assert re.fullmatch(
+        r"/nix/store/\S+-django-env-shop /opt/python/bin/python -m gunicorn --name gunicorn-shop "
+        r"--workers 1 --worker-class uvicorn\.workers\.UvicornWorker --error-logfile - "
+        r"shop\.asgi:application",
+        gunicorn["serviceConfig"]["ExecStart"],
+    )
+    # The same socket activation, readiness and graceful restarts as WSGI.
+    assert gunicorn["serviceConfig"]["Type"] == "notify"
+    assert gunicorn["stopIfChanged"] is False
+    assert site["sockets"] == pure("scheduled")["sockets"]
 
 
 # What every unit of a site runs with (systemd-analyze security: 2.0 or less); network and umask vary.
@@ -476,6 +492,8 @@ PURE_INVALID = {
         "django.sites.mysite.extraEnv has names that are not valid environment variable names: 1ST."
     ],
     "relativeEnvFile": ["django.sites.mysite.extraEnvFiles must be absolute paths"],
+    "badServer": ['django.sites.mysite.server must be one of "gunicorn", "gunicorn-uvicorn", got "uwsgi".'],
+    "asgiWithoutModule": ["django.sites.mysite.asgiModule must be a dotted Python module path"],
     "badScheduled": [
         'django.sites.mysite.scheduled: the name "clear-sessions" may only contain letters, digits and `_`',
         "django.sites.mysite.scheduled.nothing.command must be a non-empty list",
@@ -904,6 +922,17 @@ def test_module_full_static_and_media_urls() -> None:
     assert "\thandle_path /uploads/* {\n\t\troot * /var/www/blog/media\n" in files
     assert "\thandle {\n\t\trespond 404\n\t}\n" in files
     assert "\thandle_path /static/* {\n" in block(config, "blog.test")
+
+
+def test_module_asgi_site_gets_uvicorn() -> None:
+    result = module("asgi")
+    assert result["failedAssertions"] == []
+    assert result["sites"]["mysite"]["extraPackages"] == ["gunicorn", "uvicorn"]
+    command = result["services"]["gunicorn-mysite"]["serviceConfig"]["ExecStart"]
+    assert "-python3-env+mysite+gunicorn+uvicorn/bin/python -m gunicorn " in command
+    assert command.endswith(
+        " --worker-class uvicorn.workers.UvicornWorker --error-logfile - mysite.config.asgi:application"
+    )
 
 
 def test_module_scheduled_command() -> None:

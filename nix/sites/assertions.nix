@@ -41,6 +41,12 @@ let
   pythonModuleRegex = "[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*";
   shellVariableRegex = "[A-Za-z_][A-Za-z0-9_]*";
 
+  # WSGI under gunicorn's own workers, or ASGI under uvicorn's workers in gunicorn.
+  servers = [
+    "gunicorn"
+    "gunicorn-uvicorn"
+  ];
+
   hashHelp = "Caddy only accepts hashed passwords: run `caddy hash-password` (it asks for the password) and set auth.passwordHash to the hash it prints, e.g. auth = { user = \"jane\"; passwordHash = \"$2a$14$...\"; }.";
 
   authChecks =
@@ -99,6 +105,14 @@ let
       {
         assertion = matches "${pythonModuleRegex}(:[A-Za-z_][A-Za-z0-9_]*)?" (site.wsgiModule or null);
         message = "${prefix}.wsgiModule must be a dotted Python module path such as \"mysite.config.wsgi\", got ${show (site.wsgiModule or null)}.";
+      }
+      {
+        assertion = elem (site.server or null) servers;
+        message = "${prefix}.server must be one of ${concatStringsSep ", " (map show servers)}, got ${show (site.server or null)}.";
+      }
+      {
+        assertion = site.server or null != "gunicorn-uvicorn" || matches "${pythonModuleRegex}(:[A-Za-z_][A-Za-z0-9_]*)?" (site.asgiModule or null);
+        message = "${prefix}.asgiModule must be a dotted Python module path such as \"mysite.config.asgi\" (server is \"gunicorn-uvicorn\"), got ${show (site.asgiModule or null)}.";
       }
       {
         assertion = !(site ? hostname) || matches hostnameRegex site.hostname;

@@ -144,11 +144,13 @@ let
     mv -f "$key_file.new" "$key_file"
   '';
 
-  wsgiApplication =
-    if match ".*:.*" site.wsgiModule != null then
-      site.wsgiModule
-    else
-      "${site.wsgiModule}:application";
+  # "module" serves module:application; "module:name" names another callable.
+  applicationOf = module: if match ".*:.*" module != null then module else "${module}:application";
+  # gunicorn-uvicorn: gunicorn's master (systemd's socket, readiness, graceful restarts) with uvicorn's
+  # workers, which run the ASGI application.
+  usesAsgi = (site.server or "gunicorn") == "gunicorn-uvicorn";
+  application = applicationOf (if usesAsgi then site.asgiModule else site.wsgiModule);
+  workerClass = if usesAsgi then "uvicorn.workers.UvicornWorker" else site.workerClass;
 
   gunicornCommand = concatStringsSep " " [
     "${envWrapper}"
@@ -156,11 +158,11 @@ let
     "-m gunicorn"
     "--name gunicorn-${name}"
     "--workers ${toString site.nbWorkers}"
-    "--worker-class ${site.workerClass}"
+    "--worker-class ${workerClass}"
     # Requests are logged by Caddy. gunicorn's own messages (boot, worker timeouts, tracebacks) go to its
     # standard error, so to the journal of this boot, where a failed deploy and `djdeploy logs` read them.
     "--error-logfile -"
-    wsgiApplication
+    application
   ];
 
   # The sandbox of every unit of the site (`systemd-analyze security` rates each 2.0 or less, "OK"): the

@@ -30,6 +30,7 @@ let
       toPythonModule = drv: drv // { pythonModule = python; };
       gunicorn = pythonPackage "gunicorn";
       gevent = pythonPackage "gevent";
+      uvicorn = pythonPackage "uvicorn";
       sentry-sdk = pythonPackage "sentry-sdk";
     };
     # As in nixpkgs, derivations that are not modules of this interpreter are left out; the environment's name

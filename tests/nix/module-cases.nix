@@ -115,6 +115,12 @@ in
   };
   noPackage = (evalSites { mysite = removeAttrs mysite [ "package" ]; }).services;
 
+  asgi = evalSites {
+    mysite = mysite // {
+      server = "gunicorn-uvicorn";
+    };
+  };
+
   scheduled = evalSites {
     mysite = mysite // {
       scheduled.clearsessions = {

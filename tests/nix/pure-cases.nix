@@ -83,6 +83,11 @@ in
 
   externalDatabase = definitions "api" { databaseUrl = "postgresql://api@db.example.com/api"; };
 
+  asgi = definitions "shop" {
+    server = "gunicorn-uvicorn";
+    asgiModule = "shop.asgi";
+  };
+
   scheduled = definitions "shop" {
     scheduled = {
       clearsessions = {
@@ -193,6 +198,12 @@ in
     };
     relativeEnvFile.mysite = {
       extraEnvFiles = [ "secrets.env" ];
+    };
+    badServer.mysite = {
+      server = "uwsgi";
+    };
+    asgiWithoutModule.mysite = {
+      server = "gunicorn-uvicorn";
     };
     badScheduled.mysite = {
       scheduled = {

@@ -412,7 +412,8 @@ let
             Management commands run on a schedule. Each is a oneshot service
             `django-scheduled-<name>-<job>` with the sandbox of the site's other units, run as the site user with
             the site's environment, and a timer of the same name; `systemctl start
-            django-scheduled-<name>-<job>` runs it by hand and `djdeploy status` shows its last run. The job's
+            django-scheduled-<name>-<job>` runs it by hand and `djdeploy status` shows its last run. A deploy
+            never runs it, but checks that its timer is active, as it checks the site's other units. The job's
             name may hold letters, digits and `_`.
           '';
         };

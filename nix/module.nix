@@ -22,7 +22,8 @@ let
     package.python or package.pythonModule or (throw ''
       django.sites.${name}.package (${package.name or "?"}) says neither which Python it was built with
       (a `python` passthru) nor is it a Python module (`pythonModule`): build it with
-      python.pkgs.buildPythonApplication or buildPythonPackage and add `passthru.python = python;`.
+      python.pkgs.buildPythonApplication or buildPythonPackage and add `passthru.python = python;`. A ready
+      environment (uv2nix's mkVirtualEnv, poetry2nix's mkPoetryEnv) goes in django.sites.${name}.pythonEnv.
     '');
 
   # A ready environment (pythonEnv) as it is; otherwise the package in python.withPackages, which keeps only

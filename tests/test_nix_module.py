@@ -871,6 +871,12 @@ def test_module_runs_a_poetry_environment_instead_of_wrapping_the_package() -> N
     assert "python3-env+" not in command
 
 
+def test_module_says_where_a_virtual_environment_given_as_package_goes() -> None:
+    error = module_error("virtualEnvAsPackage")
+    assert "django.sites.mysite.package (mysite-env) says neither which Python it was built with" in error
+    assert "(uv2nix's mkVirtualEnv, poetry2nix's mkPoetryEnv) goes in django.sites.mysite.pythonEnv." in error
+
+
 def test_module_without_package_or_environment_says_so() -> None:
     assert (
         "django.sites.mysite.package is not set: give the Django project as a Python package, or a ready "

@@ -113,6 +113,8 @@ in
       pythonEnv = pkgs.poetryEnv;
     };
   };
+  # A virtual environment given as the package: it names no Python.
+  virtualEnvAsPackage = (evalSites { mysite = mysite // { package = pkgs.uvVirtualEnv; }; }).services;
   noPackage = (evalSites { mysite = removeAttrs mysite [ "package" ]; }).services;
 
   asgi = evalSites {

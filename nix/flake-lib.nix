@@ -114,18 +114,24 @@ rec {
 
   # The static files of a site: the output of `collectstatic`, run at build time with `settingsModule`
   # (one that needs no database or secret, such as the base settings). `environment` adds or overrides
-  # variables the settings read.
+  # variables the settings read. `site` is the project's package or, as for the module's `pythonEnv`, a ready
+  # environment (uv2nix, poetry2nix) given as `pythonEnv`.
   mkStaticFiles =
     {
       pkgs,
-      site,
+      site ? pythonEnv,
       settingsModule,
+      pythonEnv ? null,
       python ? site.python or site.pythonModule,
       extraPackages ? [ ],
       environment ? { },
     }:
     let
-      pythonEnv = python.withPackages (_: [ (python.pkgs.toPythonModule site) ] ++ extraPackages);
+      environmentOfSite =
+        if pythonEnv != null then
+          pythonEnv
+        else
+          python.withPackages (_: [ (python.pkgs.toPythonModule site) ] ++ extraPackages);
     in
     pkgs.runCommand "${site.pname or "django-site"}-static-${site.version or "0"}"
       (
@@ -140,6 +146,6 @@ rec {
       )
       ''
         export STATIC_ROOT="$out"
-        ${pythonEnv}/bin/python -m django collectstatic --noinput
+        ${environmentOfSite}/bin/python -m django collectstatic --noinput
       '';
 }

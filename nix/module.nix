@@ -22,17 +22,21 @@ let
     package.python or package.pythonModule or (throw ''
       django.sites.${name}.package (${package.name or "?"}) says neither which Python it was built with
       (a `python` passthru) nor is it a Python module (`pythonModule`): build it with
-      python.pkgs.buildPythonApplication or buildPythonPackage and add `passthru.python = python;`.
+      python.pkgs.buildPythonApplication or buildPythonPackage and add `passthru.python = python;`. A ready
+      environment (uv2nix's mkVirtualEnv, poetry2nix's mkPoetryEnv) goes in django.sites.${name}.pythonEnv.
     '');
 
-  # python.withPackages keeps only Python modules: a buildPythonApplication result would silently be left
-  # out, so the package is made a module first.
+  # A ready environment (pythonEnv) as it is; otherwise the package in python.withPackages, which keeps only
+  # Python modules: a buildPythonApplication result would silently be left out, so it is made a module first.
   pythonEnvOf =
     name: site:
     let
       python = pythonOf name site.package;
     in
-    python.withPackages (_: [ (python.pkgs.toPythonModule site.package) ] ++ site.extraPackages);
+    if site.pythonEnv != null then
+      site.pythonEnv
+    else
+      python.withPackages (_: [ (python.pkgs.toPythonModule site.package) ] ++ site.extraPackages);
 
   # /etc/<this>: the static files of a site, switched with the system (see staticServeDir).
   staticEtcPath = name: "djdeploy/static/${name}";
@@ -68,11 +72,33 @@ let
       options = {
         package = mkOption {
           type = types.package;
+          default =
+            if config.pythonEnv != null then
+              config.pythonEnv
+            else
+              throw "django.sites.${name}.package is not set: give the Django project as a Python package, or a ready environment as pythonEnv.";
+          defaultText = literalExpression "pythonEnv, when set";
           example = literalExpression "pkgs.mysite";
           description = ''
             The Django project as a Python package. It must tell which Python it was built with: a `python`
             passthru (as `lib.mkSite` of this flake and poetry2nix's `mkPoetryApplication` set) or, for a
             `buildPythonPackage` result, its `pythonModule`. `buildPythonApplication` results are supported.
+            The module installs it with `extraPackages` in an environment of that Python; a ready environment
+            goes in `pythonEnv` instead.
+          '';
+        };
+
+        pythonEnv = mkOption {
+          type = types.nullOr types.package;
+          default = null;
+          example = literalExpression ''pythonSet.mkVirtualEnv "mysite-env" workspace.deps.default'';
+          description = ''
+            A ready Python environment whose `bin/python` imports the project and everything it runs with:
+            Django, gunicorn, the package of `workerClass` (`gevent` by default, `uvicorn` for
+            `server = "gunicorn-uvicorn"`) and the database driver. uv2nix's `mkVirtualEnv` and poetry2nix's
+            `mkPoetryEnv` build such environments. Every process of the site runs this interpreter as it is:
+            `extraPackages` is not used and `package` defaults to it. The defaults of `settingsModule` and
+            `wsgiModule` come from the package's name, which an environment's name rarely is: set them.
           '';
         };
 
@@ -91,15 +117,27 @@ let
             let
               python = pythonOf name config.package;
             in
-            [
-              python.pkgs.gunicorn
-              python.pkgs.gevent
-            ];
-          defaultText = literalExpression "[ python.pkgs.gunicorn python.pkgs.gevent ]";
+            if config.pythonEnv != null then
+              [ ]
+            else if config.server == "gunicorn-uvicorn" then
+              [
+                python.pkgs.gunicorn
+                python.pkgs.uvicorn
+              ]
+            else
+              [
+                python.pkgs.gunicorn
+                python.pkgs.gevent
+              ];
+          defaultText = literalExpression ''
+            [ python.pkgs.gunicorn python.pkgs.gevent ] (uvicorn for gevent with server = "gunicorn-uvicorn";
+            none with pythonEnv)
+          '';
           example = literalExpression "[ python.pkgs.gunicorn python.pkgs.gevent python.pkgs.sentry-sdk ]";
           description = ''
             Extra Python packages installed next to the project. When you set this option, keep `gunicorn` and
-            the package of `workerClass` (`gevent` by default) in it, unless the project depends on them.
+            the package of `workerClass` (`gevent` by default) in it, unless the project depends on them. Not
+            used with `pythonEnv`, which holds everything already.
           '';
         };
 
@@ -139,6 +177,32 @@ let
           '';
         };
 
+        server = mkOption {
+          type = types.enum [
+            "gunicorn"
+            "gunicorn-uvicorn"
+          ];
+          default = defaults.server;
+          example = "gunicorn-uvicorn";
+          description = ''
+            How the site is served, always by gunicorn on the socket systemd holds (so restarts keep
+            connections waiting, not refused): `"gunicorn"` runs the WSGI application (`wsgiModule`) in
+            gunicorn's workers of `workerClass`; `"gunicorn-uvicorn"` runs the ASGI application (`asgiModule`)
+            in uvicorn's workers, for async views and Channels, and needs `uvicorn` in the environment.
+          '';
+        };
+
+        asgiModule = mkOption {
+          type = types.str;
+          default = "${packageModuleName}.config.asgi";
+          defaultText = literalExpression ''"''${package.pname}.config.asgi"'';
+          example = "mysite.config.asgi";
+          description = ''
+            Dotted Python path of the ASGI module served when `server` is `"gunicorn-uvicorn"`; its
+            `application` is served (write `module:name` for another name).
+          '';
+        };
+
         port = mkOption {
           type = types.port;
           default = defaults.port;
@@ -152,6 +216,12 @@ let
         auth = mkOption {
           type = types.nullOr (
             types.submodule {
+              imports = [
+                (lib.mkRemovedOptionModule [ "password" ] ''
+                  Caddy accepts no plaintext password: run `caddy hash-password` (it asks for the password) and
+                  set auth.passwordHash to the hash it prints.
+                '')
+              ];
               options = {
                 user = mkOption {
                   type = types.str;
@@ -167,13 +237,13 @@ let
                     plaintext password. The hash is stored in the world-readable Nix store.
                   '';
                 };
-                password = mkOption {
-                  type = types.nullOr types.str;
-                  default = null;
+                # Where lib.mkRemovedOptionModule puts its check; the module passes it on to `assertions`.
+                assertions = mkOption {
+                  type = types.listOf types.unspecified;
+                  default = [ ];
+                  internal = true;
                   visible = false;
-                  description = ''
-                    Not supported (Caddy needs a hash): an assertion asks for `passwordHash` instead.
-                  '';
+                  description = "Checks of this submodule, passed on to the system's `assertions`.";
                 };
               };
             }
@@ -216,19 +286,24 @@ let
           type = types.str;
           default = defaults.workerClass;
           example = "sync";
-          description = "gunicorn worker class; its package must be in the environment (see `extraPackages`).";
+          description = ''
+            gunicorn worker class of `server = "gunicorn"`; its package must be in the environment (see
+            `extraPackages`). `"gunicorn-uvicorn"` uses uvicorn's worker instead.
+          '';
         };
 
         extraEnv = mkOption {
+          # The older module's documentation gives a list of files here: sites written for it keep working.
           type = types.either (types.attrsOf types.str) (types.listOf types.str);
           default = defaults.extraEnv;
           example = {
             SENTRY_ENVIRONMENT = "production";
           };
           description = ''
-            Additional environment variables of every process of the site (gunicorn, migrations,
-            `manage-<name>`). They are stored in the Nix store: put secrets in `extraEnvFiles`. A list is read
-            as `extraEnvFiles`, as older documentation described this option.
+            Additional environment variables of every process of the site (gunicorn, migrations, scheduled
+            commands, `manage-<name>`). They are stored in the Nix store: put secrets in `extraEnvFiles`. A list
+            is read as `extraEnvFiles`, as the older module's documentation described this option, with a
+            warning.
           '';
         };
 
@@ -299,6 +374,50 @@ let
           description = "Primary group of the site user; created automatically. Caddy joins it to read media files.";
         };
 
+        scheduled = mkOption {
+          type = types.attrsOf (
+            types.submodule {
+              options = {
+                command = mkOption {
+                  type = types.nonEmptyListOf types.str;
+                  example = [
+                    "clean_orders"
+                    "--older-than"
+                    "30"
+                  ];
+                  description = ''
+                    The management command and its arguments, as given to `manage-<name>` (each item one
+                    argument, taken literally).
+                  '';
+                };
+                onCalendar = mkOption {
+                  type = types.str;
+                  example = "*-*-* 03:00:00";
+                  description = ''
+                    When the command runs, as a systemd calendar event (`OnCalendar=` of the timer, see
+                    {manpage}`systemd.time(7)`). A run missed while the host was off happens at the next boot.
+                  '';
+                };
+              };
+            }
+          );
+          default = defaults.scheduled;
+          example = literalExpression ''
+            {
+              clearsessions = { command = [ "clearsessions" ]; onCalendar = "daily"; };
+              clean_orders = { command = [ "clean_orders" "--older-than" "30" ]; onCalendar = "*-*-* 03:00:00"; };
+            }
+          '';
+          description = ''
+            Management commands run on a schedule. Each is a oneshot service
+            `django-scheduled-<name>-<job>` with the sandbox of the site's other units, run as the site user with
+            the site's environment, and a timer of the same name; `systemctl start
+            django-scheduled-<name>-<job>` runs it by hand and `djdeploy status` shows its last run. A deploy
+            never runs it, but checks that its timer is active, as it checks the site's other units. The job's
+            name may hold letters, digits and `_`.
+          '';
+        };
+
         manageScript = mkOption {
           type = types.package;
           readOnly = true;
@@ -346,7 +465,17 @@ in
   };
 
   config = lib.mkIf (cfg.sites != { }) {
-    assertions = siteAssertions cfg.sites;
+    # The checks of removed options come first; they name the option by its place in the site.
+    assertions =
+      lib.concatLists (
+        lib.mapAttrsToList (
+          name: site:
+          map (check: check // { message = "django.sites.${name}.auth: ${check.message}"; }) (
+            if site.auth == null then [ ] else site.auth.assertions
+          )
+        ) cfg.sites
+      )
+      ++ siteAssertions cfg.sites;
 
     warnings = lib.concatLists (
       lib.mapAttrsToList (
@@ -374,10 +503,20 @@ in
       }) databases;
     };
 
-    # One Caddyfile fragment per site, the same text the lab serves; it sets its own log file for each block.
+    # A virtual host per address of a site (the lab serves the same text). A configuration's own
+    # `services.caddy.virtualHosts."<hostname>".extraConfig` joins the site's block; its own logFormat
+    # replaces the site's log file.
     services.caddy = {
       enable = true;
-      extraConfig = lib.concatMapStringsSep "\n" (d: d.caddyConfig) allDefinitions;
+      virtualHosts = lib.mkMerge (
+        map (
+          d:
+          lib.mapAttrs (_: vhost: {
+            logFormat = lib.mkDefault vhost.logFormat;
+            inherit (vhost) extraConfig;
+          }) d.virtualHosts
+        ) allDefinitions
+      );
     };
 
     systemd.services = lib.mkMerge (
@@ -393,6 +532,7 @@ in
       ]
     );
     systemd.sockets = lib.mkMerge (map (d: d.sockets) allDefinitions);
+    systemd.timers = lib.mkMerge (map (d: d.timers) allDefinitions);
     systemd.tmpfiles.rules = lib.concatMap (d: d.tmpfiles) allDefinitions;
 
     environment.systemPackages = lib.mapAttrsToList (_: site: site.manageScript) cfg.sites;

@@ -119,6 +119,7 @@ def test_defaults_are_those_of_the_spec() -> None:
         "mediaUrl": "/media/",
         "staticUrl": "/static/",
         "nbWorkers": 1,
+        "server": "gunicorn",
         "workerClass": "gevent",
         "extraEnv": {},
         "extraEnvFiles": [],
@@ -128,6 +129,7 @@ def test_defaults_are_those_of_the_spec() -> None:
         "databaseUrl": None,
         "baseDir": "/var/www/mysite",
         "healthCheckPath": "/",
+        "scheduled": {},
     }
 
 
@@ -248,6 +250,21 @@ def test_gunicorn_is_socket_activated_and_restarted_alone() -> None:
     assert "/nix/store" not in json.dumps(socket)
 
 
+def test_asgi_runs_in_uvicorn_workers_under_the_same_socket() -> None:
+    site = pure("asgi")
+    gunicorn = site["services"]["gunicorn-shop"]
+    assert re.fullmatch(
+        r"/nix/store/\S+-django-env-shop /opt/python/bin/python -m gunicorn --name gunicorn-shop "
+        r"--workers 1 --worker-class uvicorn\.workers\.UvicornWorker --error-logfile - "
+        r"shop\.asgi:application",
+        gunicorn["serviceConfig"]["ExecStart"],
+    )
+    # The same socket activation, readiness and graceful restarts as WSGI.
+    assert gunicorn["serviceConfig"]["Type"] == "notify"
+    assert gunicorn["stopIfChanged"] is False
+    assert site["sockets"] == pure("scheduled")["sockets"]
+
+
 # What every unit of a site runs with (systemd-analyze security: 2.0 or less); network and umask vary.
 SANDBOX: dict[str, object] = {
     "NoNewPrivileges": True,
@@ -320,6 +337,64 @@ def test_lab_unit_files_repeat_a_key_for_each_item_of_a_list() -> None:
     assert "\nPrivateUsers=true\n" in text
 
 
+SCHEDULED = "django-scheduled-shop-clearsessions"
+
+
+def test_scheduled_commands_run_sandboxed_as_the_site_user() -> None:
+    site = pure("scheduled")
+    service = site["services"][SCHEDULED]
+    config = service["serviceConfig"]
+    assert sandbox_of(config) == SANDBOX
+    assert config["ReadWritePaths"] == ["/var/www/shop"]
+    assert (config["Type"], config["User"], config["WorkingDirectory"]) == (
+        "oneshot",
+        "shop",
+        "/var/www/shop",
+    )
+    assert "RemainAfterExit" not in config
+    assert re.fullmatch(
+        r'/nix/store/\S+-django-env-shop /opt/python/bin/python -m django "clearsessions"',
+        config["ExecStart"],
+    )
+    # Started by its timer only, never by a deploy.
+    assert "wantedBy" not in service
+    assert "django-secret-key-shop.service" in service["requires"]
+    assert "django-migrate-shop.service" in service["after"]
+
+
+def test_scheduled_command_arguments_are_taken_literally_by_systemd() -> None:
+    config = pure("scheduled")["services"]["django-scheduled-shop-clean_orders"]["serviceConfig"]
+    assert config["ExecStart"].endswith(' -m django "clean_orders" "--note=50%% off, $$HOME \\"quoted\\""')
+
+
+def test_scheduled_commands_have_timers_and_are_in_the_manifest() -> None:
+    site = pure("scheduled")
+    assert site["timers"][SCHEDULED] == {
+        "description": "Timer of the scheduled command clearsessions of the Django site shop",
+        "wantedBy": ["timers.target"],
+        "timerConfig": {"OnCalendar": "daily", "Persistent": True},
+    }
+    manifest = site["manifest"]
+    assert manifest["units"][-2:] == [
+        "django-scheduled-shop-clean_orders.timer",
+        f"{SCHEDULED}.timer",
+    ]
+    assert manifest["scheduled"][1] == {
+        "name": "clearsessions",
+        "service": f"{SCHEDULED}.service",
+        "timer": f"{SCHEDULED}.timer",
+        "command": ["clearsessions"],
+        "onCalendar": "daily",
+    }
+    assert pure("minimal")["manifest"]["scheduled"] == []
+
+
+def test_lab_timer_files() -> None:
+    text = pure("labTimerFiles")["django-scheduled-mysite-clearsessions"]
+    assert text.startswith("[Unit]\nDescription=Timer of the scheduled command clearsessions")
+    assert "\n[Timer]\nOnCalendar=daily\nPersistent=true\n" in text
+
+
 def test_directories_belong_to_the_site_user() -> None:
     assert pure("full")["tmpfiles"] == [
         "d /var/www/shop 0750 alice writers - -",
@@ -343,11 +418,6 @@ def test_external_database_needs_no_local_server() -> None:
     migrate = site["services"]["django-migrate-api"]
     assert "postgresql.service" not in migrate["requires"]
     assert "network-online.target" in migrate["wants"]
-
-
-def test_extra_env_as_a_list_is_read_as_files() -> None:
-    wrapper = pure("legacyExtraEnvList")["envWrapper"]
-    assert ". '/run/secrets/old.env'" in wrapper.splitlines()
 
 
 def test_caddy_site_block() -> None:
@@ -409,7 +479,7 @@ PURE_INVALID = {
     "staticUrlWithoutSlash": ['django.sites.mysite.staticUrl must be a path that starts and ends with "/"'],
     "sameUrls": ["django.sites.mysite.staticUrl and mediaUrl are both"],
     "staticUrlOnAlias": ["django.sites.mysite: a full staticUrl or mediaUrl must use another host"],
-    "plaintextPassword": ["django.sites.mysite.auth.password is not supported"],
+    "plaintextPassword": ["django.sites.mysite.auth.passwordHash must be a bcrypt hash, got null."],
     "missingHash": ["django.sites.mysite.auth.passwordHash must be a bcrypt hash, got null."],
     "badAuthUser": ["django.sites.mysite.auth.user must be a non-empty user name"],
     "authNotAnAttrset": ["django.sites.mysite.auth must be null or"],
@@ -418,6 +488,13 @@ PURE_INVALID = {
         "django.sites.mysite.extraEnv has names that are not valid environment variable names: 1ST."
     ],
     "relativeEnvFile": ["django.sites.mysite.extraEnvFiles must be absolute paths"],
+    "badServer": ['django.sites.mysite.server must be one of "gunicorn", "gunicorn-uvicorn", got "uwsgi".'],
+    "asgiWithoutModule": ["django.sites.mysite.asgiModule must be a dotted Python module path"],
+    "badScheduled": [
+        'django.sites.mysite.scheduled: the name "clear-sessions" may only contain letters, digits and `_`',
+        "django.sites.mysite.scheduled.nothing.command must be a non-empty list",
+        "django.sites.mysite.scheduled.nothing.onCalendar must be a systemd calendar event",
+    ],
     "relativeBaseDir": ["django.sites.mysite.baseDir must be an absolute path"],
     "badUser": ["django.sites.mysite.user must be a Unix user name", "django.sites.mysite.group must be"],
     "badDatabaseUrl": ["django.sites.mysite.databaseUrl must be null"],
@@ -501,6 +578,14 @@ def test_static_files_are_collected_at_build_time() -> None:
         "/nix/store/00000000000000000000000000000000-env-module-example-site/bin/python"
         " -m django collectstatic --noinput",
     ]
+
+
+def test_static_files_of_a_ready_environment_use_its_python() -> None:
+    static = pure("flakeLib")["staticOfVirtualEnv"]
+    assert static["name"] == "django-site-static-0"
+    assert static["script"].splitlines()[1] == (
+        "/nix/store/00000000000000000000000000000000-mysite-env/bin/python -m django collectstatic --noinput"
+    )
 
 
 # Scripts, built and run -------------------------------------------------------------------------------------
@@ -665,6 +750,13 @@ def test_caddy_accepts_the_generated_config(tmp_path: Path) -> None:
     assert validated.returncode == 0, validated.stderr
     formatted = subprocess.run([caddy, "fmt", str(caddyfile)], capture_output=True, text=True, check=True)
     assert formatted.stdout == text
+    # What NixOS writes for the same virtual hosts, once formatted as NixOS formats it, is that text too.
+    nixos = tmp_path / "nixos-Caddyfile"
+    directories = {"logDir": str(tmp_path / "logs"), "staticRoot": str(tmp_path / "static")}
+    nixos.write_text(evaluate(NIX_TESTS / "nixos-caddyfile.nix", **directories))
+    # caddy fmt exits 1 when its input was not formatted yet, as here.
+    from_nixos = subprocess.run([caddy, "fmt", str(nixos)], capture_output=True, text=True, check=False)
+    assert from_nixos.stdout == text
 
 
 # NixOS module -----------------------------------------------------------------------------------------------
@@ -698,13 +790,13 @@ def test_module_defaults() -> None:
         "ensureUsers": [{"name": "mysite_prod", "ensureDBOwnership": True}],
     }
     assert result["caddy"]["enable"] is True
-    assert result["caddy"]["extraConfig"].startswith("mysite.test {\n")
+    assert result["caddy"]["config"].startswith("mysite.test {\n")
     assert result["systemPackages"] == ["manage-mysite_prod"]
     assert result["tmpfiles"][0] == "d /var/www/mysite_prod 0750 mysite_prod mysite_prod - -"
     assert result["logrotate"] == {}
     # Caddy serves the static files through a link in /etc that the switch updates.
     assert result["etcSources"]["djdeploy/static/mysite_prod"].endswith("-mysite-static")
-    assert "root * /etc/djdeploy/static/mysite_prod\n" in result["caddy"]["extraConfig"]
+    assert "root * /etc/djdeploy/static/mysite_prod\n" in result["caddy"]["config"]
     [manifest] = result["sitesManifest"]
     assert manifest["name"] == "mysite_prod"
     assert manifest["hostname"] == "mysite.test"
@@ -758,6 +850,36 @@ def test_module_takes_python_from_a_python_module_package() -> None:
     assert command.endswith(" django_blog.config.wsgi:application")
 
 
+def test_module_runs_a_ready_virtual_environment_as_it_is() -> None:
+    result = module("uvVirtualEnv")
+    assert result["failedAssertions"] == []
+    assert result["sites"]["mysite"]["extraPackages"] == []
+    for unit in ("gunicorn-mysite", "django-migrate-mysite"):
+        command = result["services"][unit]["serviceConfig"]["ExecStart"]
+        assert re.search(r" /nix/store/\S+-mysite-env/bin/python -m ", command), command
+    [entry] = result["sites"]["mysite"]["manageEntries"]
+    assert re.search(r"'/nix/store/\S+-mysite-env/bin/python' -m django", entry["text"])
+
+
+def test_module_runs_a_poetry_environment_instead_of_wrapping_the_package() -> None:
+    command = module("poetryEnv")["services"]["gunicorn-mysite"]["serviceConfig"]["ExecStart"]
+    assert re.search(r" /nix/store/\S+-python3-3\.12\.0-env/bin/python -m gunicorn ", command), command
+    assert "python3-env+" not in command
+
+
+def test_module_says_where_a_virtual_environment_given_as_package_goes() -> None:
+    error = module_error("virtualEnvAsPackage")
+    assert "django.sites.mysite.package (mysite-env) says neither which Python it was built with" in error
+    assert "(uv2nix's mkVirtualEnv, poetry2nix's mkPoetryEnv) goes in django.sites.mysite.pythonEnv." in error
+
+
+def test_module_without_package_or_environment_says_so() -> None:
+    assert (
+        "django.sites.mysite.package is not set: give the Django project as a Python package, or a ready "
+        "environment as pythonEnv." in module_error("noPackage")
+    )
+
+
 def test_module_extra_packages_replace_the_defaults() -> None:
     command = module("extraPackagesOverride")["services"]["gunicorn-mysite"]["serviceConfig"]["ExecStart"]
     assert "-python3-env+mysite+gunicorn/bin/python" in command
@@ -766,7 +888,7 @@ def test_module_extra_packages_replace_the_defaults() -> None:
 def test_module_full_site() -> None:
     result = module("full")
     assert result["failedAssertions"] == []
-    config = result["caddy"]["extraConfig"]
+    config = result["caddy"]["config"]
     main = block(config, "shop.test:8443")
     assert "\ttls internal\n" in main
     assert f"\tbasic_auth {{\n\t\tjane {BCRYPT}\n\t}}\n" in main
@@ -785,14 +907,14 @@ def test_module_full_site() -> None:
 
 
 def test_module_plain_http_site() -> None:
-    config = module("plainHttp")["caddy"]["extraConfig"]
+    config = module("plainHttp")["caddy"]["config"]
     main = block(config, "http://intranet.test")
     assert "tls internal" not in main
     assert "\tredir http://intranet.test{uri} permanent\n" in block(config, "http://wiki.test")
 
 
 def test_module_full_static_and_media_urls() -> None:
-    config = module("fullUrls")["caddy"]["extraConfig"]
+    config = module("fullUrls")["caddy"]["config"]
     news = block(config, "news.test")
     assert "handle_path" not in news
     static_host = block(config, "static.news.test")
@@ -802,6 +924,67 @@ def test_module_full_static_and_media_urls() -> None:
     assert "\thandle_path /uploads/* {\n\t\troot * /var/www/blog/media\n" in files
     assert "\thandle {\n\t\trespond 404\n\t}\n" in files
     assert "\thandle_path /static/* {\n" in block(config, "blog.test")
+
+
+def test_module_asgi_site_gets_uvicorn() -> None:
+    result = module("asgi")
+    assert result["failedAssertions"] == []
+    assert result["sites"]["mysite"]["extraPackages"] == ["gunicorn", "uvicorn"]
+    command = result["services"]["gunicorn-mysite"]["serviceConfig"]["ExecStart"]
+    assert "-python3-env+mysite+gunicorn+uvicorn/bin/python -m gunicorn " in command
+    assert command.endswith(
+        " --worker-class uvicorn.workers.UvicornWorker --error-logfile - mysite.config.asgi:application"
+    )
+
+
+def test_module_scheduled_command() -> None:
+    result = module("scheduled")
+    assert result["failedAssertions"] == []
+    unit = "django-scheduled-mysite-clearsessions"
+    config = result["services"][unit]["serviceConfig"]
+    assert sandbox_of(config) == SANDBOX
+    assert config["Type"] == "oneshot"
+    assert config["User"] == "mysite"
+    assert re.search(
+        r"-python3-env\+mysite\+gunicorn\+gevent/bin/python -m django \"clearsessions\"$", config["ExecStart"]
+    )
+    assert result["timers"][unit]["timerConfig"] == {"OnCalendar": "daily", "Persistent": True}
+    assert result["timers"][unit]["wantedBy"] == ["timers.target"]
+    [manifest] = result["sitesManifest"]
+    assert manifest["scheduled"] == [
+        {
+            "name": "clearsessions",
+            "service": f"{unit}.service",
+            "timer": f"{unit}.timer",
+            "command": ["clearsessions"],
+            "onCalendar": "daily",
+        }
+    ]
+    assert manifest["units"][-1] == f"{unit}.timer"
+
+
+def test_module_sites_are_caddy_virtual_hosts() -> None:
+    hosts = module("full")["caddy"]["virtualHosts"]
+    assert set(hosts) == {"shop.test:8443", "www.shop.test:8443", "shop.example:8443"}
+    assert hosts["shop.test:8443"]["logFormat"] == "output file /var/log/caddy/django-shop.log\n"
+    assert module("full")["caddy"]["extraConfig"] == ""
+
+
+def test_module_user_directives_join_the_site_block() -> None:
+    config = module("userVirtualHost")["caddy"]["config"]
+    assert len(re.findall(r"^mysite\.test \{$", config, re.MULTILINE)) == 1
+    main = block(config, "mysite.test")
+    assert "\tencode zstd gzip\n" in main
+    assert '\theader Strict-Transport-Security "max-age=31536000"\n' in main
+    assert "\treverse_proxy unix//run/gunicorn-mysite/gunicorn.sock\n" in main
+    alias = block(config, "www.mysite.test")
+    assert "encode" not in alias
+
+
+def test_module_user_log_format_replaces_the_site_log() -> None:
+    main = block(module("userLogFormat")["caddy"]["config"], "mysite.test")
+    assert main.startswith("\tlog {\n\t\toutput discard\n\t}\n")
+    assert "django-mysite.log" not in main
 
 
 def test_module_user_override_keeps_database_ownership() -> None:
@@ -823,14 +1006,42 @@ def test_module_external_database_creates_none() -> None:
     assert "postgresql.service" not in result["services"]["django-migrate-api"]["requires"]
 
 
+def module_error(case: str) -> str:
+    """The message with which the evaluation of a module case stops."""
+    if (reason := nixpkgs_lib_missing()) is not None:
+        pytest.skip(reason)
+    command = [nix_tool("nix-instantiate"), "--eval", "--strict", "--json", *NO_SUBSTITUTERS]
+    result = subprocess.run(
+        [*command, str(MODULE_CASES), "-A", case], capture_output=True, text=True, check=False
+    )
+    assert result.returncode != 0, result.stdout
+    return " ".join(result.stderr.split())
+
+
+def test_extra_env_as_a_list_is_read_as_files() -> None:
+    wrapper = pure("legacyExtraEnvList")["envWrapper"]
+    assert ". '/run/secrets/old.env'" in wrapper.splitlines()
+
+
 def test_module_warns_about_extra_env_as_a_list() -> None:
     assert module("legacyExtraEnvList")["warnings"] == [
         "django.sites.mysite.extraEnv is a list of files: set extraEnvFiles instead."
     ]
 
 
+def test_module_plaintext_password_is_a_removed_option() -> None:
+    [removed, hash_missing] = module("invalid")["plaintextPassword"]
+    text = " ".join(removed.split())
+    assert text.startswith(
+        "django.sites.mysite.auth: The option definition `password' in `/etc/nixos/configuration.nix'"
+    )
+    assert "no longer has any effect; please remove it." in text
+    assert "run `caddy hash-password`" in text
+    assert "auth.passwordHash" in text
+    assert hash_missing.startswith("django.sites.mysite.auth.passwordHash must be a bcrypt hash, got null.")
+
+
 MODULE_INVALID = {
-    "plaintextPassword": ["django.sites.mysite.auth.password is not supported"],
     "notAHash": ['django.sites.mysite.auth.passwordHash must be a bcrypt hash, got "secret".'],
     "aliasIsHostname": ['django.sites.mysite.aliases contains the hostname "mysite.test" itself'],
     "portZero": ["django.sites.mysite.port must be a TCP port between 1 and 65535, got 0."],

@@ -27,6 +27,17 @@ class Database:
 
 
 @dataclass(frozen=True)
+class ScheduledCommand:
+    """A management command the site runs on a schedule: a oneshot service and the timer that starts it."""
+
+    name: str
+    service: str
+    timer: str
+    command: tuple[str, ...]
+    on_calendar: str
+
+
+@dataclass(frozen=True)
 class Site:
     """One entry of the manifest (nix/sites/definitions.nix writes it)."""
 
@@ -44,6 +55,7 @@ class Site:
     secret_key_file: str
     socket_path: str
     database: Database | None
+    scheduled: tuple[ScheduledCommand, ...] = ()
 
     @property
     def gunicorn_unit(self) -> str:
@@ -96,6 +108,20 @@ def _site(entry: dict[str, object]) -> Site:
         secret_key_file=str(entry["secretKeyFile"]),
         socket_path=str(entry["socketPath"]),
         database=None if database is None else Database(str(database["name"]), str(database["owner"])),
+        # Systems built before scheduled commands existed have no such key.
+        scheduled=tuple(_scheduled(job) for job in _list(entry.get("scheduled", []))),
+    )
+
+
+def _scheduled(job: object) -> ScheduledCommand:
+    if not isinstance(job, dict):
+        raise TypeError(f"expected a scheduled command, got {job!r}")
+    return ScheduledCommand(
+        name=str(job["name"]),
+        service=str(job["service"]),
+        timer=str(job["timer"]),
+        command=tuple(str(argument) for argument in _list(job["command"])),
+        on_calendar=str(job["onCalendar"]),
     )
 
 

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -28,6 +28,8 @@ from djdeploy.host.records import DeployRecord
 from djdeploy.host.sites import Site
 from djdeploy.host.system import Generation
 from djdeploy.inventory import Host
+from djdeploy.ops import scheduled
+from djdeploy.ops.scheduled import ScheduledRun
 from djdeploy.remote import probe
 from djdeploy.remote.ssh import Remote
 
@@ -59,6 +61,7 @@ class SiteStatus:
     # None when they could not be listed (migrations_error says why).
     unapplied_migrations: tuple[str, ...] | None
     migrations_error: str | None
+    scheduled: tuple[ScheduledRun, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,8 @@ def _site_commands(host_sites: Sequence[Site]) -> list[tuple[str, str]]:
     commands = [("units", shlex.join(["systemctl", "is-active", "--", *units]))] if units else []
     for site in host_sites:
         commands.append((f"migrations-{site.name}", migrations_command(site)))
+    if (scheduled_command := scheduled.command(host_sites)) is not None:
+        commands.append(("scheduled", scheduled_command))
     return commands
 
 
@@ -198,6 +203,7 @@ def query_host(remote: Remote, host: Host, timeout: float = QUERY_TIMEOUT) -> Ho
     units = [unit for site in listed for unit in site.units]
     states = answers["units"].output.split() if "units" in answers else []
     unit_states = dict(zip(units, states, strict=False))
+    runs = scheduled.parse(answers["scheduled"].output if "scheduled" in answers else "", listed)
     return HostStatus(
         host=host.name,
         address=host.address,
@@ -207,7 +213,10 @@ def query_host(remote: Remote, host: Host, timeout: float = QUERY_TIMEOUT) -> Ho
         last_deploy=records.DeployRecord.parse(state["deploy"].output) if "deploy" in state else None,
         lock=facts.lock,
         sites=tuple(
-            _site_status(site, unit_states, answers.get(f"migrations-{site.name}"), response)
+            replace(
+                _site_status(site, unit_states, answers.get(f"migrations-{site.name}"), response),
+                scheduled=runs[site.name],
+            )
             for site, response in zip(listed, responses, strict=True)
         ),
         missing_sites=tuple(name for name in host.sites if name not in {site.name for site in host_sites}),

@@ -20,6 +20,7 @@ from rich.text import Text
 from djdeploy.host.lock import LockOwner
 from djdeploy.host.records import Action, DeployRecord, RecordOutcome
 from djdeploy.host.system import Generation
+from djdeploy.ops.scheduled import ScheduledRun
 from djdeploy.ops.status import HostStatus, SiteStatus
 
 # Certificates closer than this to their end are shown in yellow.
@@ -152,7 +153,26 @@ def _details(host: HostStatus) -> list[Text]:
             lines.append(Text(f"{site.name}: {site.url} did not answer: {site.http_error}", style="red"))
         if site.unapplied_migrations is None:
             lines.append(Text(f"{site.name}: migrations unknown: {site.migrations_error}", style="red"))
+        lines += [_scheduled_run(site.name, run) for run in site.scheduled]
     return lines
+
+
+def _scheduled_run(site: str, run: ScheduledRun) -> Text:
+    """ "example: clearsessions (daily) last ran 2026-12-03 14:30, success; next 2026-12-04 00:00"."""
+    text = Text(f"{site}: {run.name} ({run.on_calendar}) ")
+    if run.running:
+        text.append("running now", style="yellow")
+    elif run.last_started is None:
+        text.append("has not run since boot")
+    else:
+        outcome = run.result or "?"
+        if run.exit_status:
+            outcome += f", exit status {run.exit_status}"
+        text.append(f"last ran {_local_time(run.last_started)}, ")
+        text.append(outcome, style="red" if run.failed else "green")
+    if run.next_run is not None:
+        text.append(f"; next {_local_time(run.next_run)}")
+    return text
 
 
 def _site_cells(site: SiteStatus) -> list[Text]:

@@ -16,6 +16,10 @@ let
     healthCheckPath = "/healthz";
     # Lab hosts cannot reach an ACME server: Caddy's own CA signs the certificate.
     disableACME = true;
+    scheduled.clearsessions = {
+      command = [ "clearsessions" ];
+      onCalendar = "daily";
+    };
   };
   host = index: {
     name = "lab${toString index}";

@@ -157,10 +157,10 @@ def link_commands(new: Path) -> None:
             (COMMAND_DIR / command.name).symlink_to(source / command.name)
 
 
-def failed(names: list[str]) -> list[str]:
-    """As NixOS counts them: failed units, and units waiting to restart after their process failed."""
+def unit_states(names: list[str]) -> dict[str, dict[str, str]]:
+    """systemctl show's Id, ActiveState, SubState and ExecMainStatus of each unit, by unit name."""
     if not names:
-        return []
+        return {}
     shown = run(
         "systemctl", "show", "--property=Id,ActiveState,SubState,ExecMainStatus", "--", *names, check=False
     ).stdout
@@ -168,9 +168,30 @@ def failed(names: list[str]) -> list[str]:
         {key: value for key, _, value in (line.partition("=") for line in block.splitlines())}
         for block in shown.split("\n\n")
     ]
+    return {state["Id"]: state for state in states if "Id" in state}
+
+
+def only_running(actions: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Restarts and reloads of running units only, as NixOS's switch-to-configuration looks at the units that
+    are not inactive alone (get_active_units in switch-to-configuration-ng): a changed oneshot that is not
+    running, such as a scheduled command's service, is left for its timer."""
+    states = unit_states(actions["restart"] + actions["reload"])
+
+    def running(name: str) -> bool:
+        return states.get(name, {}).get("ActiveState", "inactive") != "inactive"
+
+    return {
+        **actions,
+        "restart": [name for name in actions["restart"] if running(name)],
+        "reload": [name for name in actions["reload"] if running(name)],
+    }
+
+
+def failed(names: list[str]) -> list[str]:
+    """As NixOS counts them: failed units, and units waiting to restart after their process failed."""
     return [
         state["Id"]
-        for state in states
+        for state in unit_states(names).values()
         if state.get("ActiveState") == "failed"
         or (state.get("SubState") == "auto-restart" and state.get("ExecMainStatus", "0") != "0")
     ]
@@ -221,7 +242,7 @@ def main(argv: list[str]) -> int:
         return 1
     action = argv[1]
     old = CURRENT.resolve() if CURRENT.exists() else None
-    actions = plan(old, TOPLEVEL)
+    actions = only_running(plan(old, TOPLEVEL))
     if action == "dry-activate":
         for verb, names in actions.items():
             for name in names:

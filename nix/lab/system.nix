@@ -41,7 +41,9 @@ let
         level ERROR
       }
     }
-  '' + concatMap (site: site.caddyConfig + "\n") siteList;
+  ''
+  # Every site's virtual hosts in one set, written as NixOS writes services.caddy.virtualHosts.
+  + (import ../sites/caddyfile.nix).render (builtins.foldl' (all: site: all // site.virtualHosts) { } siteList);
 
   caddyCommand = verb: "${packages.caddy}/bin/caddy ${verb} --config /run/current-system/etc/caddy/Caddyfile --adapter caddyfile";
   caddyService = {
@@ -70,15 +72,14 @@ let
 
   services = { caddy = caddyService; } // builtins.foldl' (all: site: all // site.services) { } siteList;
   sockets = builtins.foldl' (all: site: all // (site.sockets or { })) { } siteList;
-  unitFiles =
-    builtins.listToAttrs (map (name: { name = "${name}.service"; value = units.service services.${name}; }) (builtins.attrNames services))
-    // builtins.listToAttrs (map (name: { name = "${name}.socket"; value = units.socket sockets.${name}; }) (builtins.attrNames sockets));
+  timers = builtins.foldl' (all: site: all // (site.timers or { })) { } siteList;
+  unitFilesOf = suffix: render: attrs:
+    builtins.listToAttrs (map (name: { name = "${name}.${suffix}"; value = render attrs.${name}; }) (builtins.attrNames attrs));
+  unitFiles = unitFilesOf "service" units.service services // unitFilesOf "socket" units.socket sockets // unitFilesOf "timer" units.timer timers;
   wants =
     let
-      serviceWants = units.wants services;
-      socketWants = units.wants sockets;
-      suffixed = suffix: builtins.mapAttrs (target: names: map (name: "${name}.${suffix}") names);
-      merged = [ (suffixed "service" serviceWants) (suffixed "socket" socketWants) ];
+      suffixed = suffix: attrs: builtins.mapAttrs (target: names: map (name: "${name}.${suffix}") names) (units.wants attrs);
+      merged = [ (suffixed "service" services) (suffixed "socket" sockets) (suffixed "timer" timers) ];
       targets = builtins.attrNames (builtins.foldl' (all: attrs: all // attrs) { } merged);
     in
     builtins.listToAttrs (map (target: {

@@ -41,6 +41,11 @@ in
     + "\n[Socket]\n"
     + lines ({ ListenStream = unit.listenStreams or [ ]; } // (unit.socketConfig or { }));
 
+  timer = unit:
+    unitSection unit
+    + "\n[Timer]\n"
+    + lines (unit.timerConfig or { });
+
   target = unit: unitSection unit;
 
   # target name -> unit names, from each unit's wantedBy and requiredBy.

@@ -41,6 +41,12 @@ let
   pythonModuleRegex = "[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*";
   shellVariableRegex = "[A-Za-z_][A-Za-z0-9_]*";
 
+  # WSGI under gunicorn's own workers, or ASGI under uvicorn's workers in gunicorn.
+  servers = [
+    "gunicorn"
+    "gunicorn-uvicorn"
+  ];
+
   hashHelp = "Caddy only accepts hashed passwords: run `caddy hash-password` (it asks for the password) and set auth.passwordHash to the hash it prints, e.g. auth = { user = \"jane\"; passwordHash = \"$2a$14$...\"; }.";
 
   authChecks =
@@ -56,12 +62,9 @@ let
       ]
     else
       [
+        # A plaintext `password` is no option of the NixOS module (lib.mkRemovedOptionModule says so there).
         {
-          assertion = (auth.password or null) == null;
-          message = "${prefix}.auth.password is not supported: a plaintext password makes Caddy refuse to start. ${hashHelp}";
-        }
-        {
-          assertion = (auth.password or null) != null || matches bcryptRegex (auth.passwordHash or null);
+          assertion = matches bcryptRegex (auth.passwordHash or null);
           message = "${prefix}.auth.passwordHash must be a bcrypt hash, got ${show (auth.passwordHash or null)}. ${hashHelp}";
         }
         {
@@ -102,6 +105,14 @@ let
       {
         assertion = matches "${pythonModuleRegex}(:[A-Za-z_][A-Za-z0-9_]*)?" (site.wsgiModule or null);
         message = "${prefix}.wsgiModule must be a dotted Python module path such as \"mysite.config.wsgi\", got ${show (site.wsgiModule or null)}.";
+      }
+      {
+        assertion = elem (site.server or null) servers;
+        message = "${prefix}.server must be one of ${concatStringsSep ", " (map show servers)}, got ${show (site.server or null)}.";
+      }
+      {
+        assertion = site.server or null != "gunicorn-uvicorn" || matches "${pythonModuleRegex}(:[A-Za-z_][A-Za-z0-9_]*)?" (site.asgiModule or null);
+        message = "${prefix}.asgiModule must be a dotted Python module path such as \"mysite.config.asgi\" (server is \"gunicorn-uvicorn\"), got ${show (site.asgiModule or null)}.";
       }
       {
         assertion = !(site ? hostname) || matches hostnameRegex site.hostname;
@@ -182,7 +193,44 @@ let
         message = "${prefix}.databaseUrl must be null (a local PostgreSQL database) or a URL such as \"postgresql://user@db.example.com/mysite\".";
       }
     ]
-    ++ authChecks prefix site.auth;
+    ++ authChecks prefix site.auth
+    ++ scheduledChecks prefix (site.scheduled or { });
+
+  # A job's name ends its units' names (django-scheduled-<site>-<job>): without "-", two sites' jobs never
+  # share a unit.
+  scheduledChecks =
+    prefix: scheduled:
+    if !isAttrs scheduled then
+      [
+        {
+          assertion = false;
+          message = "${prefix}.scheduled must be an attribute set of commands, such as { clearsessions = { command = [ \"clearsessions\" ]; onCalendar = \"daily\"; }; }.";
+        }
+      ]
+    else
+      concatLists (
+        map (
+          job:
+          let
+            options = scheduled.${job};
+            command = options.command or null;
+          in
+          [
+            {
+              assertion = matches "[A-Za-z0-9_]+" job;
+              message = "${prefix}.scheduled: the name ${show job} may only contain letters, digits and `_`: it ends the names of its units.";
+            }
+            {
+              assertion = isList command && command != [ ] && all (matches "[^\n]+") command;
+              message = "${prefix}.scheduled.${job}.command must be a non-empty list of the arguments of a management command, such as [ \"clearsessions\" ], got ${show command}.";
+            }
+            {
+              assertion = matches "[^\n]+" (options.onCalendar or null);
+              message = "${prefix}.scheduled.${job}.onCalendar must be a systemd calendar event such as \"daily\" or \"*-*-* 03:00:00\", got ${show (options.onCalendar or null)}.";
+            }
+          ]
+        ) (attrNames scheduled)
+      );
 
   names = attrNames sites;
 

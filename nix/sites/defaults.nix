@@ -2,7 +2,7 @@
 # site's own settings over them (`defaults name // site`), so both targets start from the same values.
 # Pure builtins: the lab evaluates this file without nixpkgs.
 #
-# `settingsModule` and `wsgiModule` are not here: their defaults are derived from the package name, which only
+# `settingsModule`, `wsgiModule` and `asgiModule` are not here: their defaults are derived from the package name, which only
 # the NixOS module knows (`<pname>.config.settings.base`, `<pname>.config.wsgi`).
 instanceName: {
   aliases = [ ];
@@ -11,6 +11,7 @@ instanceName: {
   mediaUrl = "/media/";
   staticUrl = "/static/";
   nbWorkers = 1;
+  server = "gunicorn";
   workerClass = "gevent";
   extraEnv = { };
   extraEnvFiles = [ ];
@@ -20,4 +21,5 @@ instanceName: {
   databaseUrl = null;
   baseDir = "/var/www/${instanceName}";
   healthCheckPath = "/";
+  scheduled = { };
 }

@@ -38,6 +38,7 @@ let
     groupBy
     head
     isList
+    listToAttrs
     map
     match
     replaceStrings
@@ -75,7 +76,8 @@ let
     else
       null;
 
-  # Older documentation described `extraEnv` as a list of files: that form is still read as files.
+
+  # The older module's documentation describes `extraEnv` as a list of files: that form is read as files.
   extraEnvVariables = if isList site.extraEnv then { } else site.extraEnv;
   extraEnvFiles = (if isList site.extraEnv then site.extraEnv else [ ]) ++ site.extraEnvFiles;
 
@@ -146,11 +148,13 @@ let
     mv -f "$key_file.new" "$key_file"
   '';
 
-  wsgiApplication =
-    if match ".*:.*" site.wsgiModule != null then
-      site.wsgiModule
-    else
-      "${site.wsgiModule}:application";
+  # "module" serves module:application; "module:name" names another callable.
+  applicationOf = module: if match ".*:.*" module != null then module else "${module}:application";
+  # gunicorn-uvicorn: gunicorn's master (systemd's socket, readiness, graceful restarts) with uvicorn's
+  # workers, which run the ASGI application.
+  usesAsgi = (site.server or "gunicorn") == "gunicorn-uvicorn";
+  application = applicationOf (if usesAsgi then site.asgiModule else site.wsgiModule);
+  workerClass = if usesAsgi then "uvicorn.workers.UvicornWorker" else site.workerClass;
 
   gunicornCommand = concatStringsSep " " [
     "${envWrapper}"
@@ -158,11 +162,11 @@ let
     "-m gunicorn"
     "--name gunicorn-${name}"
     "--workers ${toString site.nbWorkers}"
-    "--worker-class ${site.workerClass}"
+    "--worker-class ${workerClass}"
     # Requests are logged by Caddy. gunicorn's own messages (boot, worker timeouts, tracebacks) go to its
     # standard error, so to the journal of this boot, where a failed deploy and `djdeploy logs` read them.
     "--error-logfile -"
-    wsgiApplication
+    application
   ];
 
   # The sandbox of every unit of the site (`systemd-analyze security` rates each 2.0 or less, "OK"): the
@@ -248,7 +252,7 @@ let
         wants = [ "network-online.target" ];
       };
 
-  services = {
+  services = scheduledServices // {
     "django-secret-key-${name}" = {
       description = "SECRET_KEY of the Django site ${name}";
       wantedBy = [ "multi-user.target" ];
@@ -337,6 +341,66 @@ let
     };
   };
 
+  # Scheduled management commands: a oneshot service each, started by a timer of the same name. The service
+  # is wanted by nothing, so a deploy that changes it does not run it (switch-to-configuration restarts
+  # active units only); its timer does, and `systemctl start <service>` by hand.
+  scheduledJobs = map (
+    job:
+    let
+      options = site.scheduled.${job};
+      unitName = "django-scheduled-${name}-${job}";
+    in
+    {
+      name = job;
+      inherit unitName options;
+      service = "${unitName}.service";
+      timer = "${unitName}.timer";
+    }
+  ) (attrNames (site.scheduled or { }));
+
+  # One ExecStart argument, quoted for systemd: its specifiers and variables are taken literally.
+  systemdArgument =
+    argument:
+    "\"" + replaceStrings [ "\\" "\"" "%" "$" ] [ "\\\\" "\\\"" "%%" "$$" ] argument + "\"";
+
+  scheduledServices = listToAttrs (
+    map (job: {
+      name = job.unitName;
+      value = {
+        description = "Scheduled command ${job.name} of the Django site ${name}";
+        after = databaseDependencies.after ++ [
+          units.secretKey
+          units.migrate
+        ];
+        requires = databaseDependencies.requires ++ [ units.secretKey ];
+        inherit (databaseDependencies) wants;
+        # The sandbox of gunicorn: such commands send mail and call other servers as the site does.
+        serviceConfig =
+          sandbox { }
+          // siteProcess
+          // {
+            Type = "oneshot";
+            ExecStart = concatStringsSep " " ([ djangoExec ] ++ map systemdArgument job.options.command);
+          };
+      };
+    }) scheduledJobs
+  );
+
+  timers = listToAttrs (
+    map (job: {
+      name = job.unitName;
+      value = {
+        description = "Timer of the scheduled command ${job.name} of the Django site ${name}";
+        wantedBy = [ "timers.target" ];
+        timerConfig = {
+          OnCalendar = job.options.onCalendar;
+          # A run missed while the host was off happens at the next boot.
+          Persistent = true;
+        };
+      };
+    }) scheduledJobs
+  );
+
   # No store path in here: a deploy never changes (and so never restarts) the socket.
   sockets."gunicorn-${name}" = {
     description = "Socket of the gunicorn of the Django site ${name}";
@@ -358,10 +422,10 @@ let
 
   # Caddyfile: a block is a list of lines; tabs, as `caddy fmt` writes them.
   block = address: body: [ "${address} {" ] ++ map (line: "\t${line}") body ++ [ "}" ];
+  # The log block is the virtual host's logFormat, which NixOS writes first in the block.
   commonLines =
     useTls:
-    block "log" [ "output file ${caddyLogFile}" ]
-    ++ [ "header -Server" ]
+    [ "header -Server" ]
     # Error responses (401, 404, 502) skip the handlers above; this removes the header from them too.
     ++ block "handle_errors" [ "header -Server" ]
     ++ (if useTls && site.disableACME then [ "tls internal" ] else [ ]);
@@ -408,7 +472,15 @@ let
 
   usesTls = site.port != 80;
   auth = site.auth;
-  mainBlock = block (addresses.hostAddress site.port site.hostname) (
+  # A Caddy virtual host as NixOS declares it (services.caddy.virtualHosts.<address>).
+  virtualHost = address: body: {
+    name = address;
+    value = {
+      logFormat = "output file ${caddyLogFile}\n";
+      extraConfig = lines body + "\n";
+    };
+  };
+  mainHost = virtualHost (addresses.hostAddress site.port site.hostname) (
     commonLines usesTls
     ++ (
       if auth == null then
@@ -420,18 +492,18 @@ let
     ++ concatMap (route: fileHandler route route.url) localRoutes
     ++ block "handle" [ "reverse_proxy unix/${socketPath}" ]
   );
-  aliasBlocks = map (
+  aliasHosts = map (
     alias:
-    block (addresses.hostAddress site.port alias) (
+    virtualHost (addresses.hostAddress site.port alias) (
       commonLines usesTls ++ [ "redir ${addresses.canonicalUrl site.port site.hostname}{uri} permanent" ]
     )
   ) site.aliases;
-  externalBlocks = map (
+  externalHosts = map (
     address:
     let
       routes = externalRoutesByAddress.${address};
     in
-    block address (
+    virtualHost address (
       commonLines ((head routes).parsed.scheme == "https")
       ++ concatMap (route: fileHandler route route.parsed.path) routes
       ++ (
@@ -443,9 +515,9 @@ let
     )
   ) (attrNames externalRoutesByAddress);
 
-  caddyConfig = concatStringsSep "\n" (
-    map (blockLines: lines blockLines + "\n") ([ mainBlock ] ++ aliasBlocks ++ externalBlocks)
-  );
+  # The main host, one per alias (redirecting to it) and one per other host of a full static or media URL.
+  virtualHosts = listToAttrs ([ mainHost ] ++ aliasHosts ++ externalHosts);
+  caddyConfig = (import ./caddyfile.nix).render virtualHosts;
 in
 {
   inherit
@@ -461,7 +533,9 @@ in
     manageScript
     services
     sockets
+    timers
     tmpfiles
+    virtualHosts
     caddyConfig
     database
     ;
@@ -485,12 +559,18 @@ in
       status = if site.auth == null then 200 else 401;
     };
     manageCommand = "manage-${name}";
+    # Units that are active while the site runs.
     units = [
       units.secretKey
       units.migrate
       units.socket
       units.gunicorn
-    ];
+    ]
+    ++ map (job: job.timer) scheduledJobs;
+    scheduled = map (job: {
+      inherit (job) name service timer;
+      inherit (job.options) command onCalendar;
+    }) scheduledJobs;
   };
   manageCommand = "manage-${name}";
   # Caddy reads the media files through the site group (they are not world-readable).

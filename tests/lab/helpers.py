@@ -8,9 +8,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import yaml
+
 from djdeploy.lab.layout import LabLayout
 
 REPO = Path(__file__).resolve().parents[2]
+SYSTEMS = REPO / "tests" / "lab" / "systems.nix"
 
 
 def inv(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -52,3 +55,20 @@ def lab_hosts(count: int) -> Iterator[LabLayout]:
         yield LabLayout.from_environment()
     finally:
         inv("lab.down")
+
+
+def write_inventory(lab: LabLayout, workspace: Path, name: str, number: int = 1, **system: str) -> Path:
+    """An inventory whose lab<number> runs the test system with the given arguments."""
+    arguments = {"withGuardedSite": '"false"', **system}
+    expression = workspace / f"{name}.nix"
+    expression.write_text(
+        f"import {SYSTEMS} {{ " + " ".join(f"{key} = {value};" for key, value in arguments.items()) + " }\n"
+    )
+    lab_inventory = yaml.safe_load(lab.inventory.read_text())
+    lab_inventory["defaults"]["timeouts"] = {"health": 10, "confirm": 10}
+    lab_inventory["hosts"] = {
+        f"lab{number}": {"address": lab.host(number).address, "build": {"file": str(expression)}},
+    }
+    path = workspace / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(lab_inventory))
+    return path

@@ -12,6 +12,8 @@
   healthCheckPath ? "/healthz",
   # 80 serves the sites over plain HTTP.
   port ? 443,
+  # "gunicorn-uvicorn" serves them as ASGI.
+  server ? "gunicorn",
 }:
 let
   packages = import ../../nix/lab/packages.nix { };
@@ -20,7 +22,13 @@ let
     package = example.site;
     staticFilesPackage = example.static;
     settingsModule = "example_site.config.settings.prod";
-    inherit wsgiModule healthCheckPath port;
+    inherit
+      wsgiModule
+      healthCheckPath
+      port
+      server
+      ;
+    asgiModule = "example_site.config.asgi";
     disableACME = true;
   };
 in

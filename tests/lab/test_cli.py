@@ -57,8 +57,10 @@ def test_status_reads_the_inventory_of_the_working_directory(project: Path) -> N
     result = run_in(project, DJDEPLOY, "status")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("lab1 · generation 1 of ")
-    [row] = [line.split() for line in result.stdout.splitlines() if line.strip().startswith("example")]
+    # The table's row, not the line below it on the site's scheduled command ("example: clearsessions ...").
+    [row] = [line.split() for line in result.stdout.splitlines() if line.split()[:1] == ["example"]]
     assert row[:4] == ["example", "all", "active", "200"]
+    assert "  example: clearsessions (daily) has not run since boot; next " in result.stdout
 
 
 def test_manage_passes_djangos_flags_as_typed(project: Path) -> None:

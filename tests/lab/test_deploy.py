@@ -22,11 +22,10 @@ from djdeploy.lab import machine
 from djdeploy.lab.layout import LabLayout
 from djdeploy.remote import probe
 from djdeploy.remote.ssh import Remote
-from tests.lab.helpers import REPO, inv, lab_hosts
+from tests.lab.helpers import REPO, inv, lab_hosts, write_inventory
 
 pytestmark = pytest.mark.lab
 
-SYSTEMS = REPO / "tests" / "lab" / "systems.nix"
 # A WSGI module that does not exist, and what gunicorn says of it.
 MISSING_MODULE = '"example_site.config.missing"'
 # The end of gunicorn's traceback (gunicorn then repeats the message alone, without the exception's name).
@@ -54,23 +53,6 @@ def release_source(workspace: Path, release: str) -> Path:
         module = source / "example_site" / "release.py"
         module.write_text(module.read_text().replace('RELEASE = "1.0.0"', f'RELEASE = "{release}"'))
     return source
-
-
-def write_inventory(lab: LabLayout, workspace: Path, name: str, number: int = 1, **system: str) -> Path:
-    """An inventory whose lab<number> runs the test system with the given arguments."""
-    arguments = {"withGuardedSite": '"false"', **system}
-    expression = workspace / f"{name}.nix"
-    expression.write_text(
-        f"import {SYSTEMS} {{ " + " ".join(f"{key} = {value};" for key, value in arguments.items()) + " }\n"
-    )
-    lab_inventory = yaml.safe_load(lab.inventory.read_text())
-    lab_inventory["defaults"]["timeouts"] = {"health": 10, "confirm": 10}
-    lab_inventory["hosts"] = {
-        f"lab{number}": {"address": lab.host(number).address, "build": {"file": str(expression)}},
-    }
-    path = workspace / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(lab_inventory))
-    return path
 
 
 def release_inventory(lab: LabLayout, workspace: Path, release: str) -> Path:

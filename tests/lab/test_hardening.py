@@ -17,6 +17,8 @@ import yaml
 
 from djdeploy import inventory
 from djdeploy.host import paths as host_paths
+from djdeploy.host import sites
+from djdeploy.ops import scheduled
 from djdeploy.remote import probe
 from djdeploy.remote.ssh import Remote, RemoteResult
 from tests.lab.deployed import deployed_lab
@@ -29,6 +31,7 @@ SITE = "example"
 GUNICORN = f"gunicorn-{SITE}.service"
 MIGRATE = f"django-migrate-{SITE}.service"
 SECRET_KEY = f"django-secret-key-{SITE}.service"
+SCHEDULED = f"django-scheduled-{SITE}-clearsessions.service"
 # What makes gunicorn's unit a service rather than a sandbox: left out when the sandbox is run on its own.
 NOT_SANDBOX = {"ExecStart", "Type", "NotifyAccess", "KillMode", "Restart", "RemainAfterExit"}
 # A stand-in for a mail server on the host, where the sandboxed site sends its mail (Python 3.11's smtpd).
@@ -95,6 +98,9 @@ def in_sandbox(host: inventory.Host, site: dict[str, Any], code: str) -> str:
 def test_every_service_of_the_site_is_rated_ok(lab1: inventory.Host, site: dict[str, Any]) -> None:
     services = [unit for unit in site["units"] if unit.endswith(".service")]
     assert services == [SECRET_KEY, MIGRATE, GUNICORN]
+    # The scheduled commands' services, which only their timers start.
+    services += [job["service"] for job in site["scheduled"]]
+    assert services[3:] == [SCHEDULED]
     for unit in services:
         level, table = exposure(lab1, unit)
         print(f"{unit}: {level}")
@@ -243,6 +249,29 @@ def test_a_missing_secret_key_is_created_private(lab1: inventory.Host, site: dic
     assert unit_property(lab1, GUNICORN, "ActiveState") == "active"
     assert unit_property(lab1, GUNICORN, "MainPID") != gunicorn_before
     assert probe.request(lab1.address, "example.lab", "/healthz", verify=False).status == 200
+
+
+def test_a_scheduled_command_runs_by_its_timer_or_by_hand(lab1: inventory.Host, site: dict[str, Any]) -> None:
+    timer = SCHEDULED.removesuffix(".service") + ".timer"
+    assert unit_property(lab1, timer, "ActiveState") == "active"
+    assert unit_property(lab1, timer, "UnitFileState") in {"static", "linked", "enabled", "generated"}
+    assert unit_property(lab1, timer, "TimersCalendar").startswith("{ OnCalendar=*-*-* 00:00:00 ;")
+    # A deploy never runs it; `systemctl start` runs it to the end, as the site user with its environment.
+    on_host(lab1, "systemctl", "start", SCHEDULED)
+    assert unit_property(lab1, SCHEDULED, "Result") == "success"
+    assert unit_property(lab1, SCHEDULED, "ExecMainStatus") == "0"
+    assert unit_property(lab1, SCHEDULED, "User") == site["user"]
+    journal = on_host(lab1, "journalctl", "-u", SCHEDULED, "--no-pager", "-o", "cat").stdout
+    assert "Finished" in journal or "Deactivated successfully" in journal, journal
+    # What status reads of it.
+    [job] = site["scheduled"]
+    example = sites.parse_manifest(json.dumps([site]), "test")
+    command = scheduled.command(example)
+    assert command is not None
+    [run] = scheduled.parse(on_host(lab1, "sh", "-c", command).stdout, example)[SITE]
+    assert (run.name, run.result, run.exit_status, run.failed) == (job["name"], "success", 0, False)
+    assert run.last_started is not None
+    assert run.next_run is not None
 
 
 def extra_env_system(workspace: Path) -> Path:

@@ -182,9 +182,13 @@ def test_status_shows_every_host_and_site(with_unreachable_host: inventory.Inven
         assert (site["http_status"], site["http_expected"]) == (200, 200)
         assert "example.lab" in site["certificate_names"]
         assert site["unapplied_migrations"] == []
+        [clearsessions] = site["scheduled"]
+        assert (clearsessions["name"], clearsessions["on_calendar"]) == ("clearsessions", "daily")
+        assert clearsessions["next_run"] is not None
     table = inv(with_unreachable_host, "status")
     assert "gone · unreachable: Cannot reach gone" in table.stdout
     assert table.stdout.count("all active") == 2
+    assert table.stdout.count("example: clearsessions (daily) ") == 2
     assert "gone is down: unreachable: Cannot reach gone" in table.stderr
     assert inv(with_unreachable_host, "status", "--host", "lab1,lab2").returncode == 0
 

@@ -14,8 +14,8 @@ from djdeploy import inventory
 from djdeploy.lab.layout import LabLayout
 from djdeploy.remote import probe
 from djdeploy.remote.ssh import Remote
-from tests.lab.helpers import inv, lab_hosts
-from tests.lab.test_deploy import deploy, deploy_log, generation, lab1, said, write_inventory
+from tests.lab.helpers import inv, lab_hosts, write_inventory
+from tests.lab.test_deploy import deploy, deploy_log, generation, lab1, said
 
 pytestmark = pytest.mark.lab
 

@@ -13,6 +13,8 @@ let
       ../../nix/module.nix
       ./stubs.nix
       {
+        # As a NixOS configuration's own file: messages name it.
+        _file = "/etc/nixos/configuration.nix";
         _module.args.pkgs = pkgs;
         django.sites = sites;
       }
@@ -26,9 +28,13 @@ in
   inherit (config) warnings;
   services = plain config.systemd.services;
   sockets = plain config.systemd.sockets;
+  timers = plain config.systemd.timers;
   tmpfiles = config.systemd.tmpfiles.rules;
   caddy = {
     inherit (config.services.caddy) enable extraConfig;
+    virtualHosts = plain config.services.caddy.virtualHosts;
+    # The virtual hosts as NixOS writes them to the Caddyfile.
+    config = (import ../../nix/sites/caddyfile.nix).render config.services.caddy.virtualHosts;
   };
   postgresql = {
     inherit (config.services.postgresql) enable ensureDatabases;

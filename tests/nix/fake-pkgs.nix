@@ -30,6 +30,7 @@ let
       toPythonModule = drv: drv // { pythonModule = python; };
       gunicorn = pythonPackage "gunicorn";
       gevent = pythonPackage "gevent";
+      uvicorn = pythonPackage "uvicorn";
       sentry-sdk = pythonPackage "sentry-sdk";
     };
     # As in nixpkgs, derivations that are not modules of this interpreter are left out; the environment's name
@@ -67,4 +68,16 @@ in
       pythonModule = python;
     };
   mysiteStatic = stub "mysite-static" { };
+
+  # What uv2nix's mkVirtualEnv builds (pyproject.nix): a plain derivation holding a virtual environment, with
+  # no passthru that names its Python.
+  uvVirtualEnv = stub "mysite-env" { };
+  # What poetry2nix's mkPoetryEnv builds: a python.withPackages environment, whose `python` passthru is the
+  # bare interpreter (so it is no package to wrap again).
+  poetryEnv =
+    stub "python3-3.12.0-env" { }
+    // {
+      inherit python;
+      interpreter = "/nix/store/00000000000000000000000000000000-python3-3.12.0-env/bin/python3.12";
+    };
 }

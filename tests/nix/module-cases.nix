@@ -97,6 +97,59 @@ in
     };
   };
 
+  # A ready environment, as uv2nix or poetry2nix build it, given as pythonEnv alone.
+  uvVirtualEnv = evalSites {
+    mysite = {
+      pythonEnv = pkgs.uvVirtualEnv;
+      staticFilesPackage = pkgs.mysiteStatic;
+      hostname = "mysite.test";
+      settingsModule = "mysite.settings";
+      wsgiModule = "mysite.wsgi";
+    };
+  };
+  poetryEnv = evalSites {
+    mysite = mysite // {
+      package = pkgs.mysiteApplication;
+      pythonEnv = pkgs.poetryEnv;
+    };
+  };
+  # A virtual environment given as the package: it names no Python.
+  virtualEnvAsPackage = (evalSites { mysite = mysite // { package = pkgs.uvVirtualEnv; }; }).services;
+  noPackage = (evalSites { mysite = removeAttrs mysite [ "package" ]; }).services;
+
+  asgi = evalSites {
+    mysite = mysite // {
+      server = "gunicorn-uvicorn";
+    };
+  };
+
+  scheduled = evalSites {
+    mysite = mysite // {
+      scheduled.clearsessions = {
+        command = [ "clearsessions" ];
+        onCalendar = "daily";
+      };
+    };
+  };
+
+  # A configuration's own directives for the site's host name, the NixOS way.
+  userVirtualHost = evalModule {
+    sites.mysite = mysite // {
+      aliases = [ "www.mysite.test" ];
+    };
+    extraConfig.services.caddy.virtualHosts."mysite.test".extraConfig = ''
+      encode zstd gzip
+      header Strict-Transport-Security "max-age=31536000"
+    '';
+  };
+
+  # A configuration's own log settings replace the site's log file.
+  userLogFormat = evalModule {
+    sites.mysite = mysite;
+    extraConfig.services.caddy.virtualHosts."mysite.test".logFormat = "output discard\n";
+  };
+
+  # The list of files the older module's documentation gives as extraEnv: read as files, with a warning.
   legacyExtraEnvList = evalSites {
     mysite = mysite // {
       extraEnv = [ "/run/secrets/legacy.env" ];

@@ -83,6 +83,37 @@ in
 
   externalDatabase = definitions "api" { databaseUrl = "postgresql://api@db.example.com/api"; };
 
+  asgi = definitions "shop" {
+    server = "gunicorn-uvicorn";
+    asgiModule = "shop.asgi";
+  };
+
+  scheduled = definitions "shop" {
+    scheduled = {
+      clearsessions = {
+        command = [ "clearsessions" ];
+        onCalendar = "daily";
+      };
+      clean_orders = {
+        command = [
+          "clean_orders"
+          "--note=50% off, $HOME \"quoted\""
+        ];
+        onCalendar = "*-*-* 03:00:00";
+      };
+    };
+  };
+
+  # The timers as the lab writes them to its hosts.
+  labTimerFiles = builtins.mapAttrs (_: (import ../../nix/lab/units.nix).timer) (
+    definitions "mysite" {
+      scheduled.clearsessions = {
+        command = [ "clearsessions" ];
+        onCalendar = "daily";
+      };
+    }
+  ).timers;
+
   # The units as the lab writes them to its hosts.
   labUnitFiles = builtins.mapAttrs (_: (import ../../nix/lab/units.nix).service) (
     definitions "mysite" { }
@@ -166,6 +197,24 @@ in
     };
     relativeEnvFile.mysite = {
       extraEnvFiles = [ "secrets.env" ];
+    };
+    badServer.mysite = {
+      server = "uwsgi";
+    };
+    asgiWithoutModule.mysite = {
+      server = "gunicorn-uvicorn";
+    };
+    badScheduled.mysite = {
+      scheduled = {
+        "clear-sessions" = {
+          command = [ "clearsessions" ];
+          onCalendar = "daily";
+        };
+        nothing = {
+          command = [ ];
+          onCalendar = "";
+        };
+      };
     };
     relativeBaseDir.mysite = {
       baseDir = "www/mysite";
@@ -260,6 +309,14 @@ in
       };
       settingsModule = "example_site.config.settings.base";
       environment.SITE_RELEASE = "test";
+    };
+    staticOfVirtualEnv = flakeLib.mkStaticFiles {
+      pkgs.runCommand = name: environment: script: { inherit name environment script; };
+      pythonEnv = {
+        name = "mysite-env";
+        outPath = "/nix/store/00000000000000000000000000000000-mysite-env";
+      };
+      settingsModule = "mysite.settings";
     };
   };
 }

@@ -81,6 +81,7 @@ let
   };
 
   postgresql = config.services.postgresql;
+  caddyLogDir = config.services.caddy.logDir;
 in
 {
   options = {
@@ -140,6 +141,19 @@ in
       type = types.attrsOf socketType;
       default = { };
     };
+    systemd.timers = mkOption {
+      type = types.attrsOf (
+        types.submodule {
+          options = unitOptions // {
+            timerConfig = mkOption {
+              type = unitSettings;
+              default = { };
+            };
+          };
+        }
+      );
+      default = { };
+    };
     systemd.tmpfiles.rules = mkOption {
       type = types.listOf types.str;
       default = [ ];
@@ -160,6 +174,35 @@ in
       extraConfig = mkOption {
         type = types.lines;
         default = "";
+      };
+      # As nixos/modules/services/web-servers/caddy/vhost-options.nix declares them.
+      virtualHosts = mkOption {
+        type = types.attrsOf (
+          types.submodule (
+            { name, config, ... }:
+            {
+              options = {
+                hostName = mkOption {
+                  type = types.str;
+                  default = name;
+                };
+                serverAliases = mkOption {
+                  type = types.listOf types.str;
+                  default = [ ];
+                };
+                logFormat = mkOption {
+                  type = types.nullOr types.lines;
+                  default = "output file ${caddyLogDir}/access-${config.hostName}.log\n";
+                };
+                extraConfig = mkOption {
+                  type = types.lines;
+                  default = "";
+                };
+              };
+            }
+          )
+        );
+        default = { };
       };
     };
     services.postgresql = {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from invoke.context import Context
@@ -16,7 +18,9 @@ from djdeploy.deploy import health
 from djdeploy.errors import DjdeployError
 from djdeploy.host import sites
 from djdeploy.host.sites import Site
+from djdeploy.inventory import Host
 from djdeploy.ops import db
+from djdeploy.remote.ssh import Remote
 from djdeploy.tasks.common import INVENTORY_HELP, connect, one_host, sudo_password
 
 HOST_HELP = "the inventory host the site runs on"
@@ -31,14 +35,20 @@ def _with_database(host_sites: tuple[Site, ...]) -> tuple[Site, ...]:
     return tuple(site for site in host_sites if site.database is not None)
 
 
+@contextmanager
+def _site_of(inventory: str | None, host: str, site: str | None) -> Iterator[tuple[Host, Remote, Site]]:
+    """The inventory host, a connection to it, and the site picked among its sites with a database."""
+    target = one_host(inventory, host)
+    with connect(target, sudo_password([target])) as remote:
+        host_sites = _with_database(sites.of_inventory(sites.read(remote), target.sites))
+        yield target, remote, sites.pick(host_sites, site, target.name)
+
+
 @task(positional=["host"], help={"host": HOST_HELP, "site": SITE_HELP, "inventory": INVENTORY_HELP})
 @reports_errors
 def backup(context: Context, host: str, site: str | None = None, inventory: str | None = None) -> None:
     """Dump a site's database on its host now (pg_dump, custom format), into a directory only root reads."""
-    target = one_host(inventory, host)
-    with connect(target, sudo_password([target])) as remote:
-        host_sites = _with_database(sites.of_inventory(sites.read(remote), target.sites))
-        chosen = sites.pick(host_sites, site, target.name)
+    with _site_of(inventory, host, site) as (target, remote, chosen):
         started = time.monotonic()
         made = db.backup(remote, chosen, "manual")
     console.print(
@@ -90,10 +100,7 @@ def restore(
     inventory: str | None = None,
 ) -> None:
     """Restore a site's database from a backup: stops its gunicorn, restores, starts it, checks its health."""
-    target = one_host(inventory, host)
-    with connect(target, sudo_password([target])) as remote:
-        host_sites = _with_database(sites.of_inventory(sites.read(remote), target.sites))
-        chosen = sites.pick(host_sites, site, target.name)
+    with _site_of(inventory, host, site) as (target, remote, chosen):
         restored = db.find(remote, chosen, backup)
         question = (
             f"Restore the database of {chosen.name} on {target.name} from {restored.name} "
@@ -142,10 +149,7 @@ def pull(
     inventory: str | None = None,
 ) -> None:
     """Download a dump of a site's database, for a local copy: `pg_restore -d mydb FILE` loads it."""
-    target = one_host(inventory, host)
-    with connect(target, sudo_password([target])) as remote:
-        host_sites = _with_database(sites.of_inventory(sites.read(remote), target.sites))
-        chosen = sites.pick(host_sites, site, target.name)
+    with _site_of(inventory, host, site) as (target, remote, chosen):
         pulled = db.find(remote, chosen, backup) if backup else db.backup(remote, chosen, "pull")
         destination = Path(to or f"{chosen.name}-{target.name}-{pulled.name}")
         with Progress(

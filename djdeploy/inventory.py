@@ -6,8 +6,9 @@ Validation errors name the file, the line and the field, and unknown keys are er
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,6 +24,22 @@ class InventoryError(DjdeployError):
     pass
 
 
+class BuildPlace(StrEnum):
+    """Where a host's system is built."""
+
+    LOCAL = "local"
+    TARGET = "target"
+    # Another machine, reached over SSH: a host of the inventory or user@host.
+    BUILD_HOST = "build host"
+
+
+@dataclass(frozen=True)
+class BuildOn:
+    place: BuildPlace = BuildPlace.LOCAL
+    # The build host, when place is BUILD_HOST.
+    builder: SshTarget | None = None
+
+
 @dataclass(frozen=True)
 class BuildSpec:
     """What to build for a host: a flake NixOS configuration, or a Nix file and attribute."""
@@ -32,6 +49,7 @@ class BuildSpec:
     attribute: str | None = None
     # Nix settings for this build (`--option NAME VALUE`), sorted by name: substituters, max-jobs, ...
     nix_options: tuple[tuple[str, str], ...] = ()
+    on: BuildOn = BuildOn()
 
 
 @dataclass(frozen=True)
@@ -156,7 +174,7 @@ def _positive(text: str) -> float:
 
 
 SSH_KEYS = ("user", "port", "known_hosts", "identity", "connect_timeout", "sudo")
-BUILD_KEYS = ("flake", "file", "attribute", "nix_options")
+BUILD_KEYS = ("flake", "file", "attribute", "nix_options", "on")
 TIMEOUT_KEYS = ("activation", "confirm", "health")
 HOST_KEYS = ("address", "ssh", "build", "timeouts", "sites", "tags")
 DEFAULT_KEYS = ("ssh", "build", "timeouts", "sites", "tags")
@@ -187,17 +205,45 @@ def _read_ssh(reader: _Reader, nodes: list[tuple[yaml.Node, str]]) -> SshSetting
     return SshSettings(**values)  # type: ignore[arg-type]
 
 
-def _read_build(reader: _Reader, nodes: list[tuple[yaml.Node, str]]) -> BuildSpec:
+def _read_build(
+    reader: _Reader, nodes: list[tuple[yaml.Node, str]]
+) -> tuple[BuildSpec, tuple[yaml.Node, str] | None]:
+    """The build spec, and the node of its `on` key (resolved once every host is read)."""
     values: dict[str, object] = {}
     nix_options: dict[str, str] = {}
+    on: tuple[yaml.Node, str] | None = None
     for node, where in nodes:
         for key, value in reader.mapping(node, where, BUILD_KEYS).items():
             if key == "nix_options":
                 nix_options.update(_read_nix_options(reader, value, f"{where}.{key}"))
                 continue
+            if key == "on":
+                on = (value, f"{where}.{key}")
+                continue
             kind: Callable[[str], object] = _path(reader.path.parent) if key == "file" else str
             values[key] = reader.scalar(value, f"{where}.{key}", kind, "a string")
-    return BuildSpec(**values, nix_options=tuple(sorted(nix_options.items())))  # type: ignore[arg-type]
+    spec = BuildSpec(**values, nix_options=tuple(sorted(nix_options.items())))  # type: ignore[arg-type]
+    return spec, on
+
+
+def build_on(text: str, host: Host, hosts: Mapping[str, Host]) -> BuildOn:
+    """`local`, `target`, a host of the inventory or user@host, as where host's system builds.
+
+    A user@host builder is reached with the host's own SSH settings (known_hosts, identity)."""
+    if text == BuildPlace.LOCAL:
+        return BuildOn()
+    if text in (BuildPlace.TARGET, host.name):
+        return BuildOn(BuildPlace.TARGET)
+    if text in hosts:
+        return BuildOn(BuildPlace.BUILD_HOST, hosts[text].ssh_target)
+    user, at, address = text.rpartition("@")
+    if at and user and address and " " not in text:
+        ssh = replace(host.ssh, user=user, port=22, sudo=False)
+        builder = SshTarget(address, address, ssh)
+        return BuildOn(BuildPlace.BUILD_HOST, builder)
+    raise ValueError(
+        f"expected local, target, a host of the inventory ({', '.join(hosts)}) or user@host, got '{text}'"
+    )
 
 
 def _read_nix_options(reader: _Reader, node: yaml.Node, where: str) -> dict[str, str]:
@@ -266,6 +312,7 @@ def load(path: Path) -> Inventory:
     if "hosts" not in top:
         raise reader.fail(root, "hosts", "missing: list at least one host")
     hosts: dict[str, Host] = {}
+    build_on_nodes: dict[str, tuple[yaml.Node, str]] = {}
     host_nodes = reader.mapping(top["hosts"], "hosts", ())
     name_nodes = {str(key.value): key for key, _ in top["hosts"].value}
     for name, node in host_nodes.items():
@@ -275,14 +322,23 @@ def load(path: Path) -> Inventory:
             raise reader.fail(
                 name_nodes[name], f"{where}.address", "missing: give the host's DNS name or IP address"
             )
-
+        build, on = _read_build(reader, _layers(defaults, fields, "build", where))
+        if on is not None:
+            build_on_nodes[name] = on
         hosts[name] = Host(
             name=name,
             address=reader.scalar(fields["address"], f"{where}.address", str, "an address"),
             ssh=_read_ssh(reader, _layers(defaults, fields, "ssh", where)),
-            build=_read_build(reader, _layers(defaults, fields, "build", where)),
+            build=build,
             timeouts=_read_timeouts(reader, _layers(defaults, fields, "timeouts", where)),
             sites=_listed(reader, defaults, fields, "sites", where),
             tags=_listed(reader, defaults, fields, "tags", where),
         )
+    for name, (node, where) in build_on_nodes.items():
+        text = reader.scalar(node, where, str, "local, target, a host of the inventory or user@host")
+        try:
+            place = build_on(text, hosts[name], hosts)
+        except ValueError as exc:
+            raise reader.fail(node, where, str(exc)) from None
+        hosts[name] = replace(hosts[name], build=replace(hosts[name].build, on=place))
     return Inventory(path=path, hosts=hosts)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from djdeploy.deploy import build, nix
+from djdeploy.deploy import build, nix, platform
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import BuildSpec, Host, Timeouts
 from djdeploy.remote.ssh import SshSettings
@@ -83,9 +83,16 @@ def test_a_host_without_a_build_says_how_to_give_one() -> None:
         build.build_systems([bare])
 
 
-def test_flake_hosts_build_their_toplevel_in_one_nix_build(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_flake_hosts_evaluate_their_toplevel_and_build_in_one_call(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[list[str]] = []
-    # Nix answers in the order of its links, not of its --json list: prod is the first reference.
+    drvs = {
+        ".#nixosConfigurations.prod.config.system.build.toplevel.drvPath": "/nix/store/"
+        + "c" * 32
+        + "-nixos-system-prod.drv",
+        "/src#nixosConfigurations.web.config.system.build.toplevel.drvPath": "/nix/store/"
+        + "d" * 32
+        + "-nixos-system-web.drv",
+    }
     store_paths = [
         "/nix/store/" + "a" * 32 + "-nixos-system-prod",
         "/nix/store/" + "b" * 32 + "-nixos-system-web",
@@ -93,13 +100,21 @@ def test_flake_hosts_build_their_toplevel_in_one_nix_build(monkeypatch: pytest.M
 
     def fake_run(argv: list[str], *args: object, **kwargs: object) -> subprocess.CompletedProcess[str]:
         calls.append(argv)
-        links = Path(argv[argv.index("--out-link") + 1])
-        os.symlink(store_paths[0], links)
-        os.symlink(store_paths[1], links.with_name(links.name + "-1"))
-        return subprocess.CompletedProcess(argv, 0, "", "")
+        return subprocess.CompletedProcess(argv, 0, drvs[argv[-1]], "")
 
-    monkeypatch.setattr("djdeploy.remote.process.run_watching", fake_run)
+    def fake_realise(argv: list[str], *args: object, **kwargs: object) -> subprocess.CompletedProcess[str]:
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, 0, "\n".join(store_paths) + "\n", "")
+
+    def fake_output(argv: list[str], *args: object, **kwargs: object) -> str:
+        calls.append(argv)
+        return "x86_64-linux\nx86_64-linux"
+
+    monkeypatch.setattr("djdeploy.remote.process.run", fake_run)
+    monkeypatch.setattr("djdeploy.remote.process.run_watching", fake_realise)
+    monkeypatch.setattr("djdeploy.remote.process.output", fake_output)
     monkeypatch.setattr("djdeploy.deploy.nix.require_supported_version", lambda: None)
+    monkeypatch.setattr(platform, "local", lambda: platform.Platforms("x86_64-linux"))
     prod = Host(
         "prod",
         "192.0.2.1",
@@ -118,26 +133,15 @@ def test_flake_hosts_build_their_toplevel_in_one_nix_build(monkeypatch: pytest.M
         Timeouts(),
     )
     systems = build.build_systems([prod, web])
-    [argv] = calls
-    links = argv[argv.index("--out-link") + 1]
-    assert Path(links).name == "result"
-    assert argv == [
-        "nix",
-        "--extra-experimental-features",
-        "nix-command flakes",
-        "build",
-        "--out-link",
-        links,
-        "--option",
-        "max-jobs",
-        "auto",
-        ".#nixosConfigurations.prod.config.system.build.toplevel",
-        "/src#nixosConfigurations.web.config.system.build.toplevel",
+    evaluate = [*nix.NIX_COMMAND, "eval", "--raw", "--option", "max-jobs", "auto"]
+    assert calls == [
+        [*evaluate, ".#nixosConfigurations.prod.config.system.build.toplevel.drvPath"],
+        [*evaluate, "/src#nixosConfigurations.web.config.system.build.toplevel.drvPath"],
+        ["nix-store", "--query", "--binding", "system", *drvs.values()],
+        ["nix-store", "--realise", "--option", "max-jobs", "auto", *drvs.values()],
     ]
     assert systems["prod"].path == Path(store_paths[0])
     assert systems["web"].path == Path(store_paths[1])
-    # The links were GC roots only while the build's results were read.
-    assert not Path(links).parent.exists()
 
 
 @pytest.mark.parametrize(

@@ -1,17 +1,14 @@
-"""Building hosts' systems locally: flake NixOS configurations or a Nix file's attributes."""
+"""Evaluating hosts' systems (flake NixOS configurations or Nix files' attributes), building them here."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from djdeploy.deploy import nix
+from djdeploy.deploy import nix, platform
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import Host
 from djdeploy.remote import process
@@ -31,8 +28,17 @@ class BuiltSystem:
     seconds: float
 
 
+@dataclass(frozen=True)
+class Derivation:
+    """A host's system as evaluated: its .drv, and the platform it must be built on."""
+
+    host: str
+    path: Path
+    system: str
+
+
 def installable(host: Host) -> tuple[str, ...]:
-    """The nix-build / nix build arguments naming the host's system."""
+    """The nix-instantiate / nix eval arguments naming the host's system."""
     build = host.build
     if build.flake:
         reference = build.flake
@@ -51,58 +57,97 @@ def installable(host: Host) -> tuple[str, ...]:
 def build_systems(
     hosts: Sequence[Host], on_progress: Callable[[str], None] = lambda text: None
 ) -> dict[str, BuiltSystem]:
-    """Build every host's system with one Nix invocation per file (or for all flakes) and Nix settings, so
-    shared paths build once. on_progress hears which derivation is being built."""
-    nix.require_supported_version()
+    """Evaluate and build every host's system on this machine, refusing before any build a system for a
+    platform this machine cannot build. on_progress hears which derivation is being built."""
     started = time.monotonic()
-    # Key: (kind, the file, or "" for flakes, Nix settings).
-    groups: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[Host]] = {}
+    derivations = evaluate(hosts)
+    platform.require_buildable(hosts, {name: drv.system for name, drv in derivations.items()})
+    return realise_locally(hosts, derivations, on_progress, started)
+
+
+def evaluate(hosts: Sequence[Host]) -> dict[str, Derivation]:
+    """Each host's system derivation, evaluated on this machine without building: one nix-instantiate
+    per file and Nix settings, one `nix eval` per flake host."""
+    nix.require_supported_version()
+    groups: dict[tuple[str, tuple[tuple[str, str], ...]], list[Host]] = {}
     for host in hosts:
         kind = installable(host)
-        file = "" if kind[0] == "flake" else kind[1]
-        groups.setdefault((kind[0], file, host.build.nix_options), []).append(host)
+        groups.setdefault((kind[1] if kind[0] == "file" else "", host.build.nix_options), []).append(host)
     paths: dict[str, Path] = {}
-    for (kind_name, file, _), group in groups.items():
-        options = _options(group[0])
-        if kind_name == "flake":
-            outputs = _build_flakes(group, options, on_progress)
-        else:
-            argv = ["nix-build", file, "--no-out-link", *options]
+    for (file, _), group in groups.items():
+        if file:
+            argv = ["nix-instantiate", file, *options(group[0])]
             for host in group:
                 if host.build.attribute:
                     argv += ["-A", host.build.attribute]
-            outputs = _output_paths(_run_build(argv, group, on_progress), group)
-        paths.update(zip((host.name for host in group), outputs, strict=True))
+            drvs = output_paths(_evaluated(argv, group), group)
+        else:
+            drvs = [
+                Path(_evaluated(flake_eval_command(installable(host)[1], options(host)), [host]).strip())
+                for host in group
+            ]
+        paths.update(zip((host.name for host in group), drvs, strict=True))
+    # Every derivation has `system` in its environment: the platform Nix must build it on.
+    systems = process.output(["nix-store", "--query", "--binding", "system", *map(str, paths.values())])
+    return {
+        name: Derivation(name, path, system)
+        for (name, path), system in zip(paths.items(), systems.split(), strict=True)
+    }
+
+
+def flake_eval_command(reference: str, nix_options: Sequence[str]) -> list[str]:
+    """`nix eval` of a flake output's .drv path, which evaluates it without building anything."""
+    return [*nix.NIX_COMMAND, "eval", "--raw", *nix_options, f"{reference}.drvPath"]
+
+
+def _evaluated(argv: list[str], hosts: Sequence[Host]) -> str:
+    result = process.run(argv, check=False, timeout=3600)
+    if result.returncode != 0:
+        raise BuildError(
+            f"Evaluating the system of {names(hosts)} failed. What Nix said:\n{summary(result.stderr)}"
+        )
+    return result.stdout
+
+
+def realise_locally(
+    hosts: Sequence[Host],
+    derivations: dict[str, Derivation],
+    on_progress: Callable[[str], None],
+    started: float,
+) -> dict[str, BuiltSystem]:
+    """Build evaluated systems on this machine, one Nix invocation per set of Nix settings so that shared
+    paths build once."""
+    paths: dict[str, Path] = {}
+    for group in by_nix_options(hosts):
+        argv = realise_command([derivations[host.name].path for host in group], options(group[0]))
+        result = process.run_watching(argv, BuildProgress(on_progress).line, timeout=3600)
+        if result.returncode != 0:
+            raise failed(group, result.stderr)
+        paths.update(zip((host.name for host in group), output_paths(result.stdout, group), strict=True))
     seconds = time.monotonic() - started
     return {name: BuiltSystem(name, path, seconds) for name, path in paths.items()}
 
 
-def _options(host: Host) -> list[str]:
+def realise_command(derivations: Sequence[Path], nix_options: Sequence[str]) -> list[str]:
+    """Build derivations that are in the store, printing their outputs in the same order."""
+    return ["nix-store", "--realise", *nix_options, *map(str, derivations)]
+
+
+def by_nix_options(hosts: Sequence[Host]) -> list[list[Host]]:
+    """Hosts grouped by their Nix settings: each group builds in one Nix invocation."""
+    groups: dict[tuple[tuple[str, str], ...], list[Host]] = {}
+    for host in hosts:
+        groups.setdefault(host.build.nix_options, []).append(host)
+    return list(groups.values())
+
+
+def options(host: Host) -> list[str]:
+    """The host's Nix settings as `--option NAME VALUE` words."""
     return [word for name, value in host.build.nix_options for word in ("--option", name, value)]
 
 
-def flake_build_command(references: Sequence[str], options: Sequence[str], links: Path) -> list[str]:
-    """`nix build` of flake outputs, leaving links[-N] to the Nth one's result.
-
-    Links, because Nix 2.8 has no --print-out-paths and its --json lists results in another order than
-    asked for; the links' names follow the order of the references."""
-    return [*nix.NIX_COMMAND, "build", "--out-link", str(links), *options, *references]
-
-
-def _build_flakes(
-    hosts: Sequence[Host], options: Sequence[str], on_progress: Callable[[str], None]
-) -> list[Path]:
-    with tempfile.TemporaryDirectory(prefix="djdeploy-build-") as directory:
-        links = Path(directory) / "result"
-        argv = flake_build_command([installable(host)[1] for host in hosts], options, links)
-        _run_build(argv, hosts, on_progress)
-        # `result` for the first reference, then `result-1`, `result-2`, ...
-        names = [links.name] + [f"{links.name}-{index}" for index in range(1, len(hosts))]
-        return [Path(os.readlink(links.with_name(name))) for name in names]
-
-
 @dataclass
-class _BuildProgress:
+class BuildProgress:
     """Turns Nix's log lines into "3/12 python3.11-django-5.2" for whoever shows progress."""
 
     report: Callable[[str], None]
@@ -122,32 +167,28 @@ _PLANNED = re.compile(r"these (\d+) derivations will be built")
 _BUILDING = re.compile(r"building '/nix/store/[0-9a-z]{32}-(.+)\.drv'")
 
 
-def _run_build(
-    argv: list[str], hosts: Sequence[Host], on_progress: Callable[[str], None]
-) -> subprocess.CompletedProcess[str]:
-    result = process.run_watching(argv, _BuildProgress(on_progress).line, timeout=3600)
-    if result.returncode != 0:
-        raise BuildError(
-            f"Building the system of {_names(hosts)} failed. What the build said:\n{_summary(result.stderr)}"
-        )
-    return result
+def failed(hosts: Sequence[Host], log: str, where: str = "") -> BuildError:
+    """A failed build, naming the error in its log; where: " on BUILDER" for a build elsewhere."""
+    return BuildError(
+        f"Building the system of {names(hosts)}{where} failed. What the build said:\n{summary(log)}"
+    )
 
 
-def _output_paths(result: subprocess.CompletedProcess[str], hosts: Sequence[Host]) -> list[Path]:
-    """nix-build's printed results, one a host."""
-    outputs = [Path(line) for line in result.stdout.split()]
+def output_paths(stdout: str, hosts: Sequence[Host]) -> list[Path]:
+    """The store paths Nix printed, one a host."""
+    outputs = [Path(line) for line in stdout.split()]
     if len(outputs) != len(hosts):
         raise BuildError(
-            f"Building {_names(hosts)} gave {len(outputs)} results for {len(hosts)} hosts:\n{result.stdout}"
+            f"Building {names(hosts)} gave {len(outputs)} results for {len(hosts)} hosts:\n{stdout}"
         )
     return outputs
 
 
-def _names(hosts: Sequence[Host]) -> str:
+def names(hosts: Sequence[Host]) -> str:
     return ", ".join(host.name for host in hosts)
 
 
-def _summary(log: str, limit: int = 25) -> str:
+def summary(log: str, limit: int = 25) -> str:
     """The error lines of a build log and the last lines before them, not the whole log."""
     lines = log.rstrip().splitlines()
     important = [index for index, line in enumerate(lines) if _IMPORTANT.match(line)]

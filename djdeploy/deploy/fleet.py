@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 
-from djdeploy.deploy import build
+from djdeploy.deploy import build, remote_build
 from djdeploy.deploy.host_run import DeployFailed, HostRun, Options, Outcome, Result, StepLog, connect
 from djdeploy.errors import DjdeployError
-from djdeploy.inventory import Host
+from djdeploy.inventory import BuildPlace, Host
 from djdeploy.remote.ssh import Remote
 
 
@@ -29,13 +29,15 @@ def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Re
     try:
         with console.status("Building") as status:
             started = time.monotonic()
-            systems = build.build_systems(hosts, lambda text: status.update(f"Building {text}"))
+            systems = _build(hosts, options, lambda text: status.update(f"Building {text}"))
     except BaseException:
         for connection in opened.values():
             connection.add_done_callback(_close)
         raise
     build_seconds = time.monotonic() - started
-    console.print(f"[green]✓[/] build {', '.join(h.name for h in hosts)} [dim]{build_seconds:.2f} s[/]")
+    console.print(
+        f"[green]✓[/] build {', '.join(h.name for h in hosts)}{_where(hosts)} [dim]{build_seconds:.2f} s[/]"
+    )
     results: list[Result] = []
     for number, batch in enumerate(batches, start=1):
         if len(batches) > 1:
@@ -65,6 +67,25 @@ def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Re
             results += [Result(name, Outcome.SKIPPED, "an earlier batch failed") for name in skipped]
             break
     return results
+
+
+def _build(
+    hosts: Sequence[Host], options: Options, on_progress: Callable[[str], None]
+) -> dict[str, build.BuiltSystem]:
+    if all(host.build.on.place is BuildPlace.LOCAL for host in hosts):
+        return build.build_systems(hosts, on_progress)
+    return remote_build.build_systems(hosts, options.sudo_password, on_progress, parallel=options.parallel)
+
+
+def _where(hosts: Sequence[Host]) -> str:
+    """ " on lab2" when the systems built elsewhere than here."""
+    places = set()
+    for host in hosts:
+        if host.build.on.place is BuildPlace.TARGET:
+            places.add("the target" if len(hosts) == 1 else "the targets")
+        elif host.build.on.place is BuildPlace.BUILD_HOST:
+            places.add(remote_build.builder_of(host).name)
+    return f" on {', '.join(sorted(places))}" if places else ""
 
 
 def _connect(host: Host, options: Options, console: Console) -> Remote:

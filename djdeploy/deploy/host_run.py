@@ -25,7 +25,7 @@ from djdeploy.host import lock, records
 from djdeploy.host import system as host_system
 from djdeploy.host.records import Action, DeployRecord, RecordOutcome
 from djdeploy.host.sites import CADDY_UNIT, Site, of_remote_system, of_system
-from djdeploy.inventory import Host
+from djdeploy.inventory import BuildPlace, Host
 from djdeploy.ops import verify
 from djdeploy.remote.ssh import ConnectionLost, Remote, RemoteCommandError
 
@@ -161,7 +161,14 @@ class HostRun:
         if facts.current_system == system and facts.profile_system == system:
             return self._unchanged(system, facts)
         if self.options.dry_run:
-            plan.show_plan(self.remote, self.host, system, facts, self.console)
+            if self.host.build.on.place is BuildPlace.LOCAL:
+                plan.show_plan(self.remote, self.host, system, facts, self.console)
+            else:
+                self.console.print(
+                    f"{_prefix(self.log)}{self.host.name} would get {system.name}, built elsewhere "
+                    "(`build.on`); the paths to copy and the units to change are listed for systems "
+                    "built here."
+                )
             return Result(
                 self.host.name, Outcome.DRY_RUN, "nothing was copied", facts.generation_number, self._steps()
             )
@@ -169,7 +176,11 @@ class HostRun:
 
     def _unchanged(self, system: Path, facts: host_system.Facts) -> Result:
         """The host runs this system already: say so only if it is healthy, once checked without waiting."""
-        sites = of_system(system)
+        sites = (
+            of_system(system)
+            if self.host.build.on.place is BuildPlace.LOCAL
+            else of_remote_system(self.remote, system)
+        )
         with self.log.step("health check"):
             problems = health.check(self.remote, self.host.address, sites, 0).problems
         name = self.host.name
@@ -239,14 +250,20 @@ class HostRun:
         host, log = self.host, self.log
         activation_id = entry.id
         deploying = action is Action.DEPLOY
-        sites = of_system(system) if deploying else of_remote_system(self.remote, system)
-        _check_inventory_sites(host, sites)
-        if deploying:
-            with log.step("copy the closure"):
+        built_here = deploying and host.build.on.place is BuildPlace.LOCAL
+        if built_here:  # checked before the copy, which a mistake would make in vain
+            sites = of_system(system)
+            _check_inventory_sites(host, sites)
+        copy_step = transfer.copy_step(host.build.on) if deploying else None
+        if copy_step is not None:
+            with log.step(copy_step):
                 substitute = self.options.substitute_on_destination
-                transfer.copy_with_progress(
-                    self.remote, system, substitute, self.console, show=not log.show_host
+                transfer.deliver(
+                    self.remote, system, host.build.on, substitute, self.console, show=not log.show_host
                 )
+        if not built_here:  # a rollback's system, or one built elsewhere: on the host now
+            sites = of_remote_system(self.remote, system)
+            _check_inventory_sites(host, sites)
         activation_timeout = self.options.activation_timeout or host.timeouts.activation
         confirm_timeout = self.options.confirm_timeout or host.timeouts.confirm
         # The supervisor waits through the health check (and the named checks), then for the confirmation.

@@ -1,13 +1,15 @@
-"""Local Nix commands: build, and copy closures to a host over SSH."""
+"""Nix commands: copy closures to a host over SSH, from this machine or from a build host."""
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from djdeploy.errors import DjdeployError
@@ -17,6 +19,8 @@ from djdeploy.remote.ssh import SshTarget
 # `nix copy` and `nix build` of flakes are still marked experimental in every Nix we support: djdeploy enables
 # them for its own commands, so that no nix.conf needs changing.
 NIX_COMMAND = ("nix", "--extra-experimental-features", "nix-command flakes")
+# Run on a build host to copy a system to a target (see copy_between).
+COPY_TO_HOST = resources.files("djdeploy.deploy").joinpath("copy_to_host.sh").read_text()
 # The oldest Nix djdeploy works with: Debian 12's nix-bin.
 MINIMUM_NIX_VERSION = (2, 8)
 # "nix (Nix) 2.8.0", "nix (Nix) 2.26.3", "nix (Lix, like Nix) 2.91.1", "nix (Nix) 2.8pre20220311_d532269":
@@ -95,14 +99,79 @@ def copy_closure(
     if substitute_on_destination:
         argv.append("--substitute-on-destination")
 
-    def on_line(line: str) -> None:
-        if on_path is not None and line.startswith("copying path '"):
-            on_path(line.split("'", 2)[1])
-
     process.stream(
         argv,
-        on_line,
+        _copied_paths(on_path),
         env={"NIX_SSHOPTS": shlex.join(ssh_options(target))},
         hint=f"Check that {target.display} is reachable and that its user may write to the Nix store "
         "(a non-root SSH user must be in the host's nix.settings.trusted-users).",
     )
+
+
+def _copied_paths(on_path: Callable[[str], None] | None) -> Callable[[str], None]:
+    """A reader of `nix copy -v`'s lines that tells on_path of each path copied."""
+
+    def on_line(line: str) -> None:
+        if on_path is not None and line.startswith("copying path '"):
+            on_path(line.split("'", 2)[1])
+
+    return on_line
+
+
+def copy_derivations(target: SshTarget, derivations: Sequence[Path]) -> None:
+    """Copy .drv files and what they need to build (their sources, the .drv files they depend on)."""
+    process.run(
+        [*NIX_COMMAND, "copy", "--derivation", "--to", store_uri(target), *map(str, derivations)],
+        env={"NIX_SSHOPTS": shlex.join(ssh_options(target))},
+        timeout=3600,
+        hint=f"Check that {target.display} is reachable and that its user may write to the Nix store "
+        "(a non-root SSH user must be in the host's nix.settings.trusted-users).",
+    )
+
+
+def copy_between(
+    source: SshTarget, destination: SshTarget, path: Path, *, on_path: Callable[[str], None] | None = None
+) -> None:
+    """Copy a store path's closure from source to destination directly: `nix copy` runs on source.
+
+    source logs in to destination with this machine's key, through SSH agent forwarding (an agent of
+    this copy alone when the inventory names the key file), and checks its host key against the lines
+    this machine's known_hosts has for it."""
+    known_hosts = destination.ssh.known_hosts or Path("~/.ssh/known_hosts").expanduser()
+    lines = process.run(
+        ["ssh-keygen", "-F", destination.known_hosts_name, "-f", str(known_hosts)], check=False
+    ).stdout.splitlines()
+    keys = [line for line in lines if line.strip() and not line.startswith("#")]
+    on_source = ["sh", "-c", COPY_TO_HOST, "copy-to-host", store_uri(destination), str(destination.ssh.port)]
+    ssh = [
+        "ssh",
+        *ssh_options(source),
+        "-o",
+        "ForwardAgent=yes",
+        f"{source.ssh.user}@{source.address}",
+        shlex.join([*on_source, str(path), *keys]),
+    ]
+
+    process.stream(
+        [*_agent_holding(destination.ssh.identity), *ssh],
+        _copied_paths(on_path),
+        timeout=3600,
+        hint=f"{source.display} could not copy to {destination.display}: check that it reaches "
+        f"{destination.address} on port {destination.ssh.port}.",
+    )
+
+
+def _agent_holding(identity: Path | None) -> list[str]:
+    """A command prefix that forwards identity (or, without one, the user's agent or default keys)."""
+    if identity is not None:
+        return [
+            "ssh-agent",
+            "sh",
+            "-c",
+            'ssh-add -q "$1" 2>/dev/null && shift && exec "$@"',
+            "sh",
+            str(identity),
+        ]
+    if os.environ.get("SSH_AUTH_SOCK"):
+        return []
+    return ["ssh-agent", "sh", "-c", 'ssh-add -q 2>/dev/null; exec "$@"', "sh"]

@@ -1,4 +1,5 @@
-"""Copying a system's closure to a host: what it lacks, and a progress bar of paths and bytes."""
+"""Copying a system's closure to a host: what it lacks, and a progress bar of paths and bytes; or, for a
+system built elsewhere, from its build host (or nothing, when the host built it)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,36 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
 from djdeploy.deploy import nix
 from djdeploy.errors import DjdeployError
+from djdeploy.inventory import BuildOn, BuildPlace
 from djdeploy.remote.ssh import Remote
+
+
+def copy_step(built_on: BuildOn) -> str | None:
+    """The name of the deploy's copy step for a system built there; None: the host has it already."""
+    if built_on.place is BuildPlace.TARGET:
+        return None
+    if built_on.builder is not None:
+        return f"copy the closure from {built_on.builder.name}"
+    return "copy the closure"
+
+
+def deliver(
+    remote: Remote,
+    system: Path,
+    built_on: BuildOn,
+    substitute_on_destination: bool,
+    console: Console,
+    *,
+    show: bool,
+) -> None:
+    """Bring the system to the host: from this machine, or straight from its build host."""
+    if built_on.builder is None:
+        copy_with_progress(remote, system, substitute_on_destination, console, show=show)
+        return
+    copied: list[str] = []
+    nix.copy_between(built_on.builder, remote.target, system, on_path=copied.append)
+    if show:
+        console.print(f"  {built_on.builder.name} copied {len(copied)} paths")
 
 
 def copy_with_progress(

@@ -74,6 +74,7 @@ def up(layout: LabLayout, count: int, console: Console) -> list[LabHost]:
     machine.ensure_client_key(layout)
     wanted = [layout.host(index) for index in range(1, count + 1)]
     missing = [host for host in wanted if not machine.running(layout, host)]
+    network.create_lan(layout)
     with (
         console.status(f"Booting {', '.join(h.name for h in missing) or 'nothing'}"),
         ThreadPoolExecutor(max_workers=MAX_HOSTS) as pool,
@@ -125,6 +126,7 @@ def down(layout: LabLayout, console: Console) -> None:
         machine.remove(layout, host)
         console.print(f"[yellow]down[/] {host.name}")
     _remove_networks(layout, keep=set())
+    network.remove_lan(layout)
     if layout.inventory.exists():
         layout.inventory.unlink()
     if layout.known_hosts.exists():

@@ -21,11 +21,13 @@ HOST_PYTHON_VERSION = "3.11"
 BOOTSTRAP_PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2")
 # What a deployed site needs at run time that a lab closure cannot carry: the database server, the
 # interpreter the site's wrapper runs (Debian 12's python3 3.11), Nix to receive closures, sudo for
-# non-root deploys, curl for health checks from inside the host.
+# non-root deploys, curl for health checks from inside the host. pip: a host builds systems as the deployer
+# does (`build.on`), installing wheels with it (openssh-server brings the client that copies them on).
 RUNTIME_PACKAGES = (
     "nix-bin",
     "postgresql",
     "python3",
+    "python3-pip",
     "sudo",
     "curl",
     "ca-certificates",

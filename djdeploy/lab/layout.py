@@ -70,6 +70,11 @@ class LabLayout:
     def inventory(self) -> Path:
         return self.state_dir / "inventory.yaml"
 
+    @property
+    def lan_netns(self) -> str:
+        """The namespace of the bridge that joins the hosts to each other, as servers share a LAN."""
+        return f"{self.prefix}-lan"
+
     def host(self, index: int) -> LabHost:
         return LabHost(index, self.hosts_dir / f"lab{index}", self.prefix, self.subnet)
 
@@ -98,6 +103,11 @@ class LabHost:
     @property
     def address(self) -> str:
         return f"{self.subnet}.{self.index}.2"
+
+    @property
+    def lan_address(self) -> str:
+        """The host's address on the lab's LAN (eth1), through which it reaches the other hosts."""
+        return f"{self.subnet}.0.{self.index}"
 
     @property
     def gateway(self) -> str:

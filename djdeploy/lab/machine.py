@@ -16,6 +16,9 @@ from djdeploy.remote import process
 from djdeploy.remote.ssh import Remote, SshSettings, SshTarget, port_open
 
 BOOT_TIMEOUT = 90.0
+# The wheels that the lab's builds install (nix/lab/packages.nix), read-only in every host: a host that
+# builds its own system (`build.on`) has no network to download them.
+WHEEL_CACHE = Path("/var/cache/djdeploy/wheels")
 POWEROFF_TIMEOUT = 20.0
 
 
@@ -70,6 +73,7 @@ def prepare(layout: LabLayout, host: LabHost, image: Path) -> str:
     _authorize(root, "root", client_public_key)
     _authorize(root, "deploy", client_public_key)
     network.create(host)
+    network.join_lan(layout, host)
     key_type, key_data = host_key.with_suffix(".pub").read_text().split()[:2]
     return f"{host.address} {key_type} {key_data}"
 
@@ -109,6 +113,7 @@ def boot(host: LabHost) -> int:
                 "--resolv-conf=off",
                 "--timezone=off",
                 "--link-journal=no",
+                *([f"--bind-ro={WHEEL_CACHE}"] if WHEEL_CACHE.is_dir() else []),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,

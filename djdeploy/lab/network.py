@@ -1,9 +1,43 @@
-"""A network namespace and a veth pair per lab host."""
+"""A network namespace and a veth pair per lab host, and the LAN that joins the hosts to each other."""
 
 from __future__ import annotations
 
-from djdeploy.lab.layout import LabHost, LabLayout
+from djdeploy.lab.layout import MAX_HOSTS, LabHost, LabLayout
 from djdeploy.remote import process
+
+# The LAN's bridge, in the LAN's own namespace: hosts reach each other there without this machine (which
+# does not forward packets) in between, as a build host copies to servers beside it.
+LAN_BRIDGE = "br0"
+
+
+def create_lan(layout: LabLayout) -> None:
+    """The LAN's namespace and bridge, once for all hosts."""
+    if layout.lan_netns in namespaces():
+        return
+    process.run(["ip", "netns", "add", layout.lan_netns])
+    process.run(["ip", "-n", layout.lan_netns, "link", "add", LAN_BRIDGE, "type", "bridge"])
+    process.run(["ip", "-n", layout.lan_netns, "link", "set", LAN_BRIDGE, "up"])
+
+
+def remove_lan(layout: LabLayout) -> None:
+    if layout.lan_netns in namespaces():
+        process.run(["ip", "netns", "del", layout.lan_netns])
+
+
+def join_lan(layout: LabLayout, host: LabHost) -> None:
+    """Give the host eth1 on the LAN, and routes to the other hosts' addresses through it."""
+    lan_run = ["ip", "-n", layout.lan_netns]
+    port = f"lan{host.index}"
+    if port in _links_of(layout.lan_netns):
+        process.run([*lan_run, "link", "del", port])
+    process.run([*lan_run, "link", "add", port, "type", "veth", "peer", "name", "eth1", "netns", host.netns])
+    process.run([*lan_run, "link", "set", port, "master", LAN_BRIDGE])
+    process.run([*lan_run, "link", "set", port, "up"])
+    netns_run = ["ip", "-n", host.netns]
+    process.run([*netns_run, "addr", "add", f"{host.lan_address}/24", "dev", "eth1"])
+    process.run([*netns_run, "link", "set", "eth1", "up"])
+    for other in (layout.host(index) for index in range(1, MAX_HOSTS + 1) if index != host.index):
+        process.run([*netns_run, "route", "add", f"{other.address}/32", "via", other.lan_address])
 
 
 def create(host: LabHost) -> None:
@@ -37,7 +71,12 @@ def namespaces() -> set[str]:
 
 
 def links() -> set[str]:
-    listing = process.output(["ip", "-o", "link", "show"])
+    return _links_of(None)
+
+
+def _links_of(netns: str | None) -> set[str]:
+    """The links of a namespace (None: this machine's own)."""
+    listing = process.output(["ip", *(["-n", netns] if netns else []), "-o", "link", "show"])
     names = set()
     for line in listing.splitlines():
         # "12: djlab1@if2: <BROADCAST,...>": the name ends at '@' or ':'.

@@ -96,6 +96,7 @@ class RunOptions(TypedDict, total=False):
     stream: bool
     interactive: bool
     privileged: bool
+    on_error_line: Callable[[str], None] | None
 
 
 class Remote:
@@ -197,11 +198,13 @@ class Remote:
         stream: bool = False,
         interactive: bool = False,
         privileged: bool = False,
+        on_error_line: Callable[[str], None] | None = None,
     ) -> RemoteResult:
         """Run a shell command line written by djdeploy itself (never built from user input).
 
         stream: show the output as it comes. interactive: also connect the terminal (a TTY, stdin).
         privileged: run as root, through sudo when the target logs in as another user.
+        on_error_line: hears each line of the standard error as it comes (which is still captured).
         """
         if privileged and self.target.ssh.sudo:
             command = shlex.join(["sudo", "-S", "-p", "", "--", "sh", "-c", command])
@@ -216,14 +219,19 @@ class Remote:
             in_stream = _WholeInput(input_text)
         elif interactive:
             in_stream = None  # Fabric reads the local standard input
+        hide: bool | str = not (stream or interactive)
+        watching: dict[str, object] = {}
+        if on_error_line is not None:
+            hide, watching = "stdout", {"err_stream": _Lines(on_error_line)}
         try:
             result = self._connection.run(
                 command,
-                hide=not (stream or interactive),
+                hide=hide,
                 warn=True,
                 in_stream=in_stream,
                 timeout=timeout,
                 pty=pty or interactive,
+                **watching,
             )
         except CommandTimedOut as exc:
             raise DjdeployError(
@@ -289,6 +297,20 @@ class _WholeInput(io.StringIO):
 
     def read(self, size: int | None = -1) -> str:
         return super().read()
+
+
+class _Lines(io.TextIOBase):
+    """A stream that hands each whole line written to it to on_line."""
+
+    def __init__(self, on_line: Callable[[str], None]) -> None:
+        self._on_line = on_line
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            self._on_line(line)
+        return len(text)
 
 
 class RemoteCommandError(DjdeployError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from invoke.context import Context
 from invoke.tasks import task
 from rich.table import Table
@@ -10,11 +12,14 @@ from djdeploy.console import console, reports_errors
 from djdeploy.deploy import fleet, host_run
 from djdeploy.errors import DjdeployError
 from djdeploy.host import lock
+from djdeploy.inventory import Host, Inventory
+from djdeploy.inventory import build_on as build_on_of
 from djdeploy.remote.ssh import Remote
 from djdeploy.tasks.common import (
     HOST_HELP,
     INVENTORY_HELP,
     TAG_HELP,
+    load_inventory,
     one_host,
     select_hosts,
     sudo_password,
@@ -33,6 +38,8 @@ from djdeploy.tasks.common import (
         "activation-timeout": "seconds switch-to-configuration may take (default: inventory, else 600)",
         "confirm-timeout": "seconds the host waits for confirmation before rolling back (default: inventory)",
         "verify": "before confirming, also run every named check of `verify`; a failed check rolls back",
+        "build-on": "where to build: local, target (each host its own), or a build host (inventory name or "
+        "user@host); default: the inventory's build.on, else local",
     }
 )
 @reports_errors
@@ -48,9 +55,13 @@ def deploy(
     activation_timeout: float = 0,
     confirm_timeout: float = 0,
     verify: bool = False,
+    build_on: str | None = None,
 ) -> None:
     """Build, copy, switch and check hosts; a host that fails is rolled back and the task exits 1."""
     hosts = select_hosts(inventory, host, on)
+    known = load_inventory(inventory)
+    if build_on:
+        hosts = building_on(build_on, hosts, known)
     options = host_run.Options(
         dry_run=dry_run,
         substitute_on_destination=substitute,
@@ -58,11 +69,28 @@ def deploy(
         batch=batch or None,
         activation_timeout=activation_timeout or None,
         confirm_timeout=confirm_timeout or None,
-        sudo_password=sudo_password(hosts),
+        sudo_password=sudo_password([*hosts, *builders(hosts, known)]),
         verify=verify,
     )
     results = fleet.deploy(hosts, options, console)
     _summarize(results)
+
+
+def building_on(text: str, hosts: list[Host], known: Inventory) -> list[Host]:
+    """The hosts with --build-on in place of their inventory's build.on."""
+    try:
+        return [
+            replace(host, build=replace(host.build, on=build_on_of(text, host, known.hosts)))
+            for host in hosts
+        ]
+    except ValueError as exc:
+        raise DjdeployError(f"--build-on: {exc}.") from None
+
+
+def builders(hosts: list[Host], known: Inventory) -> list[Host]:
+    """The inventory's hosts that build for these hosts: their sudo needs the password too."""
+    names = {host.build.on.builder.name for host in hosts if host.build.on.builder is not None}
+    return [known.hosts[name] for name in sorted(names) if name in known.hosts]
 
 
 def _summarize(results: list[host_run.Result]) -> None:

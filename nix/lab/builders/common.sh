@@ -31,7 +31,8 @@ wheel_cache_writable() {
 
 # pip_install TARGET REQUIREMENTS [OPTION...]
 # Installs the wheels of REQUIREMENTS into TARGET. The wheel cache is tried first without
-# the network; whatever it lacks is downloaded into it, and the install runs again from it.
+# the network (a lab host that builds its own system reads it, read-only, and has no
+# network); whatever it lacks is downloaded into it, and the install runs again from it.
 # With exact pins the result is the same whichever way the wheels come.
 pip_install() {
     target=$1
@@ -39,17 +40,18 @@ pip_install() {
     shift 2
     set -- --no-cache-dir --disable-pip-version-check --no-input --progress-bar off \
         --only-binary=:all: -r "$requirements" "$@"
+    if [ -n "$wheelCache" ] && [ -d "$wheelCache" ] && "$python" -m pip install --no-compile \
+        --target "$target" --no-index --find-links "$wheelCache" "$@" \
+        >"$NIX_BUILD_TOP/pip-offline.log" 2>&1; then
+        return
+    fi
+    rm -rf "$target"
     if ! wheel_cache_writable; then
-        echo "warning: the wheel cache $wheelCache is missing or not writable; downloading every wheel" >&2
+        echo "warning: the wheel cache $wheelCache is missing, not writable or lacks wheels; downloading every wheel" >&2
         "$python" -m pip install --no-compile --target "$target" "$@"
         return
     fi
-    if "$python" -m pip install --no-compile --target "$target" \
-        --no-index --find-links "$wheelCache" "$@" >"$NIX_BUILD_TOP/pip-offline.log" 2>&1; then
-        return
-    fi
     echo "Downloading the wheels that $wheelCache lacks"
-    rm -rf "$target"
     # Files land in a private directory first and are renamed into the cache, so a build
     # that stops half way never leaves a truncated wheel behind. Group-writable files let
     # every build user of the group share the cache.

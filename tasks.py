@@ -9,8 +9,8 @@ from invoke.tasks import task
 
 from djdeploy.tasks import namespace as ns
 
-# Shell that djdeploy ships and runs: on hosts (the supervisor) and to install it.
-SHELL_SCRIPTS = ("djdeploy/deploy/supervisor.sh", "scripts/install.sh")
+# Shell that djdeploy ships and runs: on hosts (the supervisor, the lab's stage 2) and to install it.
+SHELL_SCRIPTS = ("djdeploy/deploy/supervisor.sh", "nix/lab/stage-2.sh", "scripts/install.sh")
 
 
 @task(help={"lab": "also run the end-to-end tests on lab hosts (needs root; default true)"})

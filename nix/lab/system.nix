@@ -73,23 +73,24 @@ let
   unitFiles =
     builtins.listToAttrs (map (name: { name = "${name}.service"; value = units.service services.${name}; }) (builtins.attrNames services))
     // builtins.listToAttrs (map (name: { name = "${name}.socket"; value = units.socket sockets.${name}; }) (builtins.attrNames sockets));
-  wants =
+  # Suffix ("wants", "requires", "upholds") -> target -> unit file names, as NixOS links them.
+  links =
     let
-      serviceWants = units.wants services;
-      socketWants = units.wants sockets;
-      suffixed = suffix: builtins.mapAttrs (target: names: map (name: "${name}.${suffix}") names);
-      merged = [ (suffixed "service" serviceWants) (suffixed "socket" socketWants) ];
-      targets = builtins.attrNames (builtins.foldl' (all: attrs: all // attrs) { } merged);
+      suffixed = suffix: builtins.mapAttrs (_: builtins.mapAttrs (_: map (name: "${name}.${suffix}")));
+      perKind = [ (suffixed "service" (units.links services)) (suffixed "socket" (units.links sockets)) ];
+      merge = kind:
+        let targets = builtins.attrNames (builtins.foldl' (all: attrs: all // attrs.${kind}) { } perKind); in
+        builtins.listToAttrs (map (target: {
+          name = target;
+          value = builtins.concatLists (map (attrs: attrs.${kind}.${target} or [ ]) perKind);
+        }) targets);
     in
-    builtins.listToAttrs (map (target: {
-      name = target;
-      value = builtins.concatLists (map (attrs: attrs.${target} or [ ]) merged);
-    }) targets);
+    builtins.listToAttrs (map (kind: { name = kind; value = merge kind; }) [ "wants" "requires" "upholds" ]);
 
   spec = {
     version = "lab-${hostName}";
     units = unitFiles;
-    inherit wants caddyfile;
+    inherit links caddyfile;
     sites = map (site: site.manifest) siteList;
     static = builtins.mapAttrs (name: site: "${site.staticFilesPackage}") checkedSites;
     tmpfiles = concatMap (line: line + "\n") (builtins.concatLists (map (site: site.tmpfiles) siteList));
@@ -108,6 +109,7 @@ builtins.derivation {
   builder = "/usr/bin/python3";
   args = [ ./build-toplevel.py ];
   switchScript = ./switch-to-configuration.py;
+  stage2Script = ./stage-2.sh;
   spec = builtins.toJSON spec;
   passAsFile = [ "spec" ];
 }

@@ -1,4 +1,4 @@
-"""lab.up, lab.down and lab.status: bring hosts up in parallel, tear everything down, report."""
+"""lab.up, lab.down, lab.reboot and lab.status: bring hosts up in parallel, reboot one, tear down, report."""
 
 from __future__ import annotations
 
@@ -129,6 +129,22 @@ def down(layout: LabLayout, console: Console) -> None:
         layout.inventory.unlink()
     if layout.known_hosts.exists():
         layout.known_hosts.unlink()
+
+
+def reboot(layout: LabLayout, name: str, console: Console) -> None:
+    """Power a lab host off and boot it again, keeping its disk."""
+    check_can_run()
+    known = {host.name: host for host in _known_hosts(layout)}
+    host = known.get(name)
+    if host is None or not host.root.is_mount():
+        hosts = ", ".join(sorted(known)) or "none"
+        raise DjdeployError(
+            f"There is no lab host {name} to reboot (lab hosts: {hosts}). "
+            "Start hosts with `djdeploy lab.up --hosts N`."
+        )
+    with console.status(f"Rebooting {name}"):
+        machine.reboot(layout, host)
+    console.print(f"[green]rebooted[/] {name} at {host.address}")
 
 
 def clean_stale(layout: LabLayout, console: Console) -> None:

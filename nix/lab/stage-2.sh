@@ -6,6 +6,8 @@
 # units and starts what its targets want. Accounts, databases and directories persist on the lab's disk.
 set -u
 PATH=/usr/bin:/bin
+# systemd runs generators again at each daemon-reload: only a boot, whose /run is empty, has no current system.
+[ -L /run/current-system ] && exit 0
 loader=/boot/loader
 entry=$(sed -n 's/^default //p' "$loader/loader.conf" 2>/dev/null)
 [ -n "$entry" ] || exit 0

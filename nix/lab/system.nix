@@ -5,6 +5,9 @@
   sites ? { },
   hostName ? "lab",
   packages ? import ./packages.nix { },
+  # services -> services: a change to the units the site definitions make, for tests of what the lab's
+  # switch-to-configuration does with them.
+  adjustServices ? (services: services),
 }:
 let
   units = import ./units.nix;
@@ -68,7 +71,7 @@ let
     };
   };
 
-  services = { caddy = caddyService; } // builtins.foldl' (all: site: all // site.services) { } siteList;
+  services = adjustServices ({ caddy = caddyService; } // builtins.foldl' (all: site: all // site.services) { } siteList);
   sockets = builtins.foldl' (all: site: all // (site.sockets or { })) { } siteList;
   unitFiles =
     builtins.listToAttrs (map (name: { name = "${name}.service"; value = units.service services.${name}; }) (builtins.attrNames services))

@@ -12,6 +12,9 @@
   healthCheckPath ? "/healthz",
   # 80 serves the sites over plain HTTP.
   port ? 443,
+  # "nixos-default" removes the module's `stopIfChanged = false` from gunicorn-example, leaving NixOS's
+  # default (true): switch-to-configuration then stops its socket too during a deploy.
+  gunicornStopIfChanged ? "module",
 }:
 let
   packages = import ../../nix/lab/packages.nix { };
@@ -27,6 +30,12 @@ in
 import ../../nix/lab/system.nix {
   hostName = "lab1";
   inherit packages;
+  adjustServices =
+    services:
+    if gunicornStopIfChanged == "nixos-default" then
+      services // { gunicorn-example = builtins.removeAttrs services.gunicorn-example [ "stopIfChanged" ]; }
+    else
+      services;
   sites = {
     example = common // {
       hostname = "example.lab";

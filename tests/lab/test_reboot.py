@@ -116,7 +116,7 @@ def test_a_reboot_during_the_copy_leaves_the_old_generation_and_a_redeploy_works
     machine.reboot(lab, lab.host(1))
     rest, _ = running.communicate(timeout=300)
     assert running.returncode != 0, "".join(said) + rest
-    assert "Deployed" not in rest
+    assert "✗ copy the closure" in rest, "".join(said) + rest
     assert served_release(host) == before
     result = deploy(path)
     assert result.returncode == 0, result.stdout + result.stderr

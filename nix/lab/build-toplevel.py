@@ -43,4 +43,5 @@ init = out / "init"
 init.write_text(Path(os.environ["stage2Script"]).read_text())
 init.chmod(0o555)
 (out / "lab-system.json").write_text(json.dumps(spec["system"], indent=2, sort_keys=True))
-(out / "nixos-version").write_text(spec["version"] + "\n")
+# As NixOS writes it: without a newline.
+(out / "nixos-version").write_text(spec["version"])

@@ -132,14 +132,14 @@ def down(layout: LabLayout, console: Console) -> None:
 
 
 def reboot(layout: LabLayout, name: str, console: Console) -> None:
-    """Power a lab host off and boot it again, keeping its disk."""
+    """Power a lab host off and boot it again, keeping its disk (a host powered off is booted)."""
     check_can_run()
-    known = {host.name: host for host in _known_hosts(layout)}
-    host = known.get(name)
-    if host is None or not host.root.is_mount():
-        hosts = ", ".join(sorted(known)) or "none"
+    # A host has a disk while its overlay root is mounted, from lab.up to lab.down.
+    with_disk = {host.name: host for host in _known_hosts(layout) if host.root.is_mount()}
+    host = with_disk.get(name)
+    if host is None:
         raise DjdeployError(
-            f"There is no lab host {name} to reboot (lab hosts: {hosts}). "
+            f"There is no lab host {name} to reboot (lab hosts: {', '.join(sorted(with_disk)) or 'none'}). "
             "Start hosts with `djdeploy lab.up --hosts N`."
         )
     with console.status(f"Rebooting {name}"):

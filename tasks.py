@@ -12,11 +12,12 @@ from invoke.tasks import task
 from djdeploy.tasks import namespace as ns
 
 # Shell that djdeploy ships and runs: on hosts (the supervisor, db), on build hosts, to install it, and the
-# lab's builders.
+# lab's builders and stage 2.
 SHELL_SCRIPTS = (
     "djdeploy/deploy/supervisor.sh",
     "djdeploy/deploy/copy_to_host.sh",
     "djdeploy/ops/db.sh",
+    "nix/lab/stage-2.sh",
     "scripts/install.sh",
     *sorted(glob("nix/lab/builders/*.sh", root_dir=Path(__file__).parent)),
 )

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from djdeploy.deploy import build, fleet, health, host_run, nix, supervisor
+from djdeploy.deploy import build, fleet, health, host_run, nix, supervisor, toplevel
 from djdeploy.errors import DjdeployError
 from djdeploy.host import paths as host_paths
 from djdeploy.host import records, sites
@@ -164,6 +164,9 @@ def host() -> Host:
     )
 
 
+REQUIRE_SYSTEM = toplevel.require_system
+
+
 @pytest.fixture
 def fakes(monkeypatch: pytest.MonkeyPatch) -> DeployHost:
     """web1 at 192.0.2.1, over the one SSH seam; the local side (build, nix copy, clock) answers at once."""
@@ -178,6 +181,8 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> DeployHost:
     monkeypatch.setattr(nix, "closure", lambda path: [nix.StorePath(str(NEW), 1000)])
     monkeypatch.setattr(supervisor, "new_id", lambda: ACTIVATION_ID)
     monkeypatch.setattr(host_run, "of_system", lambda system: (SITE,))
+    # NEW names no real store path: it passes as the system it stands for.
+    monkeypatch.setattr(toplevel, "require_system", lambda path, host: None)
     monkeypatch.setattr(health, "check", lambda remote, address, sites, timeout: health.Report(()))
     monkeypatch.setattr(records, "commit", lambda: "abc1234")
     monkeypatch.setattr(records, "who", lambda: {"user": "jane", "machine": "laptop"})
@@ -188,6 +193,31 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> DeployHost:
 def run_deploy(host: Host, **options: Any) -> host_run.Result:
     [result] = fleet.deploy([host], host_run.Options(**options), Console(file=io.StringIO()))
     return result
+
+
+def test_a_store_path_that_is_no_system_is_refused_before_anything_runs(
+    host: Host, fakes: DeployHost, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    package = tmp_path / "some-package"
+    (package / "bin").mkdir(parents=True)
+    monkeypatch.setattr(toplevel, "require_system", REQUIRE_SYSTEM)
+    monkeypatch.setattr(
+        build,
+        "build_systems",
+        lambda hosts, on_progress: {host.name: build.BuiltSystem(host.name, package, 0.1)},
+    )
+    result = run_deploy(host)
+    assert result.outcome == "failed"
+    assert result.message.startswith(
+        f"The build of web1 gave {package}, which is not a NixOS system (it has no nixos-version), so "
+        "nothing was copied and web1 was not switched."
+    )
+    assert [remote.commands for remote in fakes] == [[]]
+
+
+def test_a_system_toplevel_is_accepted(tmp_path: Path) -> None:
+    (tmp_path / "nixos-version").write_text("25.11")
+    REQUIRE_SYSTEM(tmp_path, "web1")
 
 
 def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: DeployHost) -> None:

@@ -100,3 +100,15 @@ def test_a_python_other_than_the_hosts_is_refused_naming_both(tmp_path: Path) ->
 
 def test_the_hosts_python_is_accepted() -> None:
     image.require_host_python()
+
+
+def test_reboot_of_a_host_that_is_not_up_names_the_lab_hosts(
+    layout: LabLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setattr("shutil.which", lambda tool: f"/usr/bin/{tool}")
+    (layout.hosts_dir / "lab1").mkdir(parents=True)  # a host whose root is not mounted: not up
+    with pytest.raises(
+        DjdeployError, match=r"no lab host lab1 to reboot \(lab hosts: none\).*lab\.up --hosts N"
+    ):
+        control.reboot(layout, "lab1", Console(file=None))

@@ -18,7 +18,7 @@ from typing import NoReturn, TypeVar
 
 from rich.console import Console
 
-from djdeploy.deploy import health, plan, supervisor, transfer
+from djdeploy.deploy import health, plan, supervisor, toplevel, transfer
 from djdeploy.deploy.supervisor import State
 from djdeploy.errors import DjdeployError
 from djdeploy.host import lock, records
@@ -150,6 +150,7 @@ class HostRun:
     log: StepLog
 
     def deploy(self, system: Path) -> Result:
+        toplevel.require_system(system, self.host.name)
         with self.log.step("compare with the host"):
             facts = host_system.facts(self.remote)
         if facts.lock is not None:

@@ -1,4 +1,4 @@
-"""lab.up, lab.down and lab.status: bring hosts up in parallel, tear everything down, report."""
+"""lab.up, lab.down, lab.reboot and lab.status: bring hosts up in parallel, reboot one, tear down, report."""
 
 from __future__ import annotations
 
@@ -131,6 +131,22 @@ def down(layout: LabLayout, console: Console) -> None:
         layout.inventory.unlink()
     if layout.known_hosts.exists():
         layout.known_hosts.unlink()
+
+
+def reboot(layout: LabLayout, name: str, console: Console) -> None:
+    """Power a lab host off and boot it again, keeping its disk (a host powered off is booted)."""
+    check_can_run()
+    # A host has a disk while its overlay root is mounted, from lab.up to lab.down.
+    with_disk = {host.name: host for host in _known_hosts(layout) if host.root.is_mount()}
+    host = with_disk.get(name)
+    if host is None:
+        raise DjdeployError(
+            f"There is no lab host {name} to reboot (lab hosts: {', '.join(sorted(with_disk)) or 'none'}). "
+            "Start hosts with `djdeploy lab.up --hosts N`."
+        )
+    with console.status(f"Rebooting {name}"):
+        machine.reboot(layout, host)
+    console.print(f"[green]rebooted[/] {name} at {host.address}")
 
 
 def clean_stale(layout: LabLayout, console: Console) -> None:

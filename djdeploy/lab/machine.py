@@ -1,4 +1,4 @@
-"""One lab host's life: overlay root, SSH keys, boot with systemd-nspawn, power off, clean up."""
+"""One lab host's life: overlay root, SSH keys, boot with systemd-nspawn, power off, reboot, clean up."""
 
 from __future__ import annotations
 
@@ -183,6 +183,17 @@ def power_off(layout: LabLayout, host: LabHost) -> None:
     for pid in pids:
         if _alive(pid):
             _signal(pid, signal.SIGKILL)
+
+
+def reboot(layout: LabLayout, host: LabHost) -> None:
+    """Power the host off cleanly and boot it again on the same disk (its overlay's upper directory).
+
+    Only /run is lost, as on a real reboot: the host comes up on the system its boot default names.
+    """
+    power_off(layout, host)
+    cgroups.kill_and_remove(host.netns)
+    pid = boot(host)
+    wait_until_running(layout, host, pid)
 
 
 def lab_mounts(layout: LabLayout) -> list[Path]:

@@ -29,6 +29,13 @@ def down(context: Context) -> None:
     control.down(LabLayout.from_environment(), console)
 
 
+@task(help={"host": "the lab host to reboot, e.g. lab1"})
+@reports_errors
+def reboot(context: Context, host: str) -> None:
+    """Power a lab host off and boot it again, keeping its disk: it boots its boot default system."""
+    control.reboot(LabLayout.from_environment(), host, console)
+
+
 @task
 @reports_errors
 def status(context: Context) -> None:

@@ -11,11 +11,13 @@ units = out / "etc" / "systemd" / "system"
 units.mkdir(parents=True)
 for name, text in spec["units"].items():
     (units / name).write_text(text)
-for target, names in spec["wants"].items():
-    wants = units / f"{target}.wants"
-    wants.mkdir(exist_ok=True)
-    for name in names:
-        (wants / name).symlink_to(f"../{name}")
+# <target>.wants/, .requires/ and .upholds/ links, as NixOS makes them for wantedBy, requiredBy and upheldBy.
+for kind, targets in spec["links"].items():
+    for target, names in targets.items():
+        directory = units / f"{target}.{kind}"
+        directory.mkdir(exist_ok=True)
+        for name in names:
+            (directory / name).symlink_to(f"../{name}")
 
 (out / "etc" / "caddy").mkdir()
 (out / "etc" / "caddy" / "Caddyfile").write_text(spec["caddyfile"])
@@ -36,5 +38,10 @@ for name, target in spec["commands"].items():
 switch = out / "bin" / "switch-to-configuration"
 switch.write_text("#!/usr/bin/python3\n" + Path(os.environ["switchScript"]).read_text())
 switch.chmod(0o555)
+# The lab's stage 2, where a NixOS toplevel has its stage-2 init.
+init = out / "init"
+init.write_text(Path(os.environ["stage2Script"]).read_text())
+init.chmod(0o555)
 (out / "lab-system.json").write_text(json.dumps(spec["system"], indent=2, sort_keys=True))
-(out / "nixos-version").write_text(spec["version"] + "\n")
+# As NixOS writes it: without a newline.
+(out / "nixos-version").write_text(spec["version"])

@@ -5,6 +5,9 @@
   sites ? { },
   hostName ? "lab",
   packages ? import ./packages.nix { },
+  # services -> services: a change to the units the site definitions make, for tests of what the lab's
+  # switch-to-configuration does with them.
+  adjustServices ? (services: services),
 }:
 let
   units = import ./units.nix;
@@ -70,27 +73,34 @@ let
     };
   };
 
-  services = { caddy = caddyService; } // builtins.foldl' (all: site: all // site.services) { } siteList;
+  services = adjustServices ({ caddy = caddyService; } // builtins.foldl' (all: site: all // site.services) { } siteList);
   sockets = builtins.foldl' (all: site: all // (site.sockets or { })) { } siteList;
   timers = builtins.foldl' (all: site: all // (site.timers or { })) { } siteList;
   unitFilesOf = suffix: render: attrs:
     builtins.listToAttrs (map (name: { name = "${name}.${suffix}"; value = render attrs.${name}; }) (builtins.attrNames attrs));
   unitFiles = unitFilesOf "service" units.service services // unitFilesOf "socket" units.socket sockets // unitFilesOf "timer" units.timer timers;
-  wants =
+  # Suffix ("wants", "requires", "upholds") -> target -> unit file names, as NixOS links them.
+  links =
     let
-      suffixed = suffix: attrs: builtins.mapAttrs (target: names: map (name: "${name}.${suffix}") names) (units.wants attrs);
-      merged = [ (suffixed "service" services) (suffixed "socket" sockets) (suffixed "timer" timers) ];
-      targets = builtins.attrNames (builtins.foldl' (all: attrs: all // attrs) { } merged);
+      suffixed = suffix: builtins.mapAttrs (_: builtins.mapAttrs (_: map (name: "${name}.${suffix}")));
+      perKind = [
+        (suffixed "service" (units.links services))
+        (suffixed "socket" (units.links sockets))
+        (suffixed "timer" (units.links timers))
+      ];
+      merge = kind:
+        let targets = builtins.attrNames (builtins.foldl' (all: attrs: all // attrs.${kind}) { } perKind); in
+        builtins.listToAttrs (map (target: {
+          name = target;
+          value = builtins.concatLists (map (attrs: attrs.${kind}.${target} or [ ]) perKind);
+        }) targets);
     in
-    builtins.listToAttrs (map (target: {
-      name = target;
-      value = builtins.concatLists (map (attrs: attrs.${target} or [ ]) merged);
-    }) targets);
+    builtins.listToAttrs (map (kind: { name = kind; value = merge kind; }) [ "wants" "requires" "upholds" ]);
 
   spec = {
     version = "lab-${hostName}";
     units = unitFiles;
-    inherit wants caddyfile;
+    inherit links caddyfile;
     sites = map (site: site.manifest) siteList;
     static = builtins.mapAttrs (name: site: "${site.staticFilesPackage}") checkedSites;
     tmpfiles = concatMap (line: line + "\n") (builtins.concatLists (map (site: site.tmpfiles) siteList));
@@ -109,6 +119,7 @@ builtins.derivation {
   builder = "/usr/bin/python3";
   args = [ ./build-toplevel.py ];
   switchScript = ./switch-to-configuration.py;
+  stage2Script = ./stage-2.sh;
   spec = builtins.toJSON spec;
   passAsFile = [ "spec" ];
 }

@@ -14,6 +14,9 @@
   port ? 443,
   # "gunicorn-uvicorn" serves them as ASGI.
   server ? "gunicorn",
+  # "nixos-default" removes the module's `stopIfChanged = false` from gunicorn-example, leaving NixOS's
+  # default (true): switch-to-configuration then stops its socket too during a deploy.
+  gunicornStopIfChanged ? "module",
 }:
 let
   packages = import ../../nix/lab/packages.nix { };
@@ -35,6 +38,12 @@ in
 import ../../nix/lab/system.nix {
   hostName = "lab1";
   inherit packages;
+  adjustServices =
+    services:
+    if gunicornStopIfChanged == "nixos-default" then
+      services // { gunicorn-example = builtins.removeAttrs services.gunicorn-example [ "stopIfChanged" ]; }
+    else
+      services;
   sites = {
     example = common // {
       hostname = "example.lab";

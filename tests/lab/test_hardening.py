@@ -82,7 +82,12 @@ def sandbox_properties(host: inventory.Host) -> list[str]:
     text = on_host(host, "systemctl", "cat", GUNICORN).stdout
     service = text.split("[Service]\n", 1)[1].split("\n[", 1)[0]
     lines = [line for line in service.splitlines() if line and not line.startswith("#")]
-    return [line for line in lines if line.split("=", 1)[0] not in NOT_SANDBOX]
+    # X- keys are switch-to-configuration's (X-StopIfChanged): systemd ignores them, systemd-run refuses them.
+    return [
+        line
+        for line in lines
+        if (key := line.split("=", 1)[0]) not in NOT_SANDBOX and not key.startswith("X-")
+    ]
 
 
 def in_sandbox(host: inventory.Host, site: dict[str, Any], code: str) -> str:

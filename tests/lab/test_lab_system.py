@@ -145,6 +145,36 @@ def test_second_build_changes_the_page_and_switching_back_restores_it(
     assert 'id="release">1.0.0<' in get(lab1, lab_ca, "example.lab").body
 
 
+def test_dry_activate_prints_what_a_switch_would_do_and_does_nothing(
+    lab1: inventory.Host, lab_ca: Path, first_system: Path, password_hash: str, release_two_source: Path
+) -> None:
+    second = build(SYSTEMS, passwordHash=password_hash, exampleSource=str(release_two_source))
+    nix.copy_closure(lab1.ssh_target, second)
+    with Remote(lab1.ssh_target) as remote:
+        result = remote.run([f"{second}/bin/switch-to-configuration", "dry-activate"], timeout=300)
+    # NixOS's words: gunicorn and the migrations (stopIfChanged false) restart; nothing else changes.
+    assert result.stderr.splitlines() == [
+        "would activate the configuration...",
+        "would restart the following units: django-migrate-example.service, django-migrate-guarded.service, "
+        "gunicorn-example.service, gunicorn-guarded.service",
+    ]
+    assert 'id="release">1.0.0<' in get(lab1, lab_ca, "example.lab").body
+
+
+def test_an_interrupted_switch_is_finished_by_the_next(lab1: inventory.Host, first_system: Path) -> None:
+    """The lists in /run/nixos are what a switch still had to do: the next switch does it."""
+    with Remote(lab1.ssh_target) as remote:
+        before = remote.run(["systemctl", "show", "--value", "-p", "MainPID", "caddy.service"]).stdout
+        remote.run_shell("echo caddy.service > /run/nixos/restart-list")
+        result = remote.run([f"{first_system}/bin/switch-to-configuration", "test"], check=False, timeout=300)
+        after = remote.run(["systemctl", "show", "--value", "-p", "MainPID", "caddy.service"]).stdout
+        left = remote.run(["test", "-e", "/run/nixos/restart-list"], check=False)
+    assert result.exit_code == 0, result.stderr
+    assert "restarting the following units: caddy.service\n" in result.stderr
+    assert after != before
+    assert not left.ok
+
+
 def test_removed_site_units_are_stopped(lab1: inventory.Host, lab_ca: Path, password_hash: str) -> None:
     without_guarded = build(SYSTEMS, passwordHash=password_hash, withGuardedSite="false")
     code, output = switch(lab1, without_guarded)

@@ -119,6 +119,26 @@ in
     definitions "mysite" { }
   ).services;
 
+  # The switch flags and install links as the lab writes them: each service differs in one option.
+  labSwitchUnits =
+    let
+      units = import ../../nix/lab/units.nix;
+      services = {
+        plain = { wantedBy = [ "multi-user.target" ]; };
+        noStop = { stopIfChanged = false; };
+        noRestart = { restartIfChanged = false; };
+        reload = { reloadIfChanged = true; restartIfChanged = false; };
+        notSocketActivated = { notSocketActivated = true; };
+        manualOnly = { unitConfig = { X-OnlyManualStart = true; RefuseManualStop = true; }; };
+        triggered = { reloadTriggers = [ "a" ]; restartTriggers = [ "b" ]; };
+        required = { requiredBy = [ "a.target" ]; upheldBy = [ "b.target" ]; };
+      };
+    in
+    {
+      files = builtins.mapAttrs (_: units.service) services;
+      links = units.links services;
+    };
+
   legacyExtraEnvList = definitions "old" { extraEnv = [ "/run/secrets/old.env" ]; };
 
   valid = failedAssertions {

@@ -1,0 +1,26 @@
+"""The check that a store path to deploy is a system toplevel, before anything is copied or switched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from djdeploy.errors import DjdeployError
+
+# Every NixOS toplevel has it (nixpkgs nixos/modules/system/activation/top-level.nix, systemBuilder), and so
+# does every lab toplevel; a package, a closure of static files or an `etc` tree has none.
+VERSION_FILE = "nixos-version"
+
+
+class NotASystem(DjdeployError):
+    """The built path is not a system's toplevel: nothing was copied or switched."""
+
+
+def require_system(path: Path, host: str) -> None:
+    if not (path / VERSION_FILE).is_file():
+        raise NotASystem(
+            f"The build of {host} gave {path}, which is not a NixOS system (it has no {VERSION_FILE}), so "
+            f"nothing was copied and {host} was not switched. Make the host's `build` name a system's "
+            f"toplevel: `build: {{flake: .#nixosConfigurations.{host}}}` (djdeploy takes its "
+            "config.system.build.toplevel) or a file attribute that evaluates to a system's "
+            "config.system.build.toplevel."
+        )

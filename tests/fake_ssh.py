@@ -104,6 +104,7 @@ class FakeConnection:
         in_stream: object,
         timeout: float | None = None,
         pty: bool = False,
+        err_stream: Any = None,
     ) -> _Result:
         assert warn, "Remote reads exit codes itself"
         host = self.network.hosts[self.host]
@@ -118,6 +119,8 @@ class FakeConnection:
         input_text = in_stream.getvalue() if hasattr(in_stream, "getvalue") else None
         self.sent.append(Sent(unwrapped, privileged, input_text, not hide, pty, in_stream is None, timeout))
         answer = host.answer(unwrapped)
+        if err_stream is not None:  # Fabric writes the standard error there as it comes
+            err_stream.write(answer.stderr)
         return _Result(answer.exit_code, answer.stdout, answer.stderr)
 
     @property

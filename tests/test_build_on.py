@@ -5,9 +5,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, ClassVar
 
 import pytest
@@ -23,8 +21,10 @@ from djdeploy.inventory import (
     Timeouts,
     load,
 )
-from djdeploy.remote.ssh import RemoteResult, SshSettings, SshTarget
+from djdeploy.remote.ssh import SshSettings, SshTarget
 from djdeploy.tasks import deploy as deploy_tasks
+from tests import fake_ssh
+from tests.fake_ssh import Answer, FakeHost, FakeNetwork
 
 INVENTORY = """\
 defaults:
@@ -144,44 +144,37 @@ def test_a_system_this_machine_cannot_build_is_refused_in_one_paragraph(
     platform.require_buildable([host("web4", BuildOn(BuildPlace.TARGET))], {"web4": "x86_64-linux"})
 
 
-@dataclass
-class FakeBuilder:
-    """A build host: records the commands it is sent and answers nix-store --realise as Nix does."""
+class FakeBuilder(FakeHost):
+    """A host that builds: answers nix-store --realise as Nix does, its log on the standard error."""
 
-    target: SshTarget
-    sudo_password: str | None = None
-    commands: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    sudo_asks_password = True
     # What every fake builder's Nix says, and its exit code.
     log: ClassVar[str] = "these 2 derivations will be built:\nbuilding '/nix/store/{}-example-site.drv'...\n"
     exit_code: ClassVar[int] = 0
 
-    def __enter__(self) -> FakeBuilder:
-        BUILDERS.append(self)
-        return self
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        return None
-
-    def run_shell(self, command: str, **options: Any) -> RemoteResult:
-        self.commands.append((command, options))
-        on_error_line: Callable[[str], None] = options["on_error_line"]
-        for line in self.log.format("e" * 32).splitlines():
-            on_error_line(line)
+    def answer(self, command: str) -> Answer:
         drvs = [word for word in shlex.split(command) if word.endswith(".drv")]
         stdout = "".join(drv.removesuffix(".drv") + "\n" for drv in drvs)
-        return RemoteResult(command, self.exit_code, stdout, self.log)
+        return Answer(stdout, self.exit_code, self.log.format("e" * 32))
 
 
-BUILDERS: list[FakeBuilder] = []
 DRV = {
     name: Path(f"/nix/store/{letter * 32}-lab-system-{name}.drv")
     for name, letter in zip(("web1", "web2", "web3"), "abc", strict=True)
 }
+BUILDERS = ("192.0.2.9", "192.0.2.1", "192.0.2.2", "192.0.2.3")
 
 
 @pytest.fixture
-def local_commands(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], dict[str, Any]]]:
-    BUILDERS.clear()
+def builders(monkeypatch: pytest.MonkeyPatch) -> FakeNetwork:
+    """The build host and web1..web3, each a FakeBuilder over the one SSH seam."""
+    return fake_ssh.install(monkeypatch, {address: FakeBuilder() for address in BUILDERS})
+
+
+@pytest.fixture
+def local_commands(
+    monkeypatch: pytest.MonkeyPatch, builders: FakeNetwork
+) -> list[tuple[list[str], dict[str, Any]]]:
     commands: list[tuple[list[str], dict[str, Any]]] = []
 
     def run(argv: list[str], **options: Any) -> subprocess.CompletedProcess[str]:
@@ -189,12 +182,11 @@ def local_commands(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], dic
         return subprocess.CompletedProcess(argv, 0, "", "")
 
     monkeypatch.setattr("djdeploy.remote.process.run", run)
-    monkeypatch.setattr(remote_build, "Remote", FakeBuilder)
     return commands
 
 
 def test_a_build_host_builds_its_hosts_systems_in_one_call_after_their_derivations_are_copied(
-    local_commands: list[tuple[list[str], dict[str, Any]]],
+    local_commands: list[tuple[list[str], dict[str, Any]]], builders: FakeNetwork
 ) -> None:
     builder = BUILDER
     on = BuildOn(BuildPlace.BUILD_HOST, builder)
@@ -220,26 +212,30 @@ def test_a_build_host_builds_its_hosts_systems_in_one_call_after_their_derivatio
         "-o",
         "BatchMode=yes",
     ]
-    [fake] = BUILDERS
-    assert (fake.target, fake.sudo_password) == (builder, "secret")
-    [(command, options)] = fake.commands
-    assert command == f"nix-store --realise {DRV['web1']} {DRV['web3']}"
-    assert options["privileged"] is True  # through sudo, as on a target
+    [connection] = builders.connections
+    assert (connection.host, connection.user) == ("192.0.2.9", "nix")
+    [sent] = connection.sent
+    assert sent.command == f"nix-store --realise {DRV['web1']} {DRV['web3']}"
+    # Through sudo, as on a target, with the password on sudo's standard input.
+    assert (sent.privileged, sent.input_text) == (True, "secret\n")
     assert progress == ["1/2 example-site"]
     assert {name: system.path for name, system in systems.items()} == {
         name: Path(str(DRV[name]).removesuffix(".drv")) for name in ("web1", "web3")
     }
 
 
-def test_targets_build_their_own_systems(local_commands: list[tuple[list[str], dict[str, Any]]]) -> None:
+def test_targets_build_their_own_systems(
+    local_commands: list[tuple[list[str], dict[str, Any]]], builders: FakeNetwork
+) -> None:
     hosts = [host("web1", BuildOn(BuildPlace.TARGET)), host("web2", BuildOn(BuildPlace.TARGET))]
     derivations = {name: build.Derivation(name, DRV[name], "x86_64-linux") for name in ("web1", "web2")}
     remote_build.build_elsewhere(hosts, derivations, None, lambda text: None, parallel=1, started=0.0)
-    assert sorted(fake.target.address for fake in BUILDERS) == ["192.0.2.1", "192.0.2.2"]
+    assert sorted(connection.host for connection in builders.connections) == ["192.0.2.1", "192.0.2.2"]
     assert sorted(argv[-1] for argv, _ in local_commands) == [str(DRV["web1"]), str(DRV["web2"])]
-    assert all(
-        command.endswith(str(DRV[fake.target.name])) for fake in BUILDERS for command, _ in fake.commands
-    )
+    assert {connection.host: connection.commands for connection in builders.connections} == {
+        "192.0.2.1": [f"nix-store --realise {DRV['web1']}"],
+        "192.0.2.2": [f"nix-store --realise {DRV['web2']}"],
+    }
 
 
 def test_a_failed_build_on_a_build_host_names_the_error_and_the_builder(

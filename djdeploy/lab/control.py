@@ -33,7 +33,9 @@ REQUIRED_TOOLS = {
 
 
 @dataclass(frozen=True)
-class HostStatus:
+class LabHostState:
+    """A lab host as lab.status lists it (not ops.status: the lab's own view of its machines)."""
+
     name: str
     address: str
     state: str
@@ -177,24 +179,24 @@ def _known_hosts(layout: LabLayout) -> list[LabHost]:
     return hosts
 
 
-def status(layout: LabLayout) -> list[HostStatus]:
+def status(layout: LabLayout) -> list[LabHostState]:
     """Each lab host with its address, state and current system generation, queried in parallel."""
     hosts = _known_hosts(layout)
     with ThreadPoolExecutor(max_workers=MAX_HOSTS) as pool:
-        return list(pool.map(lambda host: _host_status(layout, host), hosts))
+        return list(pool.map(lambda host: _host_state(layout, host), hosts))
 
 
-def _host_status(layout: LabLayout, host: LabHost) -> HostStatus:
+def _host_state(layout: LabLayout, host: LabHost) -> LabHostState:
     if not machine.running(layout, host):
-        return HostStatus(host.name, host.address, "stopped", "-")
+        return LabHostState(host.name, host.address, "stopped", "-")
     try:
         with Remote(machine.ssh_target(layout, host)) as remote:
             state = remote.run(["systemctl", "is-system-running"], check=False).stdout.strip()
             link = remote.run(["readlink", "/nix/var/nix/profiles/system"], check=False).stdout.strip()
     except DjdeployError as exc:
-        return HostStatus(host.name, host.address, f"unreachable: {exc.message}", "-")
+        return LabHostState(host.name, host.address, f"unreachable: {exc.message}", "-")
     generation = link.removeprefix("system-").removesuffix("-link") if link else "none"
-    return HostStatus(host.name, host.address, state, generation)
+    return LabHostState(host.name, host.address, state, generation)
 
 
 def write_inventory(layout: LabLayout) -> None:

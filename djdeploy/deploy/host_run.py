@@ -163,7 +163,14 @@ class HostRun:
             return self._unchanged(system, facts)
         if self.options.dry_run:
             if self.host.build.on.place is BuildPlace.LOCAL:
-                plan.show_plan(self.remote, self.host, system, facts, self.console)
+                plan.show_plan(
+                    self.remote,
+                    self.host,
+                    system,
+                    facts,
+                    self.console,
+                    substitute_on_destination=self.options.substitute_on_destination,
+                )
             else:
                 self.console.print(
                     f"{_prefix(self.log)}{self.host.name} would get {system.name}, built elsewhere "
@@ -171,7 +178,11 @@ class HostRun:
                     "built here."
                 )
             return Result(
-                self.host.name, Outcome.DRY_RUN, "nothing was copied", facts.generation_number, self._steps()
+                self.host.name,
+                Outcome.DRY_RUN,
+                "nothing was switched",
+                facts.generation_number,
+                self._steps(),
             )
         return self.switch(system, None, commit=records.commit())
 

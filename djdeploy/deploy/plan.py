@@ -1,4 +1,5 @@
-"""What a deploy would do, for --dry-run: the paths it would copy and the units it would change."""
+"""What a deploy would do, for --dry-run: the paths it would copy, the units it would change, the migrations
+it would apply."""
 
 from __future__ import annotations
 
@@ -7,15 +8,27 @@ from pathlib import Path
 
 from rich.console import Console
 
+from djdeploy.deploy import migrations, nix
 from djdeploy.deploy.transfer import missing_paths
 from djdeploy.host import paths as host_paths
+from djdeploy.host import sites
 from djdeploy.host import system as host_system
 from djdeploy.inventory import Host
 from djdeploy.remote.ssh import Remote
 
 
-def show_plan(remote: Remote, host: Host, system: Path, facts: host_system.Facts, console: Console) -> None:
-    """What a deploy would do: the paths it would copy and the units it would start, restart or stop."""
+def show_plan(
+    remote: Remote,
+    host: Host,
+    system: Path,
+    facts: host_system.Facts,
+    console: Console,
+    *,
+    substitute_on_destination: bool = False,
+) -> None:
+    """What a deploy would do: the paths it would copy, the units it would start, restart or stop, and each
+    site's migrations, asked of the new release's code on the host (which needs its closure copied there;
+    nothing is switched)."""
     missing = missing_paths(remote, system)
     size = sum(path.nar_size for path in missing) / 1e6
     console.print(f"[bold]{host.name}[/]: would copy {len(missing)} paths, {size:.1f} MB")
@@ -34,6 +47,15 @@ def show_plan(remote: Remote, host: Host, system: Path, facts: host_system.Facts
         for name in names:
             console.print(f"  would {verb} {name}")
     console.print(f"  from generation {facts.generation_number or 'none'} to {system.name}")
+    with_database = [site for site in sites.of_system(system) if site.database is not None]
+    if not with_database:
+        return
+    if missing:
+        nix.copy_closure(remote.target, system, substitute_on_destination=substitute_on_destination)
+        console.print("  copied the closure to ask the new release for its migrations (nothing switched)")
+    for site in with_database:
+        for line in migrations.describe(migrations.plan(remote, system, site)):
+            console.print(f"  {line}")
 
 
 def _local_unit_hashes(system: Path) -> dict[str, str]:

@@ -139,7 +139,7 @@ def test_unchanged_redeploy_copies_and_switches_nothing(first: Path) -> None:
     assert generation(lab1(first)) == "system-1-link"
 
 
-def test_dry_run_shows_the_change_and_copies_nothing(lab: LabLayout, workspace: Path, first: Path) -> None:
+def test_dry_run_shows_the_change_and_switches_nothing(lab: LabLayout, workspace: Path, first: Path) -> None:
     changed = write_inventory(
         lab, workspace, "dry-run", exampleSource=str(release_source(workspace, "1.5.0"))
     )

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from djdeploy.deploy import build, nix, platform, remote_build
+from djdeploy.deploy import build, nix, platform, remote_build, toplevel
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import (
     BuildOn,
@@ -214,8 +214,11 @@ def test_a_build_host_builds_its_hosts_systems_in_one_call_after_their_derivatio
     ]
     [connection] = builders.connections
     assert (connection.host, connection.user) == ("192.0.2.9", "nix")
-    [sent] = connection.sent
+    [sent, checked] = connection.sent
     assert sent.command == f"nix-store --realise {DRV['web1']} {DRV['web3']}"
+    # What it built is asked there whether it is a system (a toplevel has nixos-version).
+    outputs = [Path(str(DRV[name]).removesuffix(".drv")) for name in ("web1", "web3")]
+    assert checked.command == toplevel.missing_version_command(outputs)
     # Through sudo, as on a target, with the password on sudo's standard input.
     assert (sent.privileged, sent.input_text) == (True, "secret\n")
     assert progress == ["1/2 example-site"]
@@ -232,9 +235,9 @@ def test_targets_build_their_own_systems(
     remote_build.build_elsewhere(hosts, derivations, None, lambda text: None, parallel=1, started=0.0)
     assert sorted(connection.host for connection in builders.connections) == ["192.0.2.1", "192.0.2.2"]
     assert sorted(argv[-1] for argv, _ in local_commands) == [str(DRV["web1"]), str(DRV["web2"])]
-    assert {connection.host: connection.commands for connection in builders.connections} == {
-        "192.0.2.1": [f"nix-store --realise {DRV['web1']}"],
-        "192.0.2.2": [f"nix-store --realise {DRV['web2']}"],
+    assert {connection.host: connection.commands[0] for connection in builders.connections} == {
+        "192.0.2.1": f"nix-store --realise {DRV['web1']}",
+        "192.0.2.2": f"nix-store --realise {DRV['web2']}",
     }
 
 
@@ -346,3 +349,19 @@ def test_the_build_hosts_script_copies_with_the_given_host_keys_alone(tmp_path: 
     assert keys == ["192.0.2.1 ssh-ed25519 AAAA1", "192.0.2.1 ssh-rsa AAAA2"]
     # The file of keys is gone once the copy ends.
     assert not Path(opts.rsplit("=", 1)[1]).exists()
+
+
+def test_what_a_target_built_that_is_no_system_is_refused_there(
+    local_commands: list[tuple[list[str], dict[str, Any]]], builders: FakeNetwork
+) -> None:
+    class BuildsAPackage(FakeBuilder):
+        def answer(self, command: str) -> Answer:
+            if command.startswith("for path in"):
+                return Answer(str(DRV["web1"]).removesuffix(".drv") + "\n")
+            return super().answer(command)
+
+    builders.hosts["192.0.2.1"] = BuildsAPackage()
+    derivations = {"web1": build.Derivation("web1", DRV["web1"], "x86_64-linux")}
+    hosts = [host("web1", BuildOn(BuildPlace.TARGET))]
+    with pytest.raises(toplevel.NotASystem, match="which is not a NixOS system"):
+        remote_build.build_elsewhere(hosts, derivations, None, lambda text: None, parallel=1, started=0.0)

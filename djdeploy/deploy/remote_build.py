@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from djdeploy.deploy import build, nix, platform
+from djdeploy.deploy import build, nix, platform, toplevel
 from djdeploy.deploy.build import BuiltSystem, Derivation
 from djdeploy.inventory import BuildPlace, Host
 from djdeploy.remote.ssh import Remote, SshTarget
@@ -91,5 +91,10 @@ def realise_on(
             if not result.ok:
                 raise build.failed(group, result.stderr, f" on {builder.display}")
             outputs = build.output_paths(result.stdout, group)
-            paths.update(zip((host.name for host in group), outputs, strict=True))
+            built = dict(zip((host.name for host in group), outputs, strict=True))
+            missing = remote.run_shell(toplevel.missing_version_command(list(built.values()))).stdout.split()
+            for name, path in built.items():
+                if str(path) in missing:
+                    raise toplevel.not_a_system(path, name)
+            paths.update(built)
         return paths

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from djdeploy.errors import DjdeployError
@@ -17,10 +18,20 @@ class NotASystem(DjdeployError):
 
 def require_system(path: Path, host: str) -> None:
     if not (path / VERSION_FILE).is_file():
-        raise NotASystem(
-            f"The build of {host} gave {path}, which is not a NixOS system (it has no {VERSION_FILE}), so "
-            f"nothing was copied and {host} was not switched. Make the host's `build` name a system's "
-            f"toplevel: `build: {{flake: .#nixosConfigurations.{host}}}` (djdeploy takes its "
-            "config.system.build.toplevel) or a file attribute that evaluates to a system's "
-            "config.system.build.toplevel."
-        )
+        raise not_a_system(path, host)
+
+
+def missing_version_command(paths: list[Path]) -> str:
+    """Prints each of paths that has no VERSION_FILE: the same check, on the machine that built them."""
+    quoted = " ".join(shlex.quote(str(path)) for path in paths)
+    return f'for path in {quoted}; do [ -f "$path/{VERSION_FILE}" ] || echo "$path"; done'
+
+
+def not_a_system(path: Path, host: str) -> NotASystem:
+    return NotASystem(
+        f"The build of {host} gave {path}, which is not a NixOS system (it has no {VERSION_FILE}), so "
+        f"nothing was copied and {host} was not switched. Make the host's `build` name a system's "
+        f"toplevel: `build: {{flake: .#nixosConfigurations.{host}}}` (djdeploy takes its "
+        "config.system.build.toplevel) or a file attribute that evaluates to a system's "
+        "config.system.build.toplevel."
+    )

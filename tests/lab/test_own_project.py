@@ -45,10 +45,10 @@ def test_the_project_deploys_and_serves_home_admin_and_static_files() -> None:
             # The Vite manifest's entry, under the hashed name collectstatic gave it.
             script = home.split('src="', 1)[1].split('"', 1)[0]
             assert script.startswith("/static/assets/main-4f2a9c1d.")
-            assert _fetch(remote, script) == ("200", 'document.documentElement.dataset.shop = "ready";')
+            assert _fetch(remote, script) == ("200", 'document.documentElement.dataset.shop = "ready";\n')
             assert _fetch(remote, "/backoffice/login/")[0] == "200"
         inventory = layout.state_dir / "projects" / "shop" / "inventory.yaml"
-        check = inv("manage", "lab1", "check", "--deploy", "--inventory", str(inventory))
+        check = inv("manage", "--inventory", str(inventory), "lab1", "check", "--deploy")
         assert "System check identified" in check.stdout + check.stderr
     finally:
         inv("lab.down")

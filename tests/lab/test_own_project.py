@@ -63,3 +63,24 @@ def test_an_unpinned_requirement_stops_the_rehearsal_before_any_host_boots(tmp_p
     assert result.returncode != 0
     output = " ".join((result.stdout + result.stderr).split())
     assert "'gunicorn>=23' is not pinned to one version" in output
+
+
+@pytest.mark.lab
+def test_a_variable_the_settings_require_is_named_with_where_to_set_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # the message on one line of the error box
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT, project)
+    lab_file = project / "lab.yaml"
+    lab_file.write_text(
+        lab_file.read_text().replace("  DJANGO_ADMIN_URL: backoffice/\n", "  SHOP_COLOR: blue\n")
+    )
+    try:
+        result = inv("lab.rehearse", "--file", str(lab_file), check=False)
+        assert result.returncode != 0
+        output = " ".join((result.stdout + result.stderr).split())
+        assert "needs the environment variable DJANGO_ADMIN_URL" in output
+        assert "extraEnv (env: in lab.yaml)" in output
+    finally:
+        inv("lab.down")

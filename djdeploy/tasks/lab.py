@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from invoke.context import Context
 from invoke.tasks import task
 from rich.table import Table
 
 from djdeploy.console import console, reports_errors
 from djdeploy.lab import control
+from djdeploy.lab import project as lab_project
 from djdeploy.lab.layout import LabLayout
 from djdeploy.tasks import deploy as deploy_task
 from djdeploy.tasks import ops
@@ -63,4 +66,27 @@ def demo(context: Context, hosts: int = 1) -> None:
     console.print(
         f"The example site runs on {names}. To use any task on it, `export DJDEPLOY_INVENTORY={inventory}`, "
         "then for example `djdeploy status` or `djdeploy manage lab1 showmigrations --plan`."
+    )
+
+
+@task(
+    help={
+        "file": "the project's lab file (default: lab.yaml in this directory)",
+        "hosts": "how many lab hosts to deploy it to (1 to 8; default 1)",
+    }
+)
+@reports_errors
+def rehearse(context: Context, file: str = "lab.yaml", hosts: int = 1) -> None:
+    """Deploy your own project, described by lab.yaml, to lab hosts lab1..labN."""
+    layout = LabLayout.from_environment()
+    project = lab_project.load(Path(file).resolve())
+    control.check_host_count(hosts)
+    names = [layout.host(index).name for index in range(1, hosts + 1)]
+    # The lock file is read before any host boots, so that an unpinned entry fails at once.
+    inventory = str(lab_project.write_inventory(layout, project, names))
+    control.up(layout, hosts, console)
+    deploy_task.deploy(context, host=",".join(names), inventory=inventory)
+    console.print(
+        f"{project.name} runs on {', '.join(names)} as https://{project.hostname}/. To use any task on it, "
+        f"`export DJDEPLOY_INVENTORY={inventory}`, then for example `djdeploy manage lab1 check --deploy`."
     )

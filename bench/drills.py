@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from tests.drills.drills import DRILLS
 from tests.drills.harness import Lab, Row
@@ -27,7 +28,8 @@ def main(names: list[str]) -> int:
             rows.append(DRILLS[name](lab))
     table = Table("drill", "generation", "serving", "exit code and message", "lock", "log lines", "verdict")
     for row in rows:
-        table.add_row(row.drill, row.generation, row.serving, row.exit, row.lock, row.log, row.verdict)
+        cells = (row.drill, row.generation, row.serving, row.exit, row.lock, row.log, row.verdict)
+        table.add_row(*(Text(cell) for cell in cells))  # as printed: no Rich markup in a deploy's words
     Console(width=220).print(table)
     return 0 if all(row.verdict == "pass" for row in rows) else 1
 

@@ -32,6 +32,8 @@ from tests.lab.test_deploy import deploy, page, release_source, said, write_inve
 # Bounds of every wait, in seconds.
 PHASE_SECONDS = 300
 DECIDE_SECONDS = 180
+# How much of a deploy's output a row shows: the end of it.
+SUMMARY_CHARACTERS = 150
 
 
 @dataclass(frozen=True)
@@ -232,9 +234,12 @@ class Deployer:
         self.reader.join(timeout=10)
 
     def summary(self) -> str:
-        """The deploy's last words, one line: the end of its error, else its last line."""
-        words = " ".join("".join(self.output).replace("│", " ").split())
-        return words[-160:]
+        """The deploy's last words, on one line without the error box's frame."""
+        text = "".join(self.output).translate(str.maketrans("│╭╮╰╯─", "      "))
+        words = " ".join(text.split())
+        return (
+            words if len(words) <= SUMMARY_CHARACTERS else "…" + words[-SUMMARY_CHARACTERS:].split(" ", 1)[-1]
+        )
 
 
 def _children(pid: int) -> list[list[str]]:

@@ -7,6 +7,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 from tests.drills.harness import Deployer, Lab, Row, link_down, slow_link
 from tests.lab.helpers import inv
@@ -76,6 +77,18 @@ def cut_longer_than_the_window(lab: Lab) -> Row:
     return lab.run("veth down longer than the window", fault, lab.release("cut", **FAILING_CHECK))
 
 
+def cut_during_the_copy(lab: Lab) -> Row:
+    name = f"cut-copy-{time.time_ns()}"  # a new build: the host lacks its paths
+
+    def fault(deployer: Deployer) -> None:
+        deployer.wait_until(deployer.copying, "nix copy")
+        with link_down(lab.layout.host(1).host_link):
+            time.sleep(10)
+
+    with slow_link(lab.layout.host(1).host_link):
+        return lab.run("veth down 10 s during the copy", fault, lab.release(name), new_release=name)
+
+
 def unlock_while_a_supervisor_runs(lab: Lab) -> Row:
     notes = []
 
@@ -115,20 +128,33 @@ def two_deploys_at_once(lab: Lab) -> Row:
     return replace(row, exit=f"{row.exit} [second: {other.returncode}]", problems=problems)
 
 
-def failing_migration(lab: Lab) -> Row:
-    release = lab.release("migration")
-    migration = (
-        lab.workspace / "example-migration" / "example_site" / "notes" / "migrations" / "0002_fails.py"
-    )
-    migration.write_text(
-        "from django.db import migrations\n\n\n"
-        "def fail(apps, schema_editor):\n"
-        "    raise RuntimeError('this migration fails on purpose')\n\n\n"
+def _with_migration(lab: Lab, name: str, body: str) -> Path:
+    """A release whose second migration of the notes app runs body (Python, in a function of apps)."""
+    release = lab.release(name)
+    migrations = lab.workspace / f"example-{name}" / "example_site" / "notes" / "migrations"
+    (migrations / "0002_drill.py").write_text(
+        "import time\n\nfrom django.db import migrations\n\n\n"
+        f"def run(apps, schema_editor):\n    {body}\n\n\n"
         "class Migration(migrations.Migration):\n"
         "    dependencies = [('notes', '0001_initial')]\n"
-        "    operations = [migrations.RunPython(fail)]\n"
+        "    operations = [migrations.RunPython(run)]\n"
     )
+    return release
+
+
+def failing_migration(lab: Lab) -> Row:
+    release = _with_migration(lab, "migration", "raise RuntimeError('this migration fails on purpose')")
     return lab.run("failing migration", lambda deployer: None, release)
+
+
+def migration_longer_than_the_activation_timeout(lab: Lab) -> Row:
+    release = _with_migration(lab, "slow-migration", "time.sleep(30)")
+    return lab.run(
+        "migration longer than --activation-timeout 5",
+        lambda deployer: None,
+        release,
+        arguments=("--activation-timeout", "5"),
+    )
 
 
 DRILLS: dict[str, Callable[[Lab], Row]] = {
@@ -138,8 +164,10 @@ DRILLS: dict[str, Callable[[Lab], Row]] = {
     "ctrl-c-twice": ctrl_c_twice,
     "killed-at-switch": killed_at("activating"),
     "killed-at-health-check": killed_at("switched"),
+    "cut-during-the-copy": cut_during_the_copy,
     "cut-longer-than-the-window": cut_longer_than_the_window,
     "unlock-while-a-supervisor-runs": unlock_while_a_supervisor_runs,
     "two-deploys-at-once": two_deploys_at_once,
     "failing-migration": failing_migration,
+    "migration-longer-than-the-activation-timeout": migration_longer_than_the_activation_timeout,
 }

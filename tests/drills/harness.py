@@ -117,10 +117,12 @@ class Lab:
         *,
         expected_lines: int = 1,
         new_release: str = "",
+        arguments: tuple[str, ...] = (),
     ) -> Row:
-        """Deploy release with fault applied to the running deployer; then read what the host says."""
+        """Deploy release (with arguments) with fault applied to the running deployer; then read what the
+        host says."""
         before = self.log_lines()
-        deployer = Deployer(self, release)
+        deployer = Deployer(self, release, *arguments)
         try:
             fault(deployer)
         finally:

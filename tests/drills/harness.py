@@ -26,8 +26,8 @@ from djdeploy.host import paths as host_paths
 from djdeploy.lab.layout import LabLayout
 from djdeploy.remote import process
 from djdeploy.remote.ssh import Remote
-from tests.lab.helpers import REPO
-from tests.lab.test_deploy import deploy, page, release_source, said, write_inventory
+from tests.lab.helpers import REPO, write_inventory
+from tests.lab.test_deploy import deploy, page, release_source, said
 
 # Bounds of every wait, in seconds.
 PHASE_SECONDS = 300

@@ -5,6 +5,7 @@ lines it added and their outcome, the verdict) and takes the lab down."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -24,8 +25,11 @@ def main(names: list[str]) -> int:
     with tempfile.TemporaryDirectory() as directory, lab_hosts(1) as layout:
         lab = Lab(layout, Path(directory))
         for name in chosen:
-            lab.back_to_baseline()
-            rows.append(DRILLS[name](lab))
+            try:
+                lab.back_to_baseline()
+                rows.append(DRILLS[name](lab))
+            except (AssertionError, OSError, subprocess.SubprocessError) as exc:  # the drill could not run
+                rows.append(Row(name, "?", "?", "?", "?", "?", (f"the drill broke: {exc!r}",)))
     table = Table("drill", "generation", "serving", "exit code and message", "lock", "log lines", "verdict")
     for row in rows:
         cells = (row.drill, row.generation, row.serving, row.exit, row.lock, row.log, row.verdict)

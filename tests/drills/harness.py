@@ -225,7 +225,9 @@ class Deployer:
         return any(argv[0].endswith("nix") and "copy" in argv for argv in _children(self.child.pid))
 
     def signal(self, number: signal.Signals) -> None:
-        os.kill(self.child.pid, number)
+        """Send the deployer a signal, unless it has ended already."""
+        if self.child.poll() is None:
+            os.kill(self.child.pid, number)
 
     def finish(self) -> None:
         try:

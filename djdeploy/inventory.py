@@ -5,7 +5,9 @@ Validation errors name the file, the line and the field, and unknown keys are er
 
 from __future__ import annotations
 
+import ipaddress
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -134,10 +136,16 @@ class _Reader:
         except ValueError:
             raise self.fail(node, where, f"expected {kind_name}, got '{node.value}'") from None
 
-    def string_list(self, node: yaml.Node, where: str) -> tuple[str, ...]:
+    def string_list(
+        self,
+        node: yaml.Node,
+        where: str,
+        kind: Callable[[str], str] = str,
+        kind_name: str = "a string",
+    ) -> tuple[str, ...]:
         if not isinstance(node, yaml.SequenceNode):
             raise self.fail(node, where, f"expected a list, got {_describe(node)}")
-        return tuple(self.scalar(item, f"{where}[{i}]", str, "a string") for i, item in enumerate(node.value))
+        return tuple(self.scalar(item, f"{where}[{i}]", kind, kind_name) for i, item in enumerate(node.value))
 
 
 def _describe(node: yaml.Node) -> str:
@@ -166,11 +174,50 @@ def _port(text: str) -> int:
     return value
 
 
-def _positive(text: str) -> float:
+def positive_seconds(text: str) -> float:
+    """A positive finite number of seconds (else ValueError): every timeout, here or on the command line."""
     value = float(text)
     if not math.isfinite(value) or value <= 0:
         raise ValueError(text)
     return value
+
+
+def at_least_one(text: str) -> int:
+    """A whole number from 1 (ValueError otherwise): how many hosts at once, or in a batch."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def _matching(pattern: str) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        if re.fullmatch(pattern, text) is None:
+            raise ValueError(text)
+        return text
+
+    return check
+
+
+# Host names appear in commands the user is told to run; site names as the NixOS module's instance names
+# (nix/sites/assertions.nix), which name units, directories and the manage-<name> command.
+_host_name = _matching(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
+HOST_NAME = "a host name: letters, digits, `.`, `_` and `-`, starting and ending with a letter or digit"
+_site_name = _matching(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+SITE_NAME = "a site name: letters, digits, `_` and `-`, as the module's django.sites.<name>"
+_DNS_NAME = re.compile(
+    r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?"
+)
+ADDRESS = "a DNS name or an IP address"
+
+
+def _address(text: str) -> str:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        if _DNS_NAME.fullmatch(text) is None or len(text) > 253:
+            raise
+    return text
 
 
 SSH_KEYS = ("user", "port", "known_hosts", "identity", "connect_timeout", "sudo")
@@ -195,7 +242,7 @@ def _read_ssh(reader: _Reader, nodes: list[tuple[yaml.Node, str]]) -> SshSetting
         "port": (_port, "a port number from 1 to 65535"),
         "known_hosts": (_path(reader.path.parent), "a path"),
         "identity": (_path(reader.path.parent), "a path"),
-        "connect_timeout": (_positive, "a positive number of seconds"),
+        "connect_timeout": (positive_seconds, "a positive number of seconds"),
         "sudo": (_boolean, "true or false"),
     }
     for node, where in nodes:
@@ -266,7 +313,9 @@ def _read_timeouts(reader: _Reader, nodes: list[tuple[yaml.Node, str]]) -> Timeo
     values: dict[str, float] = {}
     for node, where in nodes:
         for key, value in reader.mapping(node, where, TIMEOUT_KEYS).items():
-            values[key] = reader.scalar(value, f"{where}.{key}", _positive, "a positive number of seconds")
+            values[key] = reader.scalar(
+                value, f"{where}.{key}", positive_seconds, "a positive number of seconds"
+            )
     return Timeouts(**values)
 
 
@@ -286,10 +335,11 @@ def _listed(
     reader: _Reader, defaults: dict[str, yaml.Node], fields: dict[str, yaml.Node], key: str, where: str
 ) -> tuple[str, ...]:
     """A list key: the host's value replaces the defaults' value."""
+    kind, kind_name = (_site_name, SITE_NAME) if key == "sites" else (str, "a string")
     if key in fields:
-        return reader.string_list(fields[key], f"{where}.{key}")
+        return reader.string_list(fields[key], f"{where}.{key}", kind, kind_name)
     if key in defaults:
-        return reader.string_list(defaults[key], f"defaults.{key}")
+        return reader.string_list(defaults[key], f"defaults.{key}", kind, kind_name)
     return ()
 
 
@@ -317,6 +367,7 @@ def load(path: Path) -> Inventory:
     name_nodes = {str(key.value): key for key, _ in top["hosts"].value}
     for name, node in host_nodes.items():
         where = f"hosts.{name}"
+        reader.scalar(name_nodes[name], where, _host_name, HOST_NAME)
         fields = reader.mapping(node, where, HOST_KEYS)
         if "address" not in fields:
             raise reader.fail(
@@ -327,7 +378,7 @@ def load(path: Path) -> Inventory:
             build_on_nodes[name] = on
         hosts[name] = Host(
             name=name,
-            address=reader.scalar(fields["address"], f"{where}.address", str, "an address"),
+            address=reader.scalar(fields["address"], f"{where}.address", _address, ADDRESS),
             ssh=_read_ssh(reader, _layers(defaults, fields, "ssh", where)),
             build=build,
             timeouts=_read_timeouts(reader, _layers(defaults, fields, "timeouts", where)),

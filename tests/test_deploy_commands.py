@@ -7,23 +7,28 @@ import io
 import json
 import re
 import shlex
+import signal
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from invoke.context import Context
+from invoke.exceptions import Exit
 from rich.console import Console
 
-from djdeploy.deploy import build, fleet, health, host_run, nix, supervisor, toplevel
+from djdeploy.deploy import build, fleet, health, host_run, interrupt, nix, supervisor, toplevel, unlock
 from djdeploy.errors import DjdeployError
+from djdeploy.host import lock, records, sites
 from djdeploy.host import paths as host_paths
-from djdeploy.host import records, sites
 from djdeploy.host import system as host_system
 from djdeploy.inventory import BuildSpec, Host, Timeouts
+from djdeploy.remote import process
 from djdeploy.remote.ssh import Remote, SshSettings, SshTarget
 from djdeploy.tasks import deploy as deploy_tasks
 from tests import fake_ssh
@@ -67,6 +72,16 @@ NEW = Path("/nix/store/" + "b" * 32 + "-lab-system-new")
 CREATED = 1760000000
 
 
+def started_supervisor(command: str) -> list[str]:
+    """The systemd-run command line of the command that starts the supervisor."""
+    return shlex.split(command[command.index("systemd-run ") :])
+
+
+def writes_the_log_or_unlocks(command: str) -> bool:
+    """Whether a command appends to the deploy log or removes the lock (the supervisor's job)."""
+    return ">> /var/lib/djdeploy/deploys.jsonl" in command or "rm -rf /run/djdeploy/lock" in command
+
+
 def waits_for_the_switch(command: str) -> bool:
     """Whether a wait command stops at the state 'switched' (not only at final ones like 'not-switched')."""
     return re.search(r"for w in [^;]*(?<![-\w])switched\b", command) is not None
@@ -94,10 +109,12 @@ class DeployHost(FakeHost):
     # The units a failed switch named, with the end of their journal.
     unit_journals: dict[str, str] = field(default_factory=dict)
     deploy_log: list[dict[str, object]] = field(default_factory=list)
-    # Refuse to write the deploy log, with this message.
-    log_refused: str = ""
     # Drop the connection while a wait for the supervisor runs, this many times.
     waits_dropped: int = 0
+    # Refuse the rejection of an activation, with this message.
+    reject_refused: str = ""
+    # A test's own answers: the output of commands that start with a key.
+    answers: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.network.connections)
@@ -110,6 +127,9 @@ class DeployHost(FakeHost):
 
     def answer(self, command: str) -> Answer:
         folder = supervisor.directory(ACTIVATION_ID)
+        own = next((text for start, text in self.answers.items() if command.startswith(start)), None)
+        if own is not None:
+            return ok(own)
         if command == host_system.FACTS_COMMAND:
             link = f"system-{self.generation}-link"
             return ok(f"{self.current}\n{self.current}\n{link}\n{CREATED}\n{self.lock_owner}\n")
@@ -117,9 +137,9 @@ class DeployHost(FakeHost):
             return ok(
                 f"/nix/var/nix/profiles/system-1-link {OLD}\n/nix/var/nix/profiles/system-2-link {NEW}\n"
             )
-        if command.startswith(f"mkdir -p {folder} && systemd-run "):
+        if command.startswith(f"mkdir -p {folder} && printf") and "systemd-run " in command:
             # The supervisor sets the profile to a new or an existing generation.
-            *_, system, target, _ = shlex.split(command.split(" && ", 1)[1])
+            system, target = started_supervisor(command)[-6:-4]
             self.current = Path(system)
             self.generation = self.generation + 1 if target == "new" else int(target)
         elif command.startswith("deadline="):
@@ -143,12 +163,10 @@ class DeployHost(FakeHost):
             return ok("".join(f"@@djdeploy-unit {unit}\n{log}\n" for unit, log in self.unit_journals.items()))
         elif command == f"cat {OLD}/{host_paths.SITES_MANIFEST}":
             return ok(json.dumps([MANIFEST_ENTRY]))
-        elif command.startswith("grep -F"):
-            system = shlex.split(command)[2]
-            lines = [json.dumps(entry, sort_keys=True) for entry in self.deploy_log]
-            return ok("".join(f"{line}\n" for line in lines if system in line))
-        elif host_paths.DEPLOY_LOG in command and self.log_refused:
-            return Answer(exit_code=1, stderr=self.log_refused)
+        elif command == records.ALL_COMMAND:
+            return ok("".join(json.dumps(entry, sort_keys=True) + "\n" for entry in self.deploy_log))
+        elif command.endswith(f"cat > {folder}/rejected") and self.reject_refused:
+            return Answer(exit_code=1, stderr=self.reject_refused)
         return ok()
 
 
@@ -183,7 +201,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> DeployHost:
     monkeypatch.setattr(host_run, "of_system", lambda system: (SITE,))
     # NEW names no real store path: it passes as the system it stands for.
     monkeypatch.setattr(toplevel, "require_system", lambda path, host: None)
-    monkeypatch.setattr(health, "check", lambda remote, address, sites, timeout: health.Report(()))
+    monkeypatch.setattr(health, "check", lambda remote, address, sites, timeout, **stop: health.Report(()))
     monkeypatch.setattr(records, "commit", lambda: "abc1234")
     monkeypatch.setattr(records, "who", lambda: {"user": "jane", "machine": "laptop"})
     monkeypatch.setattr(records, "now", lambda: "2026-11-23T00:00:00+00:00")
@@ -232,8 +250,21 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: DeployHost)
     )
     assert '"id": "20261123T000000-abcdef"' in commands[1]
     assert commands[2] == "xargs -r nix-store --check-validity --print-invalid"
-    assert commands[3].startswith(f"mkdir -p {activation_dir} && systemd-run ")
-    started = shlex.split(commands[3].split(" && ", 1)[1])
+    # The record's fixed fields, for the line the supervisor writes when it ends.
+    fixed = {
+        "action": "deploy",
+        "commit": "abc1234",
+        "id": "20261123T000000-abcdef",
+        "machine": "laptop",
+        "started": "2026-11-23T00:00:00+00:00",
+        "system": str(NEW),
+        "user": "jane",
+    }
+    assert commands[3].startswith(
+        f"mkdir -p {activation_dir} && printf '%s\\n' {shlex.quote(json.dumps(fixed))} > "
+        f"{activation_dir}/record.json && systemd-run "
+    )
+    started = started_supervisor(commands[3])
     assert started[:8] == [
         "systemd-run",
         "--unit=djdeploy-activate-20261123T000000-abcdef",
@@ -246,7 +277,7 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: DeployHost)
     ]
     assert started[8:10] == ["/bin/sh", "-c"]
     # its directory, the profile, the new system, a new generation (not an existing one), seconds to wait
-    # for the check and the confirmation
+    # for the check and the confirmation, the deploy log and lock it ends, the host's switch lock
     assert started[11:] == [
         "djdeploy-activate",
         activation_dir,
@@ -254,6 +285,9 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: DeployHost)
         str(NEW),
         "new",
         "25",
+        "/var/lib/djdeploy/deploys.jsonl",
+        "/run/djdeploy/lock",
+        "/run/djdeploy/switch.lock",
     ]
     assert "deadline=" in commands[4]
     assert waits_for_the_switch(commands[4])
@@ -261,11 +295,8 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: DeployHost)
     assert confirmation.commands == [f"touch {activation_dir}/confirmed"]
     assert "deadline=" in commands[5]
     assert not waits_for_the_switch(commands[5])
-    # The deploy log's line and the release of our own lock, in one command.
-    assert commands[6].startswith("mkdir -p /var/lib/djdeploy && printf")
-    assert ">> /var/lib/djdeploy/deploys.jsonl && { grep -qF '\"20261123T000000-abcdef\"'" in commands[6]
-    assert commands[6].endswith("&& rm -rf /run/djdeploy/lock; true; }")
-    assert len(commands) == 7
+    # The supervisor wrote the deploy log's line and released the lock when it ended: the deployer neither.
+    assert len(commands) == 6
     assert result.generation == 2
 
 
@@ -293,7 +324,7 @@ def health_checks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, ...]]:
     """The health checks a deploy ran (address, sites, timeout); the answer is healthy."""
     calls: list[tuple[object, ...]] = []
 
-    def check(remote: object, address: str, checked: object, timeout: float) -> health.Report:
+    def check(remote: object, address: str, checked: object, timeout: float, **stop: object) -> health.Report:
         calls.append((address, checked, timeout))
         return health.Report(())
 
@@ -322,7 +353,7 @@ def test_unchanged_but_unhealthy_host_is_not_reported_as_fine(
         "gunicorn-example.service is failed",
         "https://example.test/healthz answered 502, expected 200",
     )
-    monkeypatch.setattr(health, "check", lambda *args: health.Report(problems))
+    monkeypatch.setattr(health, "check", lambda *args, **stop: health.Report(problems))
     fakes.current = NEW
     result = run_deploy(host)
     assert (result.outcome, result.ok) == ("unhealthy", False)
@@ -355,9 +386,7 @@ def test_a_failed_boot_default_is_reported_though_the_new_generation_runs(
     assert result.outcome == "failed"
     assert "generation 2 runs and passed its checks, but making it the boot default failed" in result.message
     assert "switch-to-configuration boot exited with 1" in result.message
-    recorded = next(command for command in fakes[0].commands if "deploys.jsonl" in command)
-    assert '"outcome": "running, not the boot default"' in recorded
-    assert recorded.endswith("rm -rf /run/djdeploy/lock; true; }")
+    assert not any(writes_the_log_or_unlocks(command) for command in fakes[0].commands)
 
 
 def test_a_profile_that_cannot_be_set_switches_nothing(host: Host, fakes: DeployHost) -> None:
@@ -373,8 +402,7 @@ def test_a_profile_that_cannot_be_set_switches_nothing(host: Host, fakes: Deploy
     commands = fakes[0].commands
     assert not any(command.startswith("cat > /run/djdeploy/activations/") for command in commands)
     assert len(fakes) == 1  # no confirmation connection: nothing to confirm
-    recorded = next(command for command in commands if "deploys.jsonl" in command)
-    assert '"outcome": "not switched"' in recorded
+    assert not any(writes_the_log_or_unlocks(command) for command in commands)
 
 
 def test_a_host_lost_during_the_activation_keeps_its_lock(host: Host, fakes: DeployHost) -> None:
@@ -382,9 +410,11 @@ def test_a_host_lost_during_the_activation_keeps_its_lock(host: Host, fakes: Dep
     result = run_deploy(host)
     assert result.outcome == "failed"
     assert result.message.startswith("web1: lost the host while its activation ran (Lost the SSH connection")
-    assert "The deploy lock stays" in result.message
+    assert result.message.endswith(
+        "then records the outcome and releases its lock: `djdeploy status --host web1` shows it."
+    )
     commands = [command for remote in fakes for command in remote.commands]
-    assert not any("rm -rf /run/djdeploy/lock" in command for command in commands)
+    assert not any(writes_the_log_or_unlocks(command) for command in commands)
 
 
 def test_a_wait_cut_off_asks_again_over_a_new_connection_and_keeps_it(host: Host, fakes: DeployHost) -> None:
@@ -396,17 +426,20 @@ def test_a_wait_cut_off_asks_again_over_a_new_connection_and_keeps_it(host: Host
     assert main.commands[-1].startswith("deadline=")
     assert reconnected.commands[0] == main.commands[-1]  # the same wait, asked again
     assert confirmation.commands == [f"touch {supervisor.directory(ACTIVATION_ID)}/confirmed"]
-    assert any("deploys.jsonl" in command for command in reconnected.commands)
-    assert not any("deploys.jsonl" in command for command in main.commands)
+    assert reconnected.commands[-1].startswith("deadline=")  # the wait for the final state
+    assert not any(writes_the_log_or_unlocks(c) for connection in fakes for c in connection.commands)
 
 
-def test_a_command_that_failed_on_the_host_is_not_sent_again(host: Host, fakes: DeployHost) -> None:
-    fakes.log_refused = "read-only file system"
+def test_a_command_that_failed_on_the_host_is_not_sent_again(
+    host: Host, fakes: DeployHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fakes.reject_refused = "read-only file system"
+    monkeypatch.setattr(health, "check", lambda *args, **stop: health.Report(("caddy.service is failed",)))
     result = run_deploy(host)
     assert result.outcome == "failed"
     assert "read-only file system" in result.message
     sent = [command for connection in fakes for command in connection.commands]
-    assert len([command for command in sent if host_paths.DEPLOY_LOG in command]) == 1
+    assert len([command for command in sent if command.endswith("/rejected")]) == 1
     assert len(fakes) == 2  # the deploy's connection and the confirmation's: no reconnection
 
 
@@ -419,7 +452,7 @@ def test_failed_health_check_rejects_and_reports_the_rollback(
     host: Host, fakes: DeployHost, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        health, "check", lambda *args: health.Report(("https://example.test/healthz answered 502",))
+        health, "check", lambda *args, **stop: health.Report(("https://example.test/healthz answered 502",))
     )
     fakes.state_after_confirm = "rolled-back"
     fakes.unit_journals = {"gunicorn-example.service": GUNICORN_JOURNAL}
@@ -445,10 +478,7 @@ def test_failed_health_check_rejects_and_reports_the_rollback(
         f"done > {activation_dir}/failed-units; cat > {activation_dir}/rejected"
     )
     assert fakes[1].commands == []  # the confirmation's connection confirms nothing
-    recorded = next(command for command in commands if "deploys.jsonl" in command)
-    assert '"outcome": "rolled back"' in recorded  # the rollback is in the deploy log too
-    assert '"generation": 1' in recorded  # the generation the host runs again
-    assert recorded.endswith("rm -rf /run/djdeploy/lock; true; }")
+    assert not any(writes_the_log_or_unlocks(command) for command in commands)  # the supervisor does
 
 
 def test_a_unit_that_fails_the_switch_shows_its_own_journal_once(host: Host, fakes: DeployHost) -> None:
@@ -480,8 +510,7 @@ def test_a_unit_that_fails_the_switch_shows_its_own_journal_once(host: Host, fak
         f'"INVOCATION_ID=$invocation"; else {journal} --unit="$unit"; fi | tail -n 20; '
         f"done < {activation_dir}/failed-units"
     )
-    assert "deploys.jsonl" in commands[7]
-    assert len(commands) == 8
+    assert len(commands) == 7
 
 
 def test_a_failed_switch_that_names_no_unit_shows_its_log(host: Host, fakes: DeployHost) -> None:
@@ -552,14 +581,14 @@ def test_rollback_records_the_commit_of_the_generation_it_returns_to(
         ],
     )
     fakes.generation = 2
-    result = host_run.rollback(host, None, host_run.Options(), Console(file=io.StringIO()))
+    result = rollback(host, None)
     assert result.outcome == "deployed", result.message
     commands = fakes[0].commands
     assert commands[:4] == [
         host_system.FACTS_COMMAND,
         'for link in /nix/var/nix/profiles/system-*-link; do [ -e "$link" ] && '
         'printf "%s %s\\n" "$link" "$(readlink -f "$link")"; done; true',
-        f'grep -F \'"system": "{OLD}"\' /var/lib/djdeploy/deploys.jsonl',
+        "test ! -e /var/lib/djdeploy/deploys.jsonl || cat /var/lib/djdeploy/deploys.jsonl",
         "mkdir -p /run/djdeploy && { mkdir /run/djdeploy/lock 2>/dev/null || exit 75; } && printf '%s\\n' "
         + shlex.quote(
             json.dumps(
@@ -574,19 +603,85 @@ def test_rollback_records_the_commit_of_the_generation_it_returns_to(
         )
         + " > /run/djdeploy/lock/owner.json",
     ]
-    started = shlex.split(commands[5].split(" && ", 1)[1])
+    started = started_supervisor(commands[5])
     activation_dir = "/run/djdeploy/activations/20261123T000000-abcdef"
-    assert started[11:] == [
+    assert started[11:16] == [
         "djdeploy-activate",
         activation_dir,
         host_paths.SYSTEM_PROFILE,
         str(OLD),
         "1",
-        "25",
     ]
-    recorded = json.loads(shlex.split(next(c for c in commands if "deploys.jsonl &&" in c))[6])
+    fixed = json.loads(shlex.split(commands[5])[6])  # the record the supervisor completes
     # The commit generation 1 was deployed from, not this machine's HEAD (abc1234) nor a rollback's.
-    assert (recorded["action"], recorded["commit"], recorded["generation"]) == ("rollback", "1111111", 1)
+    assert (fixed["action"], fixed["commit"]) == ("rollback", "1111111")
+
+
+def rollback(host: Host, to: int | None, console: io.StringIO | None = None) -> host_run.Result:
+    stopper: interrupt.Stopper[host_run.Result] = interrupt.Stopper(print)
+    shown = Console(file=console or io.StringIO(), width=300)
+    return host_run.rollback(host, to, host_run.Options(), shown, stopper)
+
+
+THREE_GENERATIONS = (
+    "/nix/var/nix/profiles/system-1-link /nix/store/1-system\n"
+    "/nix/var/nix/profiles/system-2-link /nix/store/2-system\n"
+    "/nix/var/nix/profiles/system-3-link /nix/store/3-system\n"
+)
+
+
+def test_rollback_picks_the_newest_generation_a_deploy_confirmed_healthy(
+    host: Host, fakes: DeployHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = [
+        {
+            "action": "deploy",
+            "generation": 1,
+            "system": "/nix/store/1-system",
+            "outcome": "success",
+            "user": "ana",
+            "machine": "desk",
+            "commit": "1111111",
+            "finished": "2026-11-20T10:00:00+00:00",
+        },
+        {
+            "action": "deploy",
+            "generation": 1,
+            "system": "/nix/store/2-system",
+            "outcome": "rolled back",
+            "reason": "the health check failed: https://example.test/healthz answered 500",
+        },
+        {"action": "deploy", "generation": 3, "system": "/nix/store/3-system", "outcome": "success"},
+    ]
+    fakes.generation = 3
+    fakes.answers = {
+        host_system.GENERATIONS_COMMAND: THREE_GENERATIONS,
+        records.ALL_COMMAND: "".join(json.dumps(line) + "\n" for line in log),
+    }
+    monkeypatch.setattr(host_run, "of_remote_system", lambda remote, system: (SITE,))
+    shown = io.StringIO()
+    result = rollback(host, None, shown)
+    assert result.outcome == "deployed", result.message
+    # Generation 2 failed its checks: it is passed over, and said so.
+    assert (
+        "Rolling back web1 to generation 1: the newest earlier generation whose deploy was confirmed healthy "
+        "(2026-11-20T10:00:00+00:00, ana@desk, commit 1111111). Passed over: generation 2 (rolled back)."
+    ) in " ".join(shown.getvalue().split())
+    started = started_supervisor(next(c for c in fakes[0].commands if "systemd-run" in c))
+    assert started[14:16] == ["/nix/store/1-system", "1"]
+
+
+def test_rollback_without_a_healthy_generation_says_to_name_one(host: Host, fakes: DeployHost) -> None:
+    fakes.generation = 3
+    fakes.answers = {host_system.GENERATIONS_COMMAND: THREE_GENERATIONS}
+    with pytest.raises(DjdeployError) as error:
+        rollback(host, None)
+    assert error.value.message == (
+        "web1 has no generation before 3 that a deploy confirmed healthy: generation 2 (no deploy record); "
+        "generation 1 (no deploy record). Name the one to return to with "
+        "`djdeploy rollback --host web1 --to N` (`djdeploy status --host web1` lists them)."
+    )
+    assert not any("mkdir /run/djdeploy/lock" in command for command in fakes[0].commands)
 
 
 def test_sudo_wraps_privileged_commands_only(host: Host, fakes: DeployHost) -> None:
@@ -597,7 +692,7 @@ def test_sudo_wraps_privileged_commands_only(host: Host, fakes: DeployHost) -> N
     assert (sent[0].command, sent[0].privileged) == (host_system.FACTS_COMMAND, False)
     assert sent[1].command.startswith("mkdir -p /run/djdeploy && ")
     assert sent[2].command.startswith("xargs")  # reading the store needs no root
-    assert sent[3].command.startswith(f"mkdir -p {supervisor.directory(ACTIVATION_ID)} && systemd-run ")
+    assert sent[3].command.startswith(f"mkdir -p {supervisor.directory(ACTIVATION_ID)} && printf ")
     assert [one.privileged for one in sent[1:4]] == [True, False, True]
     # The password goes on sudo's standard input, never into a command line.
     assert all((one.input_text or "").startswith("secret\n") for one in sent if one.privileged)
@@ -615,7 +710,9 @@ def test_the_sudo_password_is_in_no_repr_output_or_message(
     output = io.StringIO()
     [deployed] = fleet.deploy([sudo_host], options, Console(file=output, width=200))
     assert deployed.outcome == "deployed", deployed.message
-    monkeypatch.setattr(health, "check", lambda *args: health.Report(("gunicorn-example.service is failed",)))
+    monkeypatch.setattr(
+        health, "check", lambda *args, **stop: health.Report(("gunicorn-example.service is failed",))
+    )
     fakes.current = NEW
     [unhealthy] = fleet.deploy([sudo_host], options, Console(file=output, width=200))
     assert unhealthy.outcome == "unhealthy"
@@ -693,3 +790,231 @@ def test_a_failure_is_printed_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "web1: rolled back to generation 1." in table
     assert "No module named" not in table  # its first line only
     assert "generation 4" in table
+
+
+def test_a_failed_health_check_is_printed_as_failed(
+    host: Host, fakes: DeployHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        health, "check", lambda *args, **stop: health.Report(("https://example.test/healthz answered 500",))
+    )
+    fakes.state_after_confirm = "rolled-back"
+    output = io.StringIO()
+    [result] = fleet.deploy([host], host_run.Options(), Console(file=output, width=200))
+    assert result.outcome == "rolled back"
+    lines = output.getvalue().splitlines()
+    assert any(line.startswith("✗ health check ") for line in lines), lines
+    assert not any(line.startswith("✓ health check") for line in lines)
+    assert any(line.startswith("✓ set the profile and switch") for line in lines)
+
+
+ACTIVATION = "/run/djdeploy/activations/20261123T000000-abcdef"
+HELD = json.dumps(
+    {"user": "ana", "machine": "desk", "since": "2026-11-23T10:00:00+00:00", "id": ACTIVATION_ID}
+)
+
+
+RUNNING = f"systemctl is-active --quiet djdeploy-activate-{ACTIVATION_ID}.service"
+
+
+@pytest.fixture
+def locked(fakes: DeployHost) -> Iterator[Remote]:
+    """web1 locked by ana's deploy, whose activation still runs (switched, until 08:00:00 UTC)."""
+    fakes.answers = {lock.OWNER_COMMAND: f"{HELD}\n", RUNNING: "running\nswitched\n1795420800\n"}
+    with Remote(SshTarget("web1", "192.0.2.1", SshSettings())) as remote:
+        yield remote
+
+
+def test_unlock_refuses_while_the_activation_of_the_lock_runs(
+    host: Host, fakes: DeployHost, locked: Remote
+) -> None:
+    with pytest.raises(DjdeployError) as refused:
+        unlock.unlock(locked, host, force=False, console=Console(file=io.StringIO()))
+    assert " ".join(refused.value.message.split()) == (
+        "web1 is locked by ana@desk since 2026-11-23T10:00:00+00:00 (?), and its activation "
+        "20261123T000000-abcdef is still running (state 'switched'): without a confirmation it rolls back by "
+        "itself at 08:00:00 UTC; then it records the outcome and releases the lock by itself. Wait for that "
+        "(`djdeploy status` shows it), or make it roll back now and break the lock with "
+        "`djdeploy unlock --host web1 --force`."
+    )
+    assert fakes[0].commands == [
+        lock.OWNER_COMMAND,
+        f"{RUNNING} || exit 0; echo running; "
+        f'printf "%s\\n" "$(cat {ACTIVATION}/state 2>/dev/null)" "$(cat {ACTIVATION}/deadline 2>/dev/null)"',
+    ]
+
+
+def test_unlock_force_rejects_the_activation_and_waits_for_its_rollback(
+    host: Host, fakes: DeployHost, locked: Remote
+) -> None:
+    fakes.state_after_confirm, fakes.generation = "rolled-back", 2
+    output = io.StringIO()
+    holder = unlock.unlock(locked, host, force=True, console=Console(file=output, width=300))
+    assert holder is not None
+    assert holder.user == "ana"
+    commands = fakes[0].commands
+    assert commands[2] == f"cat > {ACTIVATION}/rejected"
+    assert commands[3].startswith("deadline=$(( $(date +%s) + 630 ))")  # bounded: two switches' time
+    assert not waits_for_the_switch(commands[3])
+    # The supervisor released its lock; a lock retaken meanwhile by another deploy stays.
+    assert commands[4] == (
+        f"{{ grep -qF '\"{ACTIVATION_ID}\"' /run/djdeploy/lock/owner.json 2>/dev/null "
+        "&& rm -rf /run/djdeploy/lock; true; }"
+    )
+    assert len(commands) == 5
+    said = " ".join(output.getvalue().split())
+    assert f"Rejecting activation {ACTIVATION_ID} on web1: waiting up to 630 s for it to roll back." in said
+    assert f"Activation {ACTIVATION_ID} ended: rolled back to generation 1." in said
+
+
+def test_unlock_of_a_lock_without_a_running_activation_breaks_it(
+    host: Host, fakes: DeployHost, locked: Remote
+) -> None:
+    del fakes.answers[RUNNING]
+    holder = unlock.unlock(locked, host, force=False, console=Console(file=io.StringIO()))
+    assert holder is not None
+    assert len(fakes[0].commands) == 3
+    assert "rm -rf /run/djdeploy/lock" in fakes[0].commands[2]
+
+
+def interrupt_main_thread_when(condition: Callable[[], bool]) -> threading.Thread:
+    """A Ctrl-C to this process (SIGINT to the main thread) once condition holds; bounded."""
+
+    def wait_then_interrupt() -> None:
+        deadline = time.monotonic() + 10
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    thread = threading.Thread(target=wait_then_interrupt, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_ctrl_c_during_the_health_check_rejects_at_once_and_reports_the_rollback(
+    host: Host, fakes: DeployHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checking = threading.Event()
+
+    def slow_check(*args: object, stop: threading.Event, **options: object) -> health.Report:
+        checking.set()
+        stop.wait(30)  # the real check ends as soon as the stop is set
+        return health.Report(("gunicorn-example.service is activating",))
+
+    monkeypatch.setattr(health, "check", slow_check)
+    fakes.state_after_confirm, fakes.reason = "rolled-back", host_run.STOPPED_REASON
+    output = io.StringIO()
+    interrupt_main_thread_when(checking.is_set)
+    with pytest.raises(interrupt.Stopped) as stopped:
+        fleet.deploy([host], host_run.Options(), Console(file=output, width=300))
+    said = output.getvalue()
+    assert "stopping: rejecting generation 2 on web1, it rolls back now" in said
+    assert "✗ health check" in said
+    # Rejected at once over a new connection; the deploy's own run rejects again, confirms nothing.
+    rejections = [
+        c for remote in fakes for c in remote.commands if c.endswith(f"cat > {ACTIVATION}/rejected")
+    ]
+    assert len(rejections) == 2
+    assert not any(c.endswith("/confirmed") for remote in fakes for c in remote.commands)
+    assert stopped.value.message.startswith(
+        "Stopped by Ctrl-C.\n\nweb1: rolled back to generation 1 because the deployer was stopped (Ctrl-C)."
+    )
+
+
+def test_ctrl_c_during_the_copy_says_nothing_was_switched_and_records_it(
+    host: Host, fakes: DeployHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copying = threading.Event()
+
+    def slow_copy(*args: object, **options: object) -> None:
+        copying.set()
+        deadline = time.monotonic() + 10
+        while fakes[0].commands[-1:] != ["stopped"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        raise DjdeployError("`nix copy` failed with exit code 130.")
+
+    monkeypatch.setattr(nix, "copy_closure", slow_copy)
+    monkeypatch.setattr(process, "stop_children", lambda: fakes[0].commands.append("stopped"))
+    output = io.StringIO()
+    interrupt_main_thread_when(copying.is_set)
+    with pytest.raises(interrupt.Stopped) as stopped:
+        fleet.deploy([host], host_run.Options(), Console(file=output, width=300))
+    assert "stopping: nothing was switched on web1; its deploy lock is released." in output.getvalue()
+    assert stopped.value.message == (
+        "Stopped by Ctrl-C.\n\nweb1: stopped by Ctrl-C during the copy: nothing was switched, the host runs "
+        "what it ran."
+    )
+    commands = fakes[0].commands
+    assert not any("systemd-run" in command for command in commands)
+    recorded = json.loads(shlex.split(commands[-1])[6])
+    assert (recorded["outcome"], recorded["reason"]) == (
+        "not switched",
+        stopped.value.message.split("\n")[-1],
+    )
+    assert commands[-1].endswith("&& rm -rf /run/djdeploy/lock; true; }")
+
+
+def test_a_second_ctrl_c_leaves_at_once_saying_when_the_host_decides(
+    host: Host, fakes: DeployHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checking, rejected = threading.Event(), threading.Event()
+
+    def check_until_the_end(*args: object, stop: threading.Event, **options: object) -> health.Report:
+        checking.set()
+        time.sleep(3)  # a deploy thread that does not end soon: the second Ctrl-C does not wait for it
+        return health.Report(())
+
+    reject = supervisor.reject
+
+    def note_rejection(*args: Any, **options: Any) -> None:
+        reject(*args, **options)
+        rejected.set()
+
+    monkeypatch.setattr(health, "check", check_until_the_end)
+    monkeypatch.setattr(supervisor, "reject", note_rejection)
+    interrupt_main_thread_when(checking.is_set)
+
+    # The second a moment after the rejection, while the deployer waits for the host's outcome.
+    def a_moment_after_the_rejection() -> bool:
+        rejected.wait(10)
+        time.sleep(0.3)
+        return True
+
+    interrupt_main_thread_when(a_moment_after_the_rejection)
+    started = time.monotonic()
+    with pytest.raises(interrupt.LeftEarly) as left:
+        fleet.deploy([host], host_run.Options(), Console(file=io.StringIO(), width=300))
+    assert time.monotonic() - started < 2.5
+    assert left.value.message == (
+        "Leaving now. web1 was told to roll back and does so by itself as soon as its switch ends, then "
+        "records the outcome and releases its lock: `djdeploy status --host web1` shows it."
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("activation_timeout", "-5", "--activation-timeout must be a positive number of seconds, not '-5'."),
+        ("activation_timeout", "0", "--activation-timeout must be a positive number of seconds, not '0'."),
+        ("confirm_timeout", "nan", "--confirm-timeout must be a positive number of seconds, not 'nan'."),
+        ("confirm_timeout", "inf", "--confirm-timeout must be a positive number of seconds, not 'inf'."),
+        (
+            "parallel",
+            "0",
+            "--parallel must be a whole number from 1, not '0'. Leave it out for 4 hosts at once.",
+        ),
+        (
+            "batch",
+            "-1",
+            "--batch must be a whole number from 1, not '-1'. Leave it out for all hosts in one batch.",
+        ),
+        ("batch", "1.5", "--batch must be a whole number from 1, not '1.5'."),
+    ],
+)
+def test_command_line_values_are_checked_as_the_inventory_s(
+    option: str, value: str, expected: str, capsys: pytest.CaptureFixture[str], fakes: DeployHost
+) -> None:
+    with pytest.raises(Exit):
+        deploy_tasks.deploy(Context(), inventory="no-such-inventory.yaml", **{option: value})
+    assert expected in " ".join(capsys.readouterr().err.replace("│", " ").split())
+    assert len(fakes) == 0  # refused before anything was read or built

@@ -100,11 +100,30 @@ def test_hosts_are_selected_by_name_or_tag(tmp_path: Path) -> None:
             ),
             r":23 hosts.staging.build.nix_options: expected a mapping of Nix settings, got 'fast'",
         ),
+        (("  prod:", "  a;touch pwned:"), r":10 hosts.a;touch pwned: expected a host name: .* got 'a;"),
+        (("  staging:", "  $(id):"), r":17 hosts.\$\(id\): expected a host name"),
+        (("  prod:", "  -prod:"), r":10 hosts.-prod: expected a host name"),
+        (
+            ("sites: [mysite_prod]", "sites: [mysite_prod, 'a;touch pwned']"),
+            r":16 hosts.prod.sites\[1\]: expected a site name: letters, digits, `_` and `-`, .* got 'a;touch",
+        ),
+        (("sites: [mysite_prod]", "sites: ['$(id)']"), r":16 hosts.prod.sites\[0\]: expected a site name"),
+        (
+            ("address: prod.example.com", "address: prod example.com"),
+            r":11 hosts.prod.address: expected a DNS name or an IP address, got 'prod example.com'",
+        ),
+        (("address: 192.0.2.10", "address: 192.0.2.10;id"), r":18 hosts.staging.address: expected a DNS"),
     ],
 )
 def test_errors_name_file_line_and_field(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
     with pytest.raises(InventoryError, match=expected):
         load(write(tmp_path, VALID.replace(*change, 1)))
+
+
+@pytest.mark.parametrize("address", ["prod.example.com", "192.0.2.10", "2001:db8::1", "localhost", "web-1."])
+def test_addresses_may_be_names_or_ip_addresses(tmp_path: Path, address: str) -> None:
+    inventory = load(write(tmp_path, VALID.replace("address: prod.example.com", f"address: {address}")))
+    assert inventory.hosts["prod"].address == address
 
 
 def test_missing_file_says_how_to_start(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from rich.console import Console
 from djdeploy.errors import DjdeployError
 from djdeploy.lab import control, image, network
 from djdeploy.lab.layout import LabLayout
+from djdeploy.remote import process
 
 
 @pytest.fixture
@@ -112,3 +113,30 @@ def test_reboot_of_a_host_that_is_not_up_names_the_lab_hosts(
         DjdeployError, match=r"no lab host lab1 to reboot \(lab hosts: none\).*lab\.up --hosts N"
     ):
         control.reboot(layout, "lab1", Console(file=None))
+
+
+def test_the_lab_guards_exactly_its_own_subnets(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    ran: list[list[str]] = []
+    monkeypatch.setattr(process, "run", lambda argv, **options: ran.append(list(argv)))
+    fourth = LabLayout(cache_dir=tmp_path / "cache", state_dir=tmp_path / "state", instance=4)
+    network.guard(fourth)
+    # One /24 per possible host of lab instance 4 (10.235.N.0/24, N = 1..8): never anything wider, which
+    # would take the machine's own 10.x networks (its DNS resolver) too.
+    assert ran == [
+        ["ip", "route", "replace", "unreachable", f"10.235.{index}.0/24", "metric", "4231"]
+        for index in range(1, 9)
+    ]
+    ran.clear()
+    # Removes only what guard added: another metric, another subnet or another lab's stay.
+    listing = (
+        "unreachable 10.235.1.0/24 metric 4231 \n"
+        "unreachable 10.235.2.0/24 metric 100 \n"
+        "unreachable 10.231.1.0/24 metric 4231 \n"
+        "unreachable 10.235.8.0/24 metric 4231 \n"
+    )
+    monkeypatch.setattr(process, "output", lambda argv, **options: listing)
+    network.unguard(fourth)
+    assert ran == [
+        ["ip", "route", "del", "unreachable", "10.235.1.0/24", "metric", "4231"],
+        ["ip", "route", "del", "unreachable", "10.235.8.0/24", "metric", "4231"],
+    ]

@@ -6,11 +6,12 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from rich.console import Console
 
-from djdeploy.deploy import build, remote_build
+from djdeploy.deploy import build, interrupt, remote_build
 from djdeploy.deploy.host_run import DeployFailed, HostRun, Options, Outcome, Result, StepLog, connect
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import BuildPlace, Host
@@ -18,7 +19,10 @@ from djdeploy.remote.ssh import Remote
 
 
 def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Result]:
-    """Deploy each host, in parallel and in batches; one host's failure never hides the others'."""
+    """Deploy each host, in parallel and in batches; one host's failure never hides the others'.
+
+    Ctrl-C stops every host under way (interrupt.Stopper) and raises interrupt.Stopped with their outcome.
+    """
     batches = _batches(hosts, options.batch)
     # The first batch's connections open while the systems build, so a host that cannot be reached (or
     # offers an unknown key) is known before a long build ends, and the deploy starts sooner. Each host
@@ -30,32 +34,43 @@ def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Re
         with console.status("Building") as status:
             started = time.monotonic()
             systems = _build(hosts, options, lambda text: status.update(f"Building {text}"))
-    except BaseException:
+    except BaseException as exc:
         for connection in opened.values():
             connection.add_done_callback(_close)
+        if isinstance(exc, KeyboardInterrupt):
+            raise interrupt.Stopped(
+                "Stopped by Ctrl-C during the build: nothing was copied or switched."
+            ) from None
         raise
     build_seconds = time.monotonic() - started
     console.print(
         f"[green]✓[/] build {', '.join(h.name for h in hosts)}{_where(hosts)} [dim]{build_seconds:.2f} s[/]"
     )
     results: list[Result] = []
+    stopper: interrupt.Stopper[Result] = interrupt.Stopper(console.print)
     for number, batch in enumerate(batches, start=1):
         if len(batches) > 1:
             console.rule(f"batch {number} of {len(batches)}: {', '.join(host.name for host in batch)}")
-        with ThreadPoolExecutor(max_workers=max(1, options.parallel)) as pool:
-            batch_results = list(
-                pool.map(
-                    lambda host: _deploy_host(
-                        host,
-                        systems[host.name].path,
-                        options,
-                        console,
-                        show_host=len(hosts) > 1,
-                        opened=opened.get(host.name),
-                    ),
-                    batch,
-                )
+        jobs = [
+            partial(
+                _deploy_host,
+                host,
+                systems[host.name].path,
+                options,
+                console,
+                stopper,
+                show_host=len(hosts) > 1,
+                opened=opened.get(host.name),
             )
+            for host in batch
+        ]
+        try:
+            batch_results = stopper.run(jobs, options.parallel)
+        except interrupt.Stopped as stopped:
+            ended = [*results, *(r for r in stopped.results if isinstance(r, Result))]
+            raise interrupt.Stopped(
+                "\n\n".join([stopped.message, *(r.message for r in ended if not r.ok)]), ended
+            ) from None
         results += [
             replace(result, steps=(("build", build_seconds), *result.steps)) for result in batch_results
         ]
@@ -112,15 +127,16 @@ def _deploy_host(
     system: Path,
     options: Options,
     console: Console,
+    stopper: interrupt.Stopper[Result],
     *,
     show_host: bool,
     opened: Future[Remote] | None,
 ) -> Result:
     log = StepLog(console, host.name, show_host)
     try:
-        run = HostRun(
-            host, opened.result() if opened else _connect(host, options, console), options, console, log
-        )
+        remote = opened.result() if opened else _connect(host, options, console)
+        run = HostRun(host, remote, options, console, log, stopping=stopper.event)
+        stopper.register(run)
         try:
             return run.deploy(system)
         finally:

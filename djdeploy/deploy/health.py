@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import ssl
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,14 +21,24 @@ class Report:
     problems: tuple[str, ...]
 
 
-def check(remote: Remote, address: str, sites: Sequence[Site], timeout: float) -> Report:
-    """Retry, within timeout, until every unit is active and every site answers its expected status."""
+def check(
+    remote: Remote,
+    address: str,
+    sites: Sequence[Site],
+    timeout: float,
+    *,
+    stop: threading.Event | None = None,
+) -> Report:
+    """Retry, within timeout, until every unit is active and every site answers its expected status.
+
+    stop: once set, the check ends at once with the problems it found last.
+    """
     deadline = time.monotonic() + timeout
+    pause = stop or threading.Event()
     while True:
         problems = _problems(remote, address, sites)
-        if not problems or time.monotonic() > deadline:
+        if not problems or time.monotonic() > deadline or pause.wait(0.5):
             return Report(tuple(problems))
-        time.sleep(0.5)
 
 
 def _problems(remote: Remote, address: str, sites: Sequence[Site]) -> list[str]:

@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import math
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
 from rich.console import Console
 
-from djdeploy.deploy import health, plan, supervisor, toplevel, transfer
+from djdeploy.deploy import health, interrupt, plan, supervisor, toplevel, transfer
 from djdeploy.deploy.supervisor import State
 from djdeploy.errors import DjdeployError
 from djdeploy.host import lock, records
@@ -52,7 +54,7 @@ class DeployFailed(DjdeployError):
 
 
 class ActivationUnfinished(DeployFailed):
-    """The supervisor on the host has not reached a final state: it keeps the host's lock."""
+    """The supervisor on the host has not reached a final state: it records the outcome and unlocks later."""
 
 
 # Seconds the supervisor's confirmation window grows by when --verify runs the named checks first.
@@ -96,47 +98,93 @@ class StepLog:
     steps: list[tuple[str, float]] = field(default_factory=list)
 
     @contextmanager
-    def step(self, name: str) -> Iterator[None]:
+    def step(self, name: str) -> Iterator[StepMark]:
+        """A step; it fails when its block raises or marks it failed (a check that found problems)."""
         started = time.monotonic()
         prefix = f"[bold]{self.host}[/] " if self.show_host else ""
+        mark = StepMark()
         try:
-            yield
+            yield mark
         except BaseException:
             seconds = time.monotonic() - started
             self.console.print(f"{prefix}[red]✗[/] {name} [dim]{seconds:.2f} s[/]")
             raise
         seconds = time.monotonic() - started
         self.steps.append((name, seconds))
-        self.console.print(f"{prefix}[green]✓[/] {name} [dim]{seconds:.2f} s[/]")
+        tick = "[red]✗[/]" if mark.failed else "[green]✓[/]"
+        self.console.print(f"{prefix}{tick} {name} [dim]{seconds:.2f} s[/]")
+
+
+@dataclass
+class StepMark:
+    """Set by a step's block when the step failed without raising."""
+
+    failed: bool = False
 
 
 def connect(host: Host, options: Options) -> Remote:
     return Remote(host.ssh_target, options.sudo_password).open()
 
 
-def rollback(host: Host, to: int | None, options: Options, console: Console) -> Result:
-    """Switch a host back to the generation before the current one (or `to`), checked and confirmed."""
+def rollback(
+    host: Host, to: int | None, options: Options, console: Console, stopper: interrupt.Stopper[Result]
+) -> Result:
+    """Switch a host back to `to`, or to the newest earlier generation a deploy confirmed healthy, checked and
+    confirmed as a deploy is."""
     log = StepLog(console, host.name, show_host=False)
     remote = connect(host, options)
-    run = HostRun(host, remote, options, console, log)
+    run = HostRun(host, remote, options, console, log, stopping=stopper.event)
+    stopper.register(run)
     try:
         facts = host_system.facts(remote)
         generations = {generation.number: generation.system for generation in host_system.generations(remote)}
+        known = records.every(remote)
         current = facts.generation_number
-        earlier = [number for number in generations if current and number < current]
-        target = to if to is not None else max(earlier, default=None)
-        if target is None or target not in generations:
-            wanted = str(to) if to is not None else f"before {current}"
+        target = to if to is not None else _healthy_target(host.name, current, generations, known, console)
+        if target not in generations:
             raise DjdeployError(
-                f"{host.name} has no generation {wanted} to roll back to. "
+                f"{host.name} has no generation {target} to roll back to. "
                 f"Its generations: {', '.join(map(str, sorted(generations))) or 'none'}."
             )
         if target == current:
             raise DjdeployError(f"{host.name} is already on generation {target}.")
-        commit = records.recorded_commit(remote, target, generations[target])
+        commit = records.commit_of(known, target, generations[target])
         return run.switch(generations[target], target, commit=commit)
     finally:
         run.close()
+
+
+def _healthy_target(
+    name: str,
+    current: int | None,
+    generations: dict[int, Path],
+    known: list[DeployRecord],
+    console: Console,
+) -> int:
+    """The newest generation before current whose deploy passed its checks and was confirmed, and why."""
+    earlier = sorted((number for number in generations if current and number < current), reverse=True)
+    passed_over: list[str] = []
+    for number in earlier:
+        healthy = records.confirmed_healthy(known, number, generations[number])
+        if healthy is not None:
+            skipped = f" Passed over: {'; '.join(passed_over)}." if passed_over else ""
+            console.print(
+                f"Rolling back {name} to generation {number}: the newest earlier generation whose "
+                f"{healthy.action} was confirmed healthy ({healthy.finished or healthy.started}, "
+                f"{healthy.user}@{healthy.machine}, commit {healthy.commit or '-'}).{skipped}"
+            )
+            return number
+        last = [record for record in known if record.system == str(generations[number])][-1:]
+        passed_over.append(
+            f"generation {number} ({last[0].outcome or 'no outcome'})"
+            if last
+            else f"generation {number} (no deploy record)"
+        )
+    raise DjdeployError(
+        f"{name} has no generation before {current} that a deploy confirmed healthy"
+        f"{': ' + '; '.join(passed_over) if passed_over else ''}. Name the one to return to with "
+        f"`djdeploy rollback --host {name} --to N` (`djdeploy status --host {name}` lists them)."
+    )
 
 
 @dataclass
@@ -148,6 +196,13 @@ class HostRun:
     options: Options
     console: Console
     log: StepLog
+    # Set by the first Ctrl-C: the run stops at its next step and never confirms.
+    stopping: threading.Event = field(default_factory=threading.Event)
+    # The activation under way (its supervisor may be running), once started, and what is known of it.
+    activation_id: str | None = None
+    generation: int | None = None
+    decides_by: datetime | None = None
+    rejected: bool = False
 
     def deploy(self, system: Path) -> Result:
         if self.host.build.on.place is BuildPlace.LOCAL:  # a system built elsewhere was checked there
@@ -211,13 +266,15 @@ class HostRun:
         return Result(name, Outcome.UNCHANGED, "already up to date", facts.generation_number, self._steps())
 
     def switch(self, system: Path, existing_generation: int | None, *, commit: str) -> Result:
-        """Lock, copy, set the profile and activate, check, confirm, record, unlock.
+        """Lock, copy, set the profile and activate, check, confirm; the supervisor records and unlocks.
 
         existing_generation: the generation of system to return to (a rollback), instead of copying system
         and making a new generation of it (a deploy).
         commit: the commit system was built from, for the deploy log.
-        The lock stays only while the supervisor on the host has not finished: it still decides then.
+        Once the supervisor runs, it alone writes the deploy's line in the deploy log and releases the lock,
+        on its final state; before, a failure is recorded as "not switched" here.
         """
+        self._stop_if_asked("before anything was switched")
         activation_id = supervisor.new_id()
         action = Action.DEPLOY if existing_generation is None else Action.ROLLBACK
         with self.log.step("take the deploy lock"):
@@ -234,12 +291,65 @@ class HostRun:
         )
         try:
             return self._switch_locked(system, existing_generation, entry, action)
-        except DeployFailed:
-            raise  # recorded and unlocked, or still in the supervisor's hands (ActivationUnfinished)
-        except BaseException:
-            with suppress(DjdeployError):
-                self._on_host(lambda remote: lock.release(remote, activation_id))
+        except BaseException as exc:
+            if self.activation_id is None:  # else the supervisor records and unlocks
+                self._record_not_switched(entry, exc)
             raise
+
+    def _record_not_switched(self, entry: DeployRecord, error: BaseException) -> None:
+        """The deploy ended before its supervisor started: one "not switched" line, and the lock released."""
+        reason = error.message if isinstance(error, DjdeployError) else interrupt_reason(error)
+        recorded = replace(
+            entry, finished=records.now(), outcome=RecordOutcome.NOT_SWITCHED, reason=reason.split("\n")[0]
+        )
+        with suppress(DjdeployError):
+            self._on_host(lambda remote: lock.record_and_release(remote, recorded, entry.id))
+
+    def _stop_if_asked(self, where: str) -> None:
+        if self.stopping.is_set():
+            raise DeployFailed(
+                f"{self.host.name}: stopped by Ctrl-C {where}: nothing was switched, the host runs what it "
+                "ran.",
+                Outcome.FAILED,
+            )
+
+    def interrupt(self) -> None:
+        """The first Ctrl-C (from the main thread): say what happens now, and reject the activation."""
+        self.stopping.set()
+        name, activation_id = self.host.name, self.activation_id
+        if activation_id is None:
+            self.console.print(f"stopping: nothing was switched on {name}; its deploy lock is released.")
+            return
+        what = f"generation {self.generation}" if self.generation is not None else "the new generation"
+        self.console.print(f"stopping: rejecting {what} on {name}, it rolls back now")
+        # Over a new connection: the deploy's own may be busy waiting on the host.
+        try:
+            with connect(self.host, self.options) as fresh:
+                supervisor.reject(fresh, activation_id, STOPPED_REASON)
+            self.rejected = True
+        except DjdeployError as exc:
+            self.console.print(f"[red]✗[/] could not reach {name} to reject it ({exc.message}).")
+
+    def leave_message(self) -> str:
+        """What the host does by itself once the deployer has left."""
+        name = self.host.name
+        if self.activation_id is None:
+            return f"{name}: nothing was switched."
+        if self.rejected:
+            return (
+                f"{name} was told to roll back and does so by itself as soon as its switch ends, then "
+                f"records the outcome and releases its lock: `djdeploy status --host {name}` shows it."
+            )
+        by = f" by {self.decides_by:%H:%M:%S} UTC" if self.decides_by else ""
+        return (
+            f"{name} decides by itself: unconfirmed, it rolls back{by}, then records the outcome and "
+            f"releases its lock: `djdeploy status --host {name}` shows it."
+        )
+
+    @property
+    def stop_seconds(self) -> float:
+        """A stopped host's longest way to its outcome: the switch under way, then the rollback's."""
+        return 2 * (self.options.activation_timeout or self.host.timeouts.activation) + 30
 
     def close(self) -> None:
         self.remote.close()
@@ -271,9 +381,14 @@ class HostRun:
         if copy_step is not None:
             with log.step(copy_step):
                 substitute = self.options.substitute_on_destination
-                transfer.deliver(
-                    self.remote, system, host.build.on, substitute, self.console, show=not log.show_host
-                )
+                try:
+                    transfer.deliver(
+                        self.remote, system, host.build.on, substitute, self.console, show=not log.show_host
+                    )
+                except (DjdeployError, KeyboardInterrupt):
+                    self._stop_if_asked("during the copy")
+                    raise
+        self._stop_if_asked("after the copy")
         if not built_here:  # a rollback's system, or one built elsewhere: on the host now
             sites = of_remote_system(self.remote, system)
             _check_inventory_sites(host, sites)
@@ -284,28 +399,30 @@ class HostRun:
             host.timeouts.health + confirm_timeout + (VERIFY_SECONDS if self.options.verify else 0)
         )
         with log.step("start the activation (systemd-run)"):
+            self.activation_id = activation_id
+            self.decides_by = _seconds_from_now(activation_timeout + confirm_window)
             try:
-                supervisor.start(self.remote, activation_id, system, existing_generation, confirm_window)
+                supervisor.start(self.remote, entry, system, existing_generation, confirm_window)
             except RemoteCommandError:
+                self.activation_id = None
                 raise  # systemd-run ran and refused: no supervisor, nothing changed
             except DjdeployError as exc:
                 raise self._lost_track(exc) from exc
         try:
             progress, failure, result = self._follow(
-                activation_id, sites, activation_timeout, confirm_timeout
+                activation_id, sites, activation_timeout, confirm_timeout, confirm_window
             )
         except DjdeployError as exc:
             raise self._lost_track(exc) from exc
         generation = progress.generation
-        entry = replace(entry, finished=records.now(), generation=generation)
         if progress.state == State.CONFIRMED and progress.boot_status not in (None, 0):
-            self._report_boot_failure(entry, progress)
+            self._report_boot_failure(activation_id, progress)
         if progress.state == State.CONFIRMED:
-            with log.step("record the deploy and unlock"):
-                self._on_host(
-                    lambda remote: lock.record_and_release(
-                        remote, replace(entry, outcome=RecordOutcome.SUCCESS), activation_id
-                    )
+            if self.stopping.is_set():
+                raise DeployFailed(
+                    f"{host.name}: stopped by Ctrl-C, but generation {generation} had been confirmed "
+                    f"already: it stays, {system.name}.",
+                    Outcome.FAILED,
                 )
             self.console.print(
                 f"{_prefix(log)}[green]{'Deployed' if deploying else 'Rolled back'}[/] {host.name}: "
@@ -316,14 +433,18 @@ class HostRun:
         if result.state not in supervisor.FINAL_STATES:
             raise ActivationUnfinished(
                 f"{host.name}: the activation of generation {generation} is still running on the host "
-                f"(state '{result.state or ''}'); it rolls back by itself unless confirmed. The deploy lock "
-                "stays until then: check with `djdeploy status`, then `djdeploy unlock` once it has ended.",
+                f"(state '{result.state or ''}'). {self.leave_message()}",
                 Outcome.FAILED,
             )
-        self._report_failure(result, failure, entry, progress, sites)
+        self._report_failure(result, failure, progress, sites)
 
     def _follow(
-        self, activation_id: str, sites: Sequence[Site], activation_timeout: float, confirm_timeout: float
+        self,
+        activation_id: str,
+        sites: Sequence[Site],
+        activation_timeout: float,
+        confirm_timeout: float,
+        confirm_window: int,
     ) -> tuple[supervisor.Progress, str | None, supervisor.ActivationResult | None]:
         """Wait for the switch, check, confirm (or reject) and wait for the supervisor's final state.
 
@@ -335,7 +456,9 @@ class HostRun:
             progress = self._wait(
                 activation_id, {State.SWITCHED, *supervisor.FINAL_STATES}, activation_timeout
             )
+        self.generation = progress.generation
         if progress.state == State.SWITCHED:
+            self.decides_by = _seconds_from_now(confirm_window)
             failure = self._check_and_confirm(activation_id, sites)
         elif progress.state in supervisor.FINAL_STATES:
             failure = "activation failed"
@@ -357,20 +480,15 @@ class HostRun:
     def _lost_track(self, error: DjdeployError) -> ActivationUnfinished:
         """The supervisor may be running, but this deploy cannot follow it: it decides alone, lock kept."""
         return ActivationUnfinished(
-            f"{self.host.name}: lost the host while its activation ran ({error.message}). The host decides "
-            "by itself: it keeps the new generation only if this deploy confirmed it, and rolls back "
-            "otherwise. The deploy lock stays: check with `djdeploy status`, then `djdeploy unlock` once the "
-            "activation has ended.",
+            f"{self.host.name}: lost the host while its activation ran ({error.message}). It keeps the new "
+            f"generation only if this deploy confirmed it. {self.leave_message()}",
             Outcome.FAILED,
         )
 
-    def _report_boot_failure(self, entry: DeployRecord, progress: supervisor.Progress) -> NoReturn:
+    def _report_boot_failure(self, activation_id: str, progress: supervisor.Progress) -> NoReturn:
         """The new generation runs and passed its checks, but a reboot would not start it."""
-        activation_id = entry.id
         log = self._on_host(lambda remote: supervisor.result(remote, activation_id)).log
         reason = f"switch-to-configuration boot exited with {progress.boot_status}"
-        recorded = replace(entry, outcome=RecordOutcome.NOT_BOOT_DEFAULT, reason=reason)
-        self._on_host(lambda remote: lock.record_and_release(remote, recorded, activation_id))
         raise DeployFailed(
             f"{self.host.name}: generation {progress.generation} runs and passed its checks, but making it "
             f"the boot default failed ({reason}), so a reboot would start an older generation. Fix the "
@@ -383,19 +501,16 @@ class HostRun:
         self,
         result: supervisor.ActivationResult,
         failure: str | None,
-        entry: DeployRecord,
         progress: supervisor.Progress,
         sites: Sequence[Site],
     ) -> NoReturn:
-        """Record a failed activation's outcome on the host, unlock, and raise DeployFailed."""
-        host, generation, activation_id = self.host, progress.generation, entry.id
+        """Say how a failed activation ended (its supervisor recorded it and unlocked): raise DeployFailed."""
+        assert self.activation_id is not None
+        host, generation, activation_id = self.host, progress.generation, self.activation_id
         reason = result.reason or failure or f"the activation ended as '{result.state}'"
+        if result.state == State.SUPERSEDED:
+            raise DeployFailed(f"{host.name}: {reason}.", Outcome.FAILED)
         details = self._activation_details(result, reason, activation_id, sites)
-        outcome = _RECORDED.get(result.state or State.FAILED, RecordOutcome.FAILED)
-        recorded = replace(entry, outcome=outcome, reason=reason)
-        if result.state == State.ROLLED_BACK:
-            recorded = replace(recorded, generation=progress.previous)
-        self._on_host(lambda remote: lock.record_and_release(remote, recorded, activation_id))
         if result.state == State.ROLLED_BACK:
             raise DeployFailed(
                 f"{host.name}: rolled back to generation {progress.previous} because {reason}.{details}",
@@ -438,19 +553,25 @@ class HostRun:
         with ThreadPoolExecutor(max_workers=1) as opener:
             fresh_connection = opener.submit(connect, host, self.options)
             try:
-                with log.step("health check"):
-                    report = health.check(self.remote, host.address, sites, host.timeouts.health)
+                with log.step("health check") as step:
+                    report = health.check(
+                        self.remote, host.address, sites, host.timeouts.health, stop=self.stopping
+                    )
+                    step.failed = bool(report.problems) or self.stopping.is_set()
                 problems = report.problems
             except DjdeployError as exc:
                 problems = (f"it could not run: {exc.message}",)
             failure = "the health check failed: " + "; ".join(problems) if problems else None
             if failure is None and self.options.verify:
-                with log.step("verify (named checks of the deployed state)"):
+                with log.step("verify (named checks of the deployed state)") as step:
                     failed = [r for r in verify.check_host(self.remote, host.address, sites) if not r.passed]
+                    step.failed = bool(failed)
                 if failed:
                     failure = "the checks failed: " + "; ".join(
                         f"{r.check}{f' ({r.site})' if r.site else ''}: {r.detail}" for r in failed
                     )
+            if self.stopping.is_set():
+                failure = STOPPED_REASON
             if failure is None:
                 with log.step("confirm over a new SSH connection"):
                     try:
@@ -471,13 +592,16 @@ class HostRun:
         return self._on_host(lambda remote: supervisor.wait_for(remote, activation_id, states, timeout))
 
 
-# What the deploy record says of a supervisor's final state other than confirmed.
-_RECORDED = {
-    State.ROLLED_BACK: RecordOutcome.ROLLED_BACK,
-    State.NOT_SWITCHED: RecordOutcome.NOT_SWITCHED,
-    State.ROLLBACK_FAILED: RecordOutcome.ROLLBACK_FAILED,
-    State.FAILED: RecordOutcome.FAILED,
-}
+# Why a stopped deploy rolled back, as the host records it.
+STOPPED_REASON = "the deployer was stopped (Ctrl-C)"
+
+
+def interrupt_reason(error: BaseException) -> str:
+    return STOPPED_REASON if isinstance(error, KeyboardInterrupt) else f"unexpected error: {error!r}"
+
+
+def _seconds_from_now(seconds: float) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
 def _check_inventory_sites(host: Host, sites: Sequence[Site]) -> None:

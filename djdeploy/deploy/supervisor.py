@@ -14,11 +14,13 @@ import time
 import uuid
 from collections.abc import Sequence, Set
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 
 from djdeploy.host import paths as host_paths
+from djdeploy.host.records import DeployRecord
 from djdeploy.remote.ssh import Remote
 
 # The supervisor's script (its arguments and states are described at its top); it runs under /bin/sh.
@@ -42,10 +44,18 @@ class State(StrEnum):
     ROLLBACK_FAILED = "rollback-failed"
     FAILED = "failed"
     NOT_SWITCHED = "not-switched"
+    SUPERSEDED = "superseded"
 
 
 FINAL_STATES = frozenset(
-    {State.CONFIRMED, State.ROLLED_BACK, State.ROLLBACK_FAILED, State.FAILED, State.NOT_SWITCHED}
+    {
+        State.CONFIRMED,
+        State.ROLLED_BACK,
+        State.ROLLBACK_FAILED,
+        State.FAILED,
+        State.NOT_SWITCHED,
+        State.SUPERSEDED,
+    }
 )
 
 
@@ -120,6 +130,9 @@ def start_command(
         str(system),
         str(existing_generation) if existing_generation is not None else "new",
         str(confirm_seconds),
+        host_paths.DEPLOY_LOG,
+        host_paths.LOCK_DIR,
+        host_paths.SWITCH_LOCK,
     ]
 
 
@@ -128,10 +141,48 @@ def directory(activation_id: str) -> str:
 
 
 def start(
-    remote: Remote, activation_id: str, system: Path, existing_generation: int | None, confirm_seconds: int
+    remote: Remote, record: DeployRecord, system: Path, existing_generation: int | None, confirm_seconds: int
 ) -> None:
-    command = shlex.join(start_command(activation_id, system, existing_generation, confirm_seconds))
-    remote.run_shell(f"mkdir -p {directory(activation_id)} && {command}", privileged=True)
+    """Start the supervisor of activation record.id, with the record's fixed fields for its log line."""
+    folder = directory(record.id)
+    command = shlex.join(start_command(record.id, system, existing_generation, confirm_seconds))
+    remote.run_shell(
+        f"mkdir -p {folder} && printf '%s\\n' {shlex.quote(record.fixed_json())} > {folder}/record.json && "
+        f"{command}",
+        privileged=True,
+    )
+
+
+@dataclass(frozen=True)
+class Running:
+    """A supervisor still running on the host: its state and, once switched, when it rolls back."""
+
+    activation_id: str
+    state: State | None
+    deadline: datetime | None
+
+    def describe(self) -> str:
+        if self.deadline is None:
+            return f"activation {self.activation_id} is still switching the host (state '{self.state or ''}')"
+        return (
+            f"activation {self.activation_id} is still running (state '{self.state or ''}'): without a "
+            f"confirmation it rolls back by itself at {self.deadline:%H:%M:%S} UTC"
+        )
+
+
+def running(remote: Remote, activation_id: str) -> Running | None:
+    """The supervisor of an activation while its unit runs; None once it has ended (or never started)."""
+    folder = directory(activation_id)
+    result = remote.run_shell(
+        f"systemctl is-active --quiet {unit_name(activation_id)}.service || exit 0; echo running; "
+        f'printf "%s\\n" "$(cat {folder}/state 2>/dev/null)" "$(cat {folder}/deadline 2>/dev/null)"',
+        privileged=True,
+    ).stdout.split("\n")
+    if result[0] != "running":
+        return None
+    state, deadline = [*result[1:], "", ""][:2]
+    when = datetime.fromtimestamp(int(deadline), UTC) if deadline.strip().isdigit() else None
+    return Running(activation_id, _state(state.strip()), when)
 
 
 def wait_for(remote: Remote, activation_id: str, states: Set[State], timeout: float) -> Progress:

@@ -13,3 +13,5 @@ DEPLOY_LOG = "/var/lib/djdeploy/deploys.jsonl"
 ACTIVATION_DIR = "/run/djdeploy/activations"
 # The sites' database dumps, one directory per site, readable by root only (never in the Nix store).
 BACKUP_DIR = "/var/backup/djdeploy"
+# Every activation supervisor of the host holds this file's flock while it changes what the host runs.
+SWITCH_LOCK = "/run/djdeploy/switch.lock"

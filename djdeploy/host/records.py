@@ -33,6 +33,8 @@ class RecordOutcome(StrEnum):
     NOT_SWITCHED = "not switched"
     ROLLBACK_FAILED = "rollback-failed"
     FAILED = "failed"
+    # Another deploy switched the host before this one's rollback: its generation was left alone.
+    SUPERSEDED = "superseded"
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,12 @@ class DeployRecord:
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
+    def fixed_json(self) -> str:
+        """The fields known when the deploy starts, as a JSON object that the activation supervisor completes
+        with finished, generation, outcome and reason."""
+        ending = {"finished", "generation", "outcome", "reason"}
+        return json.dumps({k: v for k, v in asdict(self).items() if k not in ending}, sort_keys=True)
+
 
 def who() -> dict[str, str]:
     """The deployer, as lock owners and deploy records name it."""
@@ -119,22 +127,39 @@ def commit() -> str:
     return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def of_system(remote: Remote, system: Path) -> list[DeployRecord]:
-    """The records of one system, oldest first."""
-    result = remote.run(
-        ["grep", "-F", json.dumps({"system": str(system)})[1:-1], host_paths.DEPLOY_LOG], check=False
-    )
-    found = [DeployRecord.parse(line) for line in result.stdout.splitlines()]
-    return [record for record in found if record is not None and record.system == str(system)]
+# The whole log, nothing when there is none.
+ALL_COMMAND = f"test ! -e {host_paths.DEPLOY_LOG} || cat {host_paths.DEPLOY_LOG}"
 
 
-def recorded_commit(remote: Remote, number: int, system: Path) -> str:
+def every(remote: Remote) -> list[DeployRecord]:
+    """Every record of the host, oldest first."""
+    return _parsed(remote.run_shell(ALL_COMMAND).stdout)
+
+
+def _parsed(text: str) -> list[DeployRecord]:
+    found = [DeployRecord.parse(line) for line in text.splitlines()]
+    return [record for record in found if record is not None]
+
+
+def confirmed_healthy(records: list[DeployRecord], number: int, system: Path) -> DeployRecord | None:
+    """The last record saying a deploy or rollback to this generation passed its checks, confirmed."""
+    healthy = [
+        record
+        for record in records
+        if record.generation == number
+        and record.system == str(system)
+        and record.outcome in (RecordOutcome.SUCCESS, RecordOutcome.NOT_BOOT_DEFAULT)
+    ]
+    return healthy[-1] if healthy else None
+
+
+def commit_of(records: list[DeployRecord], number: int, system: Path) -> str:
     """The commit a generation was built from, as its own deploy record says ("-" when none does).
 
     A record of that system and generation made by a deploy comes first; any record of that system (the same
     build) after it.
     """
-    records = of_system(remote, system)
-    own = [r for r in records if r.action is Action.DEPLOY and r.generation == number]
-    chosen = (own or records)[-1:]
+    of_it = [record for record in records if record.system == str(system)]
+    own = [r for r in of_it if r.action is Action.DEPLOY and r.generation == number]
+    chosen = (own or of_it)[-1:]
     return (chosen[0].commit or "-") if chosen else "-"

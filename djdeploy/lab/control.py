@@ -71,6 +71,7 @@ def up(layout: LabLayout, count: int, console: Console) -> list[LabHost]:
     """Make sure lab1..lab<count> are running; hosts already running are kept as they are."""
     check_host_count(count)
     check_can_run()
+    network.guard(layout)
     clean_stale(layout, console)
     lab_image = image.ensure_image(layout, console)
     machine.ensure_client_key(layout)
@@ -129,6 +130,7 @@ def down(layout: LabLayout, console: Console) -> None:
         console.print(f"[yellow]down[/] {host.name}")
     _remove_networks(layout, keep=set())
     network.remove_lan(layout)
+    network.unguard(layout)
     if layout.inventory.exists():
         layout.inventory.unlink()
     if layout.known_hosts.exists():

@@ -40,6 +40,33 @@ def join_lan(layout: LabLayout, host: LabHost) -> None:
         process.run([*netns_run, "route", "add", f"{other.address}/32", "via", other.lan_address])
 
 
+# The metric of the lab's unreachable routes: above the kernel's (0) for a host's veth, so that the veth's
+# route wins while it is up, and the unreachable one as soon as it is down or gone.
+GUARD_METRIC = 4231
+
+
+def guard_routes(layout: LabLayout) -> list[str]:
+    """Each subnet a lab host may use (<subnet>.N.0/24, N from 1 to MAX_HOSTS), and no other address."""
+    return [f"{layout.host(index).gateway.rsplit('.', 1)[0]}.0/24" for index in range(1, MAX_HOSTS + 1)]
+
+
+def guard(layout: LabLayout) -> None:
+    """Keep the lab's addresses on this machine: a packet for a host whose veth is down fails here, instead of
+    following the default route out (the machine's own 10.x networks stay reachable: nothing wider is added).
+    """
+    for subnet in guard_routes(layout):
+        process.run(["ip", "route", "replace", "unreachable", subnet, "metric", str(GUARD_METRIC)])
+
+
+def unguard(layout: LabLayout) -> None:
+    """Remove exactly the routes guard added (absent ones are fine)."""
+    listing = process.output(["ip", "route", "show", "type", "unreachable"])
+    present = {line.strip() for line in listing.splitlines()}
+    for subnet in guard_routes(layout):
+        if f"unreachable {subnet} metric {GUARD_METRIC}" in present:
+            process.run(["ip", "route", "del", "unreachable", subnet, "metric", str(GUARD_METRIC)])
+
+
 def create(host: LabHost) -> None:
     """Make the host's namespace with eth0 at its address, and the host-side end of the veth pair."""
     remove(host)

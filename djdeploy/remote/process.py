@@ -10,6 +10,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 from djdeploy.errors import CommandError, DjdeployError
 
+# The children of _run_by_lines (a build, a copy), which stop_children ends.
+_children: set[subprocess.Popen[str]] = set()
+_children_lock = threading.Lock()
+
+
+def stop_children() -> None:
+    """End the long-running commands under way (a copy), as a terminal's Ctrl-C ends the whole group."""
+    with _children_lock:
+        children = list(_children)
+    for child in children:
+        child.terminate()
+
 
 def run(
     argv: Sequence[str],
@@ -108,7 +120,11 @@ def _run_by_lines(
         child.kill()
 
     timer = threading.Timer(timeout, stop) if timeout else None
+    if timer:
+        timer.daemon = True  # an interrupted run must not keep the process alive until the timeout
     lines: list[str] = []
+    with _children_lock:
+        _children.add(child)
     with ThreadPoolExecutor(max_workers=1) as reader:
         stdout = None if merge_output else reader.submit(child.stdout.read)
         if timer:
@@ -121,6 +137,8 @@ def _run_by_lines(
         finally:
             if timer:
                 timer.cancel()
+            with _children_lock:
+                _children.discard(child)
     if timed_out.is_set():
         raise _timed_out(argv, timeout, hint)
     if stdout is None:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from typing import TypeVar
 
 from invoke.context import Context
 from invoke.tasks import task
+from rich.panel import Panel
 from rich.table import Table
 
-from djdeploy.console import console, reports_errors
-from djdeploy.deploy import fleet, host_run
+from djdeploy.console import console, error_console, reports_errors
+from djdeploy.deploy import fleet, host_run, interrupt
+from djdeploy.deploy import unlock as lock_breaking
 from djdeploy.errors import DjdeployError
-from djdeploy.host import lock
-from djdeploy.inventory import Host, Inventory
+from djdeploy.inventory import Host, Inventory, at_least_one, positive_seconds
 from djdeploy.inventory import build_on as build_on_of
 from djdeploy.remote.ssh import Remote
 from djdeploy.tasks.common import (
@@ -24,6 +29,35 @@ from djdeploy.tasks.common import (
     select_hosts,
     sudo_password,
 )
+
+T = TypeVar("T")
+# The exit status of a deployer that left at a second Ctrl-C, as a shell's for SIGINT.
+LEFT_EARLY_STATUS = 130
+
+
+@contextmanager
+def leaves_at_once() -> Iterator[None]:
+    """On interrupt.LeftEarly, print it and leave now: host runs still waiting on their hosts must not hold
+    the process (the hosts decide by themselves)."""
+    try:
+        yield
+    except interrupt.LeftEarly as exc:
+        error_console.print(Panel(exc.message, title="left early", title_align="left", border_style="red"))
+        console.file.flush()
+        error_console.file.flush()
+        os._exit(LEFT_EARLY_STATUS)
+
+
+def option(name: str, value: str | None, kind: Callable[[str], T], wanted: str, default: str) -> T | None:
+    """A command-line value checked as the inventory's are; None when not given."""
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise DjdeployError(
+            f"--{name} must be {wanted}, not '{value}'. Leave it out for {default}."
+        ) from None
 
 
 @task(
@@ -49,30 +83,40 @@ def deploy(
     on: str | None = None,
     inventory: str | None = None,
     dry_run: bool = False,
-    batch: int = 0,
-    parallel: int = 4,
+    batch: str | None = None,
+    parallel: str | None = None,
     substitute: bool = False,
-    activation_timeout: float = 0,
-    confirm_timeout: float = 0,
+    activation_timeout: str | None = None,
+    confirm_timeout: str | None = None,
     verify: bool = False,
     build_on: str | None = None,
 ) -> None:
-    """Build, copy, switch and check hosts; a host that fails is rolled back and the task exits 1."""
+    """Build, copy, switch and check hosts; a host that fails is rolled back and the task exits 1.
+
+    Ctrl-C rolls back the hosts under way and waits for them; a second Ctrl-C leaves them to decide alone.
+    """
+    seconds, count = positive_seconds, at_least_one
+    positive, whole = "a positive number of seconds", "a whole number from 1"
+    options = host_run.Options(
+        dry_run=dry_run,
+        substitute_on_destination=substitute,
+        parallel=option("parallel", parallel, count, whole, "4 hosts at once") or 4,
+        batch=option("batch", batch, count, whole, "all hosts in one batch"),
+        activation_timeout=option(
+            "activation-timeout", activation_timeout, seconds, positive, "the inventory's timeouts.activation"
+        ),
+        confirm_timeout=option(
+            "confirm-timeout", confirm_timeout, seconds, positive, "the inventory's timeouts.confirm"
+        ),
+        verify=verify,
+    )
     hosts = select_hosts(inventory, host, on)
     known = load_inventory(inventory)
     if build_on:
         hosts = building_on(build_on, hosts, known)
-    options = host_run.Options(
-        dry_run=dry_run,
-        substitute_on_destination=substitute,
-        parallel=parallel,
-        batch=batch or None,
-        activation_timeout=activation_timeout or None,
-        confirm_timeout=confirm_timeout or None,
-        sudo_password=sudo_password([*hosts, *builders(hosts, known)]),
-        verify=verify,
-    )
-    results = fleet.deploy(hosts, options, console)
+    options = replace(options, sudo_password=sudo_password([*hosts, *builders(hosts, known)]))
+    with leaves_at_once():
+        results = fleet.deploy(hosts, options, console)
     _summarize(results)
 
 
@@ -116,21 +160,32 @@ def _summarize(results: list[host_run.Result]) -> None:
 )
 @reports_errors
 def rollback(context: Context, host: str, to: int = -1, inventory: str | None = None) -> None:
-    """Switch a host back to an earlier generation, with the same health check and confirmation as deploy."""
+    """Switch a host back to an earlier generation, with the same health check and confirmation as deploy.
+
+    Without --to: the newest earlier generation whose deploy passed its checks and was confirmed.
+    """
     target = one_host(inventory, host)
     options = host_run.Options(sudo_password=sudo_password([target]))
-    host_run.rollback(target, to if to >= 0 else None, options, console)
+    stopper: interrupt.Stopper[host_run.Result] = interrupt.Stopper(console.print)
+    goal = to if to >= 0 else None
+    with leaves_at_once():
+        stopper.run([lambda: host_run.rollback(target, goal, options, console, stopper)], 1)
 
 
-@task(help={"host": "the host whose deploy lock to break", "inventory": INVENTORY_HELP})
+@task(
+    help={
+        "host": "the host whose deploy lock to break",
+        "inventory": INVENTORY_HELP,
+        "force": "also when its activation still runs: make it roll back now, wait for that, then unlock",
+    }
+)
 @reports_errors
-def unlock(context: Context, host: str, inventory: str | None = None) -> None:
+def unlock(context: Context, host: str, inventory: str | None = None, force: bool = False) -> None:
     """Break a host's deploy lock on purpose (when the deploy that held it died)."""
     target = one_host(inventory, host)
     with Remote(target.ssh_target, sudo_password([target])) as remote:
-        holder = lock.read(remote)
-        if holder is None:
-            console.print(f"{target.name} is not locked.")
-            return
-        lock.release(remote)
+        holder = lock_breaking.unlock(remote, target, force=force, console=console)
+    if holder is None:
+        console.print(f"{target.name} is not locked.")
+        return
     console.print(f"Broke the lock of {target.name}, held by {holder.describe()}.")

@@ -234,6 +234,8 @@ def test_release_whose_health_check_fails_is_rolled_back(
     assert result.returncode == 1
     assert "because the health check failed" in result.stderr
     assert "answered 404, expected 200" in result.stderr
+    assert "✗ health check" in result.stdout
+    assert "✓ health check" not in result.stdout
     assert generation(host) == before
     assert 'id="release">1.0.0<' in page(host)
 
@@ -288,8 +290,12 @@ def test_cut_connection_during_activation_never_leaves_a_half_switched_host(
         assert 'id="release">1.0.0<' in served or 'id="release">3.0.0<' in served
     else:
         assert 'id="release">4.0.0<' in served
-    # The dead deployer left its lock: it is shown and broken on purpose.
-    assert inv("unlock", "--inventory", str(changed), "--host", "lab1").returncode == 0
+    # The host decided alone, then recorded its outcome and released the dead deployer's lock itself.
+    unlocked = inv("unlock", "--inventory", str(changed), "--host", "lab1")
+    assert "lab1 is not locked." in unlocked.stdout
+    last = deploy_log(host)[-1]
+    assert last["outcome"] in {"success", "rolled back"}
+    assert "4.0.0" not in served or last["outcome"] == "success"
 
 
 def test_rollback_as_a_user_with_sudo_never_shows_the_password(workspace: Path, first: Path) -> None:
@@ -331,3 +337,50 @@ def test_fleet_deploy_reports_a_down_host_and_deploys_the_others(lab: LabLayout)
     hosts = inventory.load(lab.inventory).hosts
     for name in ("lab1", "lab2"):
         assert probe.request(hosts[name].address, "example.lab", "/healthz", verify=False).body == "ok"
+
+
+def test_command_line_values_are_checked_before_anything_runs(first: Path) -> None:
+    host = lab1(first)
+    before = (generation(host), len(deploy_log(host)))
+    result = deploy(first, "--activation-timeout=-5")
+    assert result.returncode == 1
+    assert "--activation-timeout must be a positive number of seconds, not '-5'." in said(result)
+    assert (generation(host), len(deploy_log(host))) == before
+    with Remote(host.ssh_target) as remote:
+        assert remote.run(["test", "-e", host_paths.LOCK_DIR], check=False).exit_code == 1
+
+
+def test_host_names_with_shell_characters_are_refused_at_their_line(lab: LabLayout, workspace: Path) -> None:
+    path = workspace / "bad-name.yaml"
+    path.write_text(f"hosts:\n  'lab1;touch pwned':\n    address: {lab.host(1).address}\n")
+    result = inv("status", "--inventory", str(path), check=False)
+    assert result.returncode == 1
+    assert f"{path}:2 hosts.lab1;touch pwned: expected a host name" in said(result)
+
+
+def test_rollback_skips_a_generation_whose_deploy_failed(
+    lab: LabLayout, workspace: Path, first: Path
+) -> None:
+    host = lab1(first)
+    good = release_inventory(lab, workspace, "5.0.0")
+    assert deploy(good).returncode == 0
+    healthy = int(generation(host).split("-")[1])
+    failing = write_inventory(
+        lab,
+        workspace,
+        "failing-5.1.0",
+        healthCheckPath='"/no-such-page"',
+        exampleSource=str(release_source(workspace, "5.1.0")),
+    )
+    assert deploy(failing).returncode == 1
+    assert deploy(release_inventory(lab, workspace, "5.2.0")).returncode == 0
+    assert generation(host) == f"system-{healthy + 2}-link"
+    back = inv("rollback", "--inventory", str(good), "--host", "lab1", check=False)
+    assert back.returncode == 0, said(back)
+    assert (
+        f"Rolling back lab1 to generation {healthy}: the newest earlier generation whose deploy was "
+        "confirmed healthy"
+    ) in said(back)
+    assert f"Passed over: generation {healthy + 1} (rolled back)." in said(back)
+    assert generation(host) == f"system-{healthy}-link"
+    assert 'id="release">5.0.0<' in page(host)

@@ -15,6 +15,8 @@ import pytest
 from djdeploy import inventory
 from djdeploy.deploy import nix, supervisor
 from djdeploy.deploy.supervisor import State
+from djdeploy.host import records
+from djdeploy.host.records import Action, DeployRecord
 from djdeploy.lab import machine
 from djdeploy.lab.layout import LabLayout
 from djdeploy.remote.ssh import Remote
@@ -84,8 +86,9 @@ def test_a_host_rebooted_before_the_confirmation_runs_the_previous_generation(
     nix.copy_closure(host.ssh_target, system)
     # The supervisor switches (switch-to-configuration test) and waits for a confirmation that never comes.
     activation = supervisor.new_id()
+    record = DeployRecord(activation, "test", "lab", "-", records.now(), str(system), Action.DEPLOY)
     with Remote(host.ssh_target) as remote:
-        supervisor.start(remote, activation, system, None, confirm_seconds=600)
+        supervisor.start(remote, record, system, None, confirm_seconds=600)
         progress = supervisor.wait_for(remote, activation, {State.SWITCHED, *supervisor.FINAL_STATES}, 300)
     assert progress.state == State.SWITCHED
     assert served_release(host) == "8.0.0"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from djdeploy.deploy import build, remote_build
+from djdeploy.deploy import build, cache, remote_build
 from djdeploy.deploy.host_run import DeployFailed, HostRun, Options, Outcome, Result, StepLog, connect
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import BuildPlace, Host
@@ -38,6 +38,15 @@ def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Re
     console.print(
         f"[green]✓[/] build {', '.join(h.name for h in hosts)}{_where(hosts)} [dim]{build_seconds:.2f} s[/]"
     )
+    if not options.dry_run:  # before any host is touched: a cache that cannot be written stops here
+        cache.push_for_hosts(
+            [
+                (host.cache, systems[host.name].path)
+                for host in hosts
+                if host.cache is not None and host.build.on.place is BuildPlace.LOCAL
+            ],
+            console,
+        )
     results: list[Result] = []
     for number, batch in enumerate(batches, start=1):
         if len(batches) > 1:

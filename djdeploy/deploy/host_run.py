@@ -256,6 +256,8 @@ class HostRun:
             sites = of_system(system)
             _check_inventory_sites(host, sites)
         copy_step = transfer.copy_step(host.build.on) if deploying else None
+        if copy_step is not None and built_here and host.cache is not None:
+            copy_step = transfer.fetched_from_cache(self.remote, host.cache, system, copy_step, log.step)
         if copy_step is not None:
             with log.step(copy_step):
                 substitute = self.options.substitute_on_destination

@@ -51,9 +51,15 @@ def push(cache: Cache, systems: list[Path], on_path: Callable[[str], None]) -> N
             "public key as cache.public_key, then deploy again. No host was touched."
         )
 
+    seen: set[str] = set()
+
     def on_line(line: str) -> None:
+        # Nix 2.8 says "copying path '...'" when it starts a path and again as it writes it.
         if line.startswith("copying path '"):
-            on_path(line.split("'", 2)[1])
+            path = line.split("'", 2)[1]
+            if path not in seen:
+                seen.add(path)
+                on_path(path)
 
     try:
         process.stream(push_command(cache, systems), on_line, timeout=3600)

@@ -62,6 +62,20 @@ class Timeouts:
 
 
 @dataclass(frozen=True)
+class Cache:
+    """A signed Nix binary cache: the deployer writes closures to it once, and hosts fetch from it."""
+
+    # The store URL this machine writes to (file://..., s3://..., ssh://...).
+    push: str
+    # The URL hosts read from (often https://...); the same store as push, seen from the hosts.
+    substitute: str
+    # The secret key, on this machine, that signs each path written.
+    signing_key: Path
+    # Its public half (name:base64), which hosts' trusted-public-keys must list.
+    public_key: str
+
+
+@dataclass(frozen=True)
 class Host:
     name: str
     address: str
@@ -70,6 +84,7 @@ class Host:
     timeouts: Timeouts
     sites: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    cache: Cache | None = None
 
     @property
     def ssh_target(self) -> SshTarget:
@@ -223,8 +238,9 @@ def _address(text: str) -> str:
 SSH_KEYS = ("user", "port", "known_hosts", "identity", "connect_timeout", "sudo")
 BUILD_KEYS = ("flake", "file", "attribute", "nix_options", "on")
 TIMEOUT_KEYS = ("activation", "confirm", "health")
-HOST_KEYS = ("address", "ssh", "build", "timeouts", "sites", "tags")
-DEFAULT_KEYS = ("ssh", "build", "timeouts", "sites", "tags")
+CACHE_KEYS = ("push", "substitute", "signing_key", "public_key")
+HOST_KEYS = ("address", "ssh", "build", "timeouts", "sites", "tags", "cache")
+DEFAULT_KEYS = ("ssh", "build", "timeouts", "sites", "tags", "cache")
 
 
 def _path(base: Path) -> Callable[[str], Path]:
@@ -319,6 +335,25 @@ def _read_timeouts(reader: _Reader, nodes: list[tuple[yaml.Node, str]]) -> Timeo
     return Timeouts(**values)
 
 
+def _read_cache(reader: _Reader, nodes: list[tuple[yaml.Node, str]]) -> Cache | None:
+    """The cache, its keys given by the defaults and overridden one by one by the host; None without one."""
+    values: dict[str, object] = {}
+    last: tuple[yaml.Node, str] | None = None
+    for node, where in nodes:
+        for key, value in reader.mapping(node, where, CACHE_KEYS).items():
+            kind: Callable[[str], object] = _path(reader.path.parent) if key == "signing_key" else str
+            values[key] = reader.scalar(value, f"{where}.{key}", kind, "a string")
+        last = (node, where)
+    if last is None:
+        return None
+    missing = [key for key in CACHE_KEYS if key not in values]
+    if missing:
+        raise reader.fail(
+            last[0], last[1], f"missing {', '.join(missing)}: a cache needs all of {', '.join(CACHE_KEYS)}"
+        )
+    return Cache(**values)  # type: ignore[arg-type]
+
+
 def _layers(
     defaults: dict[str, yaml.Node], fields: dict[str, yaml.Node], key: str, where: str
 ) -> list[tuple[yaml.Node, str]]:
@@ -384,6 +419,7 @@ def load(path: Path) -> Inventory:
             timeouts=_read_timeouts(reader, _layers(defaults, fields, "timeouts", where)),
             sites=_listed(reader, defaults, fields, "sites", where),
             tags=_listed(reader, defaults, fields, "tags", where),
+            cache=_read_cache(reader, _layers(defaults, fields, "cache", where)),
         )
     for name, (node, where) in build_on_nodes.items():
         text = reader.scalar(node, where, str, "local, target, a host of the inventory or user@host")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from djdeploy.deploy import build, interrupt, remote_build
+from djdeploy.deploy import build, cache, interrupt, remote_build
 from djdeploy.deploy.host_run import DeployFailed, HostRun, Options, Outcome, Result, StepLog, connect
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import BuildPlace, Host
@@ -46,6 +46,15 @@ def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Re
     console.print(
         f"[green]✓[/] build {', '.join(h.name for h in hosts)}{_where(hosts)} [dim]{build_seconds:.2f} s[/]"
     )
+    if not options.dry_run:  # before any host is touched: a cache that cannot be written stops here
+        cache.push_for_hosts(
+            [
+                (host.cache, systems[host.name].path)
+                for host in hosts
+                if host.cache is not None and host.build.on.place is BuildPlace.LOCAL
+            ],
+            console,
+        )
     results: list[Result] = []
     stopper: interrupt.Stopper[Result] = interrupt.Stopper(console.print)
     for number, batch in enumerate(batches, start=1):

@@ -367,17 +367,16 @@ class HostRun:
             self.remote = connect(self.host, self.options)
             return action(self.remote)
 
-    def _switch_locked(
-        self, system: Path, existing_generation: int | None, entry: DeployRecord, action: Action
-    ) -> Result:
+    def _deliver(self, system: Path, *, deploying: bool) -> tuple[Site, ...]:
+        """Get a deploy's system onto the host (from the cache, by copy, or from its builder); its sites."""
         host, log = self.host, self.log
-        activation_id = entry.id
-        deploying = action is Action.DEPLOY
         built_here = deploying and host.build.on.place is BuildPlace.LOCAL
         if built_here:  # checked before the copy, which a mistake would make in vain
             sites = of_system(system)
             _check_inventory_sites(host, sites)
         copy_step = transfer.copy_step(host.build.on) if deploying else None
+        if copy_step is not None and built_here and host.cache is not None:
+            copy_step = transfer.fetched_from_cache(self.remote, host.cache, system, copy_step, log.step)
         if copy_step is not None:
             with log.step(copy_step):
                 substitute = self.options.substitute_on_destination
@@ -392,6 +391,15 @@ class HostRun:
         if not built_here:  # a rollback's system, or one built elsewhere: on the host now
             sites = of_remote_system(self.remote, system)
             _check_inventory_sites(host, sites)
+        return sites
+
+    def _switch_locked(
+        self, system: Path, existing_generation: int | None, entry: DeployRecord, action: Action
+    ) -> Result:
+        host, log = self.host, self.log
+        activation_id = entry.id
+        deploying = action is Action.DEPLOY
+        sites = self._deliver(system, deploying=deploying)
         activation_timeout = self.options.activation_timeout or host.timeouts.activation
         confirm_timeout = self.options.confirm_timeout or host.timeouts.confirm
         # The supervisor waits through the health check (and the named checks), then for the confirmation.

@@ -3,16 +3,17 @@ system built elsewhere, from its build host (or nothing, when the host built it)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-from djdeploy.deploy import nix
+from djdeploy.deploy import cache, nix
 from djdeploy.errors import DjdeployError
-from djdeploy.inventory import BuildOn, BuildPlace
+from djdeploy.inventory import BuildOn, BuildPlace, Cache
 from djdeploy.remote.ssh import Remote
 
 
@@ -23,6 +24,23 @@ def copy_step(built_on: BuildOn) -> str | None:
     if built_on.builder is not None:
         return f"copy the closure from {built_on.builder.name}"
     return "copy the closure"
+
+
+def fetched_from_cache(
+    remote: Remote,
+    binary_cache: Cache,
+    system: Path,
+    copy: str,
+    step: Callable[[str], AbstractContextManager[object]],
+) -> str | None:
+    """Have the host fetch the system from the cache as a step of its own: then there is no copy step
+    (None); a host that cannot reach the cache gets the direct copy, its step saying why."""
+    unreachable = cache.unreachable_reason(remote, binary_cache)
+    if unreachable is not None:
+        return f"{copy} (the host cannot reach the cache: {unreachable})"
+    with step("fetch the closure from the cache"):
+        cache.fetch(remote, binary_cache, system)
+    return None
 
 
 def deliver(

@@ -116,7 +116,7 @@ class Inventory:
         return list(self.hosts.values())
 
 
-class _Reader:
+class Reader:
     """Reads YAML nodes, remembering the file so that every error can point at a line."""
 
     def __init__(self, path: Path) -> None:
@@ -251,7 +251,7 @@ def _path(base: Path) -> Callable[[str], Path]:
     return resolve
 
 
-def _read_ssh(reader: _Reader, nodes: list[tuple[yaml.Node, str]]) -> SshSettings:
+def _read_ssh(reader: Reader, nodes: list[tuple[yaml.Node, str]]) -> SshSettings:
     values: dict[str, object] = {}
     readers: dict[str, tuple[Callable[[str], object], str]] = {
         "user": (str, "a user name"),
@@ -269,7 +269,7 @@ def _read_ssh(reader: _Reader, nodes: list[tuple[yaml.Node, str]]) -> SshSetting
 
 
 def _read_build(
-    reader: _Reader, nodes: list[tuple[yaml.Node, str]]
+    reader: Reader, nodes: list[tuple[yaml.Node, str]]
 ) -> tuple[BuildSpec, tuple[yaml.Node, str] | None]:
     """The build spec, and the node of its `on` key (resolved once every host is read)."""
     values: dict[str, object] = {}
@@ -309,7 +309,7 @@ def build_on(text: str, host: Host, hosts: Mapping[str, Host]) -> BuildOn:
     )
 
 
-def _read_nix_options(reader: _Reader, node: yaml.Node, where: str) -> dict[str, str]:
+def _read_nix_options(reader: Reader, node: yaml.Node, where: str) -> dict[str, str]:
     """Nix settings by name; a value is a string, number or boolean (true/false as Nix spells them)."""
     if not isinstance(node, yaml.MappingNode):
         raise reader.fail(node, where, f"expected a mapping of Nix settings, got {_describe(node)}")
@@ -325,7 +325,7 @@ def _read_nix_options(reader: _Reader, node: yaml.Node, where: str) -> dict[str,
     return options
 
 
-def _read_timeouts(reader: _Reader, nodes: list[tuple[yaml.Node, str]]) -> Timeouts:
+def _read_timeouts(reader: Reader, nodes: list[tuple[yaml.Node, str]]) -> Timeouts:
     values: dict[str, float] = {}
     for node, where in nodes:
         for key, value in reader.mapping(node, where, TIMEOUT_KEYS).items():
@@ -335,7 +335,7 @@ def _read_timeouts(reader: _Reader, nodes: list[tuple[yaml.Node, str]]) -> Timeo
     return Timeouts(**values)
 
 
-def _read_cache(reader: _Reader, nodes: list[tuple[yaml.Node, str]]) -> Cache | None:
+def _read_cache(reader: Reader, nodes: list[tuple[yaml.Node, str]]) -> Cache | None:
     """The cache, its keys given by the defaults and overridden one by one by the host; None without one."""
     values: dict[str, object] = {}
     last: tuple[yaml.Node, str] | None = None
@@ -367,7 +367,7 @@ def _layers(
 
 
 def _listed(
-    reader: _Reader, defaults: dict[str, yaml.Node], fields: dict[str, yaml.Node], key: str, where: str
+    reader: Reader, defaults: dict[str, yaml.Node], fields: dict[str, yaml.Node], key: str, where: str
 ) -> tuple[str, ...]:
     """A list key: the host's value replaces the defaults' value."""
     kind, kind_name = (_site_name, SITE_NAME) if key == "sites" else (str, "a string")
@@ -378,6 +378,17 @@ def _listed(
     return ()
 
 
+def compose_file(path: Path, needs: str) -> tuple[yaml.Node, Reader]:
+    """The YAML of path as nodes (they know their lines) and their Reader; needs: what an empty file lacks."""
+    try:
+        root = yaml.compose(path.read_text())
+    except yaml.YAMLError as exc:
+        raise InventoryError(f"{path} is not valid YAML: {exc}") from exc
+    if root is None:
+        raise InventoryError(f"{path} is empty: it needs {needs}.")
+    return root, Reader(path)
+
+
 def load(path: Path) -> Inventory:
     """Read and validate an inventory file."""
     if not path.exists():
@@ -385,13 +396,7 @@ def load(path: Path) -> Inventory:
             f"No inventory at {path}. Copy inventory.example.yaml to inventory.yaml and describe your hosts, "
             "or point to one with --inventory or DJDEPLOY_INVENTORY."
         )
-    try:
-        root = yaml.compose(path.read_text())
-    except yaml.YAMLError as exc:
-        raise InventoryError(f"{path} is not valid YAML: {exc}") from exc
-    reader = _Reader(path)
-    if root is None:
-        raise InventoryError(f"{path} is empty: it needs a `hosts:` mapping.")
+    root, reader = compose_file(path, "a `hosts:` mapping")
     top = reader.mapping(root, "", ("defaults", "hosts"))
     defaults = reader.mapping(top["defaults"], "defaults", DEFAULT_KEYS) if "defaults" in top else {}
     if "hosts" not in top:

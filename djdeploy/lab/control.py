@@ -211,18 +211,20 @@ def write_inventory(layout: LabLayout) -> None:
         for host in _known_hosts(layout)
         if machine.running(layout, host)
     }
-    inventory = {
-        "defaults": {
-            "ssh": {
-                "user": "root",
-                "port": 22,
-                "known_hosts": str(layout.known_hosts),
-                "identity": str(layout.client_key),
-            },
-            "build": {"nix_options": LAB_NIX_OPTIONS},
-            "sites": ["example"],
-            "tags": ["lab"],
-        },
-        "hosts": hosts,
-    }
+    inventory = {"defaults": inventory_defaults(layout, "example"), "hosts": hosts}
     layout.inventory.write_text(yaml.safe_dump(inventory, sort_keys=False))
+
+
+def inventory_defaults(layout: LabLayout, site: str) -> dict[str, object]:
+    """The `defaults` of an inventory of lab hosts that run site: the lab's SSH key and host keys."""
+    return {
+        "ssh": {
+            "user": "root",
+            "port": 22,
+            "known_hosts": str(layout.known_hosts),
+            "identity": str(layout.client_key),
+        },
+        "build": {"nix_options": LAB_NIX_OPTIONS},
+        "sites": [site],
+        "tags": ["lab"],
+    }

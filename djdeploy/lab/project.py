@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from djdeploy.inventory import InventoryError, _Reader
+from djdeploy.inventory import InventoryError, compose_file
 from djdeploy.lab import lockfile
-from djdeploy.lab.control import LAB_NIX_OPTIONS
+from djdeploy.lab.control import inventory_defaults
 from djdeploy.lab.layout import LabLayout
 
 PROJECT_NIX = Path(__file__).resolve().parents[2] / "nix" / "lab" / "project.nix"
@@ -58,13 +58,7 @@ def load(path: Path) -> LabProject:
             "`settings: config.settings.production` and `wsgi: config.wsgi` (see the README's "
             '"Rehearse your own project"), or point to it with --file.'
         )
-    try:
-        root = yaml.compose(path.read_text())
-    except yaml.YAMLError as exc:
-        raise InventoryError(f"{path} is not valid YAML: {exc}") from exc
-    reader = _Reader(path)
-    if root is None:
-        raise InventoryError(f"{path} is empty: it needs at least `settings:` and `wsgi:`.")
+    root, reader = compose_file(path, "at least `settings:` and `wsgi:`")
     fields = reader.mapping(root, "", PROJECT_KEYS)
 
     def text(key: str, default: str | None = None) -> str:
@@ -135,17 +129,7 @@ def write_inventory(layout: LabLayout, project: LabProject, host_names: list[str
         f"import {PROJECT_NIX} (builtins.fromJSON (builtins.readFile ./arguments.json))\n"
     )
     inventory = {
-        "defaults": {
-            "ssh": {
-                "user": "root",
-                "port": 22,
-                "known_hosts": str(layout.known_hosts),
-                "identity": str(layout.client_key),
-            },
-            "build": {"nix_options": LAB_NIX_OPTIONS},
-            "sites": [project.name],
-            "tags": ["lab"],
-        },
+        "defaults": inventory_defaults(layout, project.name),
         "hosts": {
             name: {
                 "address": layout.host(int(name.removeprefix("lab"))).address,

@@ -183,6 +183,14 @@ class Remote:
             self._sudo_asks = probe.exited != 0
         return self._sudo_asks
 
+    def _as_root(self, command: str) -> tuple[str, str | None]:
+        """command as root, through sudo where the target logs in as another user; and the password's line,
+        which sudo reads from standard input before the command gets the rest (None: sudo asks for none)."""
+        if not self.target.ssh.sudo:
+            return command, None
+        wrapped = shlex.join(["sudo", "-S", "-p", "", "--", "sh", "-c", command])
+        return wrapped, f"{self._sudo_password or ''}\n" if self._sudo_asks_password() else None
+
     def run(self, argv: Sequence[str], **options: Unpack[RunOptions]) -> RemoteResult:
         """Run argv on the host. Each argument is quoted, so shell metacharacters in it are data."""
         return self.run_shell(shlex.join(argv), **options)
@@ -206,12 +214,11 @@ class Remote:
         privileged: run as root, through sudo when the target logs in as another user.
         on_error_line: hears each line of the standard error as it comes (which is still captured).
         """
-        if privileged and self.target.ssh.sudo:
-            command = shlex.join(["sudo", "-S", "-p", "", "--", "sh", "-c", command])
-            if self._sudo_asks_password():
-                # sudo reads the password's line and leaves the rest of standard input to the command. A
-                # terminal would echo it back: the password goes over a plain channel.
-                input_text = f"{self._sudo_password or ''}\n{input_text or ''}"
+        if privileged:
+            command, password = self._as_root(command)
+            if password is not None:
+                # A terminal would echo the password back: it goes over a plain channel.
+                input_text = password + (input_text or "")
                 stream = stream or interactive
                 pty = interactive = False
         in_stream: object = False
@@ -256,12 +263,7 @@ class Remote:
 
         For output too large to hold in memory, or not text (a database dump). Fails as run does.
         """
-        command = shlex.join(argv)
-        password = None
-        if privileged and self.target.ssh.sudo:
-            command = shlex.join(["sudo", "-S", "-p", "", "--", "sh", "-c", command])
-            if self._sudo_asks_password():
-                password = f"{self._sudo_password or ''}\n"
+        command, password = self._as_root(shlex.join(argv)) if privileged else (shlex.join(argv), None)
         transport = self._connection.transport
         assert transport is not None, "download needs an open connection"
         errors = bytearray()

@@ -28,7 +28,7 @@ from tests.test_deploy_commands import (  # noqa: F401 (fixtures used below)
     writes_the_log_or_unlocks,
 )
 
-SAFE = {
+SAFE: dict[str, object] = {
     "apply": [
         {"app": "notes", "name": "0002_note_colour", "unsafe": [], "irreversible": []},
         {
@@ -40,7 +40,7 @@ SAFE = {
     ],
     "now": {"notes": "0001_initial"},
 }
-UNSAFE = {
+UNSAFE: dict[str, object] = {
     "apply": [
         {"app": "notes", "name": "0002_note_colour", "unsafe": [], "irreversible": []},
         {

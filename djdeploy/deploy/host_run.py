@@ -358,8 +358,10 @@ class HostRun:
 
     @property
     def stop_seconds(self) -> float:
-        """A stopped host's longest way to its outcome: the switch under way, then the rollback's."""
-        return 2 * (self.options.activation_timeout or self.host.timeouts.activation) + 30
+        """A stopped host's longest way to its outcome: the switch under way, then the rollback's; or the
+        migrations under way before the switch (they end before the deploy stops, switching nothing)."""
+        activation = self.options.activation_timeout or self.host.timeouts.activation
+        return max(2 * activation, self.options.migrate_timeout or self.host.timeouts.migrate) + 30
 
     def close(self) -> None:
         self.remote.close()

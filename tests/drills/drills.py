@@ -134,7 +134,8 @@ def _with_migration(lab: Lab, name: str, body: str, *, unsafe: bool = False) -> 
     release = lab.release(name)
     migrations = lab.workspace / f"example-{name}" / "example_site" / "notes" / "migrations"
     field = "migrations.AddField('note', 'drill', models.IntegerField(default=0)), " if unsafe else ""
-    (migrations / "0002_drill.py").write_text(
+    # Named after the release: a drill's migration that stayed applied is not another's.
+    (migrations / f"0002_drill_{name.replace('-', '_')}.py").write_text(
         "import time\n\nfrom django.db import migrations, models\n\n\n"
         f"def run(apps, schema_editor):\n    {body}\n\n\n"
         "class Migration(migrations.Migration):\n"

@@ -59,6 +59,8 @@ class Timeouts:
     activation: float = 600.0
     confirm: float = 60.0
     health: float = 60.0
+    # The migrations applied before the switch, while the old release serves.
+    migrate: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -237,7 +239,7 @@ def _address(text: str) -> str:
 
 SSH_KEYS = ("user", "port", "known_hosts", "identity", "connect_timeout", "sudo")
 BUILD_KEYS = ("flake", "file", "attribute", "nix_options", "on")
-TIMEOUT_KEYS = ("activation", "confirm", "health")
+TIMEOUT_KEYS = ("activation", "confirm", "health", "migrate")
 CACHE_KEYS = ("push", "substitute", "signing_key", "public_key")
 HOST_KEYS = ("address", "ssh", "build", "timeouts", "sites", "tags", "cache")
 DEFAULT_KEYS = ("ssh", "build", "timeouts", "sites", "tags", "cache")

@@ -115,6 +115,9 @@ class DeployHost(FakeHost):
     reject_refused: str = ""
     # A test's own answers: the output of commands that start with a key.
     answers: dict[str, str] = field(default_factory=dict)
+    # What the new release's migration plan finds, and how its migrate before the switch ends.
+    migration_plan: dict[str, object] = field(default_factory=lambda: {"apply": [], "now": {}})
+    migrate_answer: Answer = field(default_factory=ok)
 
     def __len__(self) -> int:
         return len(self.network.connections)
@@ -161,8 +164,15 @@ class DeployHost(FakeHost):
             return ok("active\n" * (command.count(".service") + command.count(".socket")))
         elif command.startswith(f"[ -s {folder}/failed-units ]"):
             return ok("".join(f"@@djdeploy-unit {unit}\n{log}\n" for unit, log in self.unit_journals.items()))
-        elif command == f"cat {OLD}/{host_paths.SITES_MANIFEST}":
+        elif command in {
+            f"cat {OLD}/{host_paths.SITES_MANIFEST}",
+            f"cat {host_paths.CURRENT_SYSTEM}/{host_paths.SITES_MANIFEST}",
+        }:
             return ok(json.dumps([MANIFEST_ENTRY]))
+        elif command.startswith(f"{NEW}/sw/bin/manage-example shell -c "):
+            return ok(f"@@djdeploy-migration-plan {json.dumps(self.migration_plan)}\n")
+        elif command.startswith("timeout ") and " migrate --noinput" in command:
+            return self.migrate_answer
         elif command == records.ALL_COMMAND:
             return ok("".join(json.dumps(entry, sort_keys=True) + "\n" for entry in self.deploy_log))
         elif command.endswith(f"cat > {folder}/rejected") and self.reject_refused:
@@ -250,6 +260,9 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: DeployHost)
     )
     assert '"id": "20261123T000000-abcdef"' in commands[1]
     assert commands[2] == "xargs -r nix-store --check-validity --print-invalid"
+    # The migration plan of each site the host runs already, asked of the new release: none to apply.
+    assert commands[3] == f"cat /run/current-system/{host_paths.SITES_MANIFEST}"
+    assert commands[4].startswith(f"{NEW}/sw/bin/manage-example shell -c ")
     # The record's fixed fields, for the line the supervisor writes when it ends.
     fixed = {
         "action": "deploy",
@@ -260,11 +273,11 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: DeployHost)
         "system": str(NEW),
         "user": "jane",
     }
-    assert commands[3].startswith(
+    assert commands[5].startswith(
         f"mkdir -p {activation_dir} && printf '%s\\n' {shlex.quote(json.dumps(fixed))} > "
         f"{activation_dir}/record.json && systemd-run "
     )
-    started = started_supervisor(commands[3])
+    started = started_supervisor(commands[5])
     assert started[:8] == [
         "systemd-run",
         "--unit=djdeploy-activate-20261123T000000-abcdef",
@@ -289,14 +302,14 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: DeployHost)
         "/run/djdeploy/lock",
         "/run/djdeploy/switch.lock",
     ]
-    assert "deadline=" in commands[4]
-    assert waits_for_the_switch(commands[4])
+    assert "deadline=" in commands[6]
+    assert waits_for_the_switch(commands[6])
     # Confirmation goes over a second, new connection.
     assert confirmation.commands == [f"touch {activation_dir}/confirmed"]
-    assert "deadline=" in commands[5]
-    assert not waits_for_the_switch(commands[5])
+    assert "deadline=" in commands[7]
+    assert not waits_for_the_switch(commands[7])
     # The supervisor wrote the deploy log's line and released the lock when it ended: the deployer neither.
-    assert len(commands) == 6
+    assert len(commands) == 8
     assert result.generation == 2
 
 
@@ -470,7 +483,7 @@ def test_failed_health_check_rejects_and_reports_the_rollback(
     commands = fakes[0].commands
     activation_dir = "/run/djdeploy/activations/20261123T000000-abcdef"
     # The units that are not active are recorded with the run that failed, before the rollback restarts them.
-    assert commands[5] == (
+    assert commands[7] == (
         "for unit in gunicorn-example.service caddy.service; do "
         '[ "$(systemctl is-active "$unit")" = active ] && continue; '
         '[ "$(systemctl show --property=Result --value "$unit")" = service-start-limit-hit ] && continue; '
@@ -498,19 +511,19 @@ def test_a_unit_that_fails_the_switch_shows_its_own_journal_once(host: Host, fak
     )  # and not the switch's own log, which has every unit's complaints
     activation_dir = "/run/djdeploy/activations/20261123T000000-abcdef"
     commands = fakes[0].commands
-    assert commands[5] == f"cat {activation_dir}/state 2>/dev/null; echo '---'; " + (
+    assert commands[7] == f"cat {activation_dir}/state 2>/dev/null; echo '---'; " + (
         f"cat {activation_dir}/reason 2>/dev/null; echo '---'; tail -n 25 {activation_dir}/switch.log "
         f"2>/dev/null; tail -n 25 {activation_dir}/rollback.log 2>/dev/null; true"
     )
     journal = 'journalctl --no-pager --output=cat --since="@$since"'
-    assert commands[6] == (
+    assert commands[8] == (
         f"[ -s {activation_dir}/failed-units ] || exit 0; since=$(cat {activation_dir}/started); "
         'while read -r unit invocation; do echo "@@djdeploy-unit $unit"; '
         f'if [ -n "$invocation" ]; then {journal} "_SYSTEMD_INVOCATION_ID=$invocation" + '
         f'"INVOCATION_ID=$invocation"; else {journal} --unit="$unit"; fi | tail -n 20; '
         f"done < {activation_dir}/failed-units"
     )
-    assert len(commands) == 7
+    assert len(commands) == 9
 
 
 def test_a_failed_switch_that_names_no_unit_shows_its_log(host: Host, fakes: DeployHost) -> None:
@@ -692,8 +705,11 @@ def test_sudo_wraps_privileged_commands_only(host: Host, fakes: DeployHost) -> N
     assert (sent[0].command, sent[0].privileged) == (host_system.FACTS_COMMAND, False)
     assert sent[1].command.startswith("mkdir -p /run/djdeploy && ")
     assert sent[2].command.startswith("xargs")  # reading the store needs no root
-    assert sent[3].command.startswith(f"mkdir -p {supervisor.directory(ACTIVATION_ID)} && printf ")
-    assert [one.privileged for one in sent[1:4]] == [True, False, True]
+    # The sites the host runs are read as the login user; their migration plan is asked as root.
+    assert sent[3].command.startswith("cat /run/current-system/")
+    assert sent[4].command.startswith(f"{NEW}/sw/bin/manage-example shell -c ")
+    assert sent[5].command.startswith(f"mkdir -p {supervisor.directory(ACTIVATION_ID)} && printf ")
+    assert [one.privileged for one in sent[1:6]] == [True, False, False, True, True]
     # The password goes on sudo's standard input, never into a command line.
     assert all((one.input_text or "").startswith("secret\n") for one in sent if one.privileged)
     assert all("secret" not in one.command for connection in fakes for one in connection.sent)
@@ -998,6 +1014,12 @@ def test_a_second_ctrl_c_leaves_at_once_saying_when_the_host_decides(
         ("activation_timeout", "0", "--activation-timeout must be a positive number of seconds, not '0'."),
         ("confirm_timeout", "nan", "--confirm-timeout must be a positive number of seconds, not 'nan'."),
         ("confirm_timeout", "inf", "--confirm-timeout must be a positive number of seconds, not 'inf'."),
+        (
+            "migrate_timeout",
+            "0",
+            "--migrate-timeout must be a positive number of seconds, not '0'. Leave it out for the "
+            "inventory's timeouts.migrate.",
+        ),
         (
             "parallel",
             "0",

@@ -44,6 +44,13 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
+def test_the_migrations_before_the_switch_have_a_timeout_of_their_own(tmp_path: Path) -> None:
+    text = "hosts:\n  prod:\n    address: prod.example.com\n    timeouts:\n      migrate: 1800\n"
+    assert load(write(tmp_path, text)).hosts["prod"].timeouts.migrate == 1800
+    with pytest.raises(InventoryError, match=r":5 hosts.prod.timeouts.migrate: expected a positive number"):
+        load(write(tmp_path, text.replace("1800", "0")))
+
+
 def test_hosts_inherit_defaults_and_override_them(tmp_path: Path) -> None:
     inventory = load(write(tmp_path, VALID))
     prod = inventory.hosts["prod"]
@@ -51,6 +58,7 @@ def test_hosts_inherit_defaults_and_override_them(tmp_path: Path) -> None:
     assert prod.ssh.known_hosts == tmp_path / "known_hosts"
     assert prod.timeouts.activation == 900
     assert prod.timeouts.confirm == 60
+    assert prod.timeouts.migrate == 600
     assert prod.tags == ("web",)
     assert prod.build.flake == ".#nixosConfigurations.prod"
     staging = inventory.hosts["staging"]

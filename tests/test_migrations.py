@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -66,3 +67,19 @@ def test_a_release_that_cannot_start_django_says_what_it_said(monkeypatch: pytes
     with pytest.raises(migrations.MigrationPlanError, match="could not list its migrations on lab1") as error:
         migrations.plan(remote, SYSTEM, SITE)
     assert "ImproperlyConfigured: SECRET_KEY" in error.value.message
+
+
+def test_only_the_sites_the_host_runs_with_a_local_database_are_planned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    said = "@@djdeploy-migration-plan " + json.dumps({"apply": [], "now": {}}) + "\n"
+    remote, connection = connected(monkeypatch, Host(respond=lambda command: ok(said)))
+    new_site = dataclasses.replace(SITE, name="shop", manage_command="manage-shop")
+    elsewhere = dataclasses.replace(SITE, database=None)
+    plans = migrations.plan_sites(remote, SYSTEM, [SITE, new_site, elsewhere])
+    # A new site has no database yet; one whose database is elsewhere is not asked.
+    assert [plan.site for plan in plans] == ["example"]
+    assert [sent.command.split(" ", 1)[0] for sent in connection.sent] == [
+        "cat",
+        f"{SYSTEM}/sw/bin/manage-example",
+    ]

@@ -20,7 +20,16 @@ from typing import NoReturn, TypeVar
 
 from rich.console import Console
 
-from djdeploy.deploy import health, interrupt, plan, supervisor, toplevel, transfer
+from djdeploy.deploy import (
+    health,
+    interrupt,
+    migrations,
+    plan,
+    premigrate,
+    supervisor,
+    toplevel,
+    transfer,
+)
 from djdeploy.deploy.supervisor import State
 from djdeploy.errors import DjdeployError
 from djdeploy.host import lock, records
@@ -70,6 +79,7 @@ class Options:
     batch: int | None = None
     activation_timeout: float | None = None
     confirm_timeout: float | None = None
+    migrate_timeout: float | None = None
     sudo_password: str | None = field(default=None, repr=False)
     # Also run every named check of `verify` before confirming.
     verify: bool = False
@@ -348,8 +358,10 @@ class HostRun:
 
     @property
     def stop_seconds(self) -> float:
-        """A stopped host's longest way to its outcome: the switch under way, then the rollback's."""
-        return 2 * (self.options.activation_timeout or self.host.timeouts.activation) + 30
+        """A stopped host's longest way to its outcome: the switch under way, then the rollback's; or the
+        migrations under way before the switch (they end before the deploy stops, switching nothing)."""
+        activation = self.options.activation_timeout or self.host.timeouts.activation
+        return max(2 * activation, self.options.migrate_timeout or self.host.timeouts.migrate) + 30
 
     def close(self) -> None:
         self.remote.close()
@@ -400,6 +412,19 @@ class HostRun:
         activation_id = entry.id
         deploying = action is Action.DEPLOY
         sites = self._deliver(system, deploying=deploying)
+        if deploying:  # the migrations the old release can live with are applied while it still serves
+            with log.step("plan the migrations"):
+                plans = migrations.plan_sites(self.remote, system, sites)
+            premigrate.run(
+                self.remote,
+                system,
+                plans,
+                sites,
+                timeout=self.options.migrate_timeout or host.timeouts.migrate,
+                step=log.step,
+                say=lambda line: self.console.print(f"{_prefix(log)}  {line}"),
+            )
+            self._stop_if_asked("after the migrations applied before the switch")
         activation_timeout = self.options.activation_timeout or host.timeouts.activation
         confirm_timeout = self.options.confirm_timeout or host.timeouts.confirm
         # The supervisor waits through the health check (and the named checks), then for the confirmation.

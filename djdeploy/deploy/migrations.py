@@ -7,12 +7,14 @@ site's real database: it reads, it changes nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from djdeploy.errors import DjdeployError
-from djdeploy.host.sites import Site
+from djdeploy.host.paths import CURRENT_SYSTEM
+from djdeploy.host.sites import Site, of_remote_system
 from djdeploy.remote.ssh import Remote
 
 SCRIPT = resources.files("djdeploy.deploy").joinpath("migration-plan.py").read_text()
@@ -70,6 +72,15 @@ def plan(remote: Remote, system: Path, site: Site) -> SitePlan:
             f"(exit code {result.exit_code}); its settings or database may be broken. It said:\n{said}"
         )
     return parse(site.name, lines[-1].removeprefix(_MARKER))
+
+
+def plan_sites(remote: Remote, system: Path, sites: Sequence[Site]) -> tuple[SitePlan, ...]:
+    """The plans of the sites with a local database that the host runs already (a new site has no database
+    yet: its migrations are the switch's)."""
+    running = {site.name for site in of_remote_system(remote, Path(CURRENT_SYSTEM))}
+    return tuple(
+        plan(remote, system, site) for site in sites if site.database is not None and site.name in running
+    )
 
 
 def parse(site: str, text: str) -> SitePlan:

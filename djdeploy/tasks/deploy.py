@@ -70,6 +70,8 @@ def option(name: str, value: str | None, kind: Callable[[str], T], wanted: str, 
         "parallel": "how many hosts to deploy at once (default 4)",
         "substitute": "let hosts fetch paths from their own binary caches instead of copying them",
         "activation-timeout": "seconds switch-to-configuration may take (default: inventory, else 600)",
+        "migrate-timeout": "seconds the migrations applied before the switch may take (default: inventory, "
+        "else 600)",
         "confirm-timeout": "seconds the host waits for confirmation before rolling back (default: inventory)",
         "verify": "before confirming, also run every named check of `verify`; a failed check rolls back",
         "build-on": "where to build: local, target (each host its own), or a build host (inventory name or "
@@ -88,6 +90,7 @@ def deploy(
     substitute: bool = False,
     activation_timeout: str | None = None,
     confirm_timeout: str | None = None,
+    migrate_timeout: str | None = None,
     verify: bool = False,
     build_on: str | None = None,
 ) -> None:
@@ -107,6 +110,9 @@ def deploy(
         ),
         confirm_timeout=option(
             "confirm-timeout", confirm_timeout, seconds, positive, "the inventory's timeouts.confirm"
+        ),
+        migrate_timeout=option(
+            "migrate-timeout", migrate_timeout, seconds, positive, "the inventory's timeouts.migrate"
         ),
         verify=verify,
     )

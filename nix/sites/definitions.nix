@@ -286,8 +286,9 @@ let
     # the static files and the settings): switch-to-configuration then restarts it. An unchanged site is not
     # migrated again, which keeps a deploy without changes fast; `systemctl restart django-migrate-<name>`
     # runs it by hand. stopIfChanged = false makes that a plain `systemctl restart` in the same job as the
-    # gunicorn restart, so gunicorn (After= this unit) restarts only once the migrations are done, and the old
-    # gunicorn keeps serving while they run.
+    # gunicorn restart, so gunicorn (After= this unit) starts again only once the migrations are done; it is
+    # stopped meanwhile, connections waiting in its socket's queue. djdeploy applies the migrations that are
+    # safe for the old release before the switch, so this unit then finds nothing to do.
     "django-migrate-${name}" = {
       description = "Database migrations of the Django site ${name}";
       wantedBy = [ "multi-user.target" ];

@@ -128,16 +128,19 @@ def two_deploys_at_once(lab: Lab) -> Row:
     return replace(row, exit=f"{row.exit} [second: {other.returncode}]", problems=problems)
 
 
-def _with_migration(lab: Lab, name: str, body: str) -> Path:
-    """A release whose second migration of the notes app runs body (Python, in a function of apps)."""
+def _with_migration(lab: Lab, name: str, body: str, *, unsafe: bool = False) -> Path:
+    """A release whose second migration of the notes app runs body (Python, in a function of apps): before
+    the switch, or in it when unsafe (it also adds a NOT NULL field without a database default)."""
     release = lab.release(name)
     migrations = lab.workspace / f"example-{name}" / "example_site" / "notes" / "migrations"
-    (migrations / "0002_drill.py").write_text(
-        "import time\n\nfrom django.db import migrations\n\n\n"
+    field = "migrations.AddField('note', 'drill', models.IntegerField(default=0)), " if unsafe else ""
+    # Named after the release: a drill's migration that stayed applied is not another's.
+    (migrations / f"0002_drill_{name.replace('-', '_')}.py").write_text(
+        "import time\n\nfrom django.db import migrations, models\n\n\n"
         f"def run(apps, schema_editor):\n    {body}\n\n\n"
         "class Migration(migrations.Migration):\n"
         "    dependencies = [('notes', '0001_initial')]\n"
-        "    operations = [migrations.RunPython(run)]\n"
+        f"    operations = [{field}migrations.RunPython(run)]\n"
     )
     return release
 
@@ -148,12 +151,22 @@ def failing_migration(lab: Lab) -> Row:
 
 
 def migration_longer_than_the_activation_timeout(lab: Lab) -> Row:
-    release = _with_migration(lab, "slow-migration", "time.sleep(30)")
+    release = _with_migration(lab, "slow-migration", "time.sleep(30)", unsafe=True)
     return lab.run(
-        "migration longer than --activation-timeout 5",
+        "migration in the switch longer than --activation-timeout 5",
         lambda deployer: None,
         release,
         arguments=("--activation-timeout", "5"),
+    )
+
+
+def migration_longer_than_the_migrate_timeout(lab: Lab) -> Row:
+    release = _with_migration(lab, "slow-premigration", "time.sleep(30)")
+    return lab.run(
+        "migration before the switch longer than --migrate-timeout 5",
+        lambda deployer: None,
+        release,
+        arguments=("--migrate-timeout", "5"),
     )
 
 
@@ -170,4 +183,5 @@ DRILLS: dict[str, Callable[[Lab], Row]] = {
     "two-deploys-at-once": two_deploys_at_once,
     "failing-migration": failing_migration,
     "migration-longer-than-the-activation-timeout": migration_longer_than_the_activation_timeout,
+    "migration-longer-than-the-migrate-timeout": migration_longer_than_the_migrate_timeout,
 }

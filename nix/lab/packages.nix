@@ -1,12 +1,16 @@
 # Package builders of the lab. The lab has no nixpkgs, so every package is a plain
 # `builtins.derivation` run by /bin/sh with the build host's own tools. Python packages are
-# PyPI wheels installed by the host's Python, which is also the interpreter the lab hosts
-# (Debian 12) run the sites with.
+# PyPI wheels installed by the hosts' Python: the build host's own when the hosts run the same
+# Debian release (12, the default), else the one in hostRoot.
 {
   system ? builtins.currentSystem,
-  # Interpreter of the builds and of the lab hosts: the same path on both.
+  # Interpreter of the lab hosts, and of the builds: the same path on both.
   python ? "/usr/bin/python3",
   pythonVersion ? "3.11",
+  # The hosts' root file system when their Python is not the build host's (the lab image of Debian 13
+  # for Python 3.13): the builds run its interpreter there, in a user namespace, to install, compile and
+  # check what the hosts run, and the build host's pip downloads the wheels for it.
+  hostRoot ? null,
   # Wheels kept between builds, outside the store, so that a rebuild needs no network.
   # Build users (group nixbld) must be able to write to it; without it, builds download
   # every wheel again.
@@ -35,7 +39,16 @@ let
   pythonAttrs = {
     inherit python pythonVersion wheelCache;
     common = ./builders/common.sh;
-  };
+  }
+  // (
+    if hostRoot == null then
+      { }
+    else
+      {
+        hostRoot = toString hostRoot;
+        enterHostRoot = ./builders/enter-host-root.sh;
+      }
+  );
 
   writeFile =
     executable: name: text:
@@ -119,6 +132,7 @@ rec {
     }:
     shellDerivation (
       extraEnv
+      // pythonAttrs
       // {
         name = "${site.name}-static";
         inherit site settingsModule;

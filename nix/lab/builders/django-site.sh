@@ -21,7 +21,7 @@ chmod 555 "$out/bin/python"
 # Each word of $requiredModules is a module the site needs, or alternatives joined by "|".
 missing=""
 for wanted in $requiredModules; do
-    if ! "$out/bin/python" -c 'import importlib.util, sys
+    if ! host_run "$out/bin/python" -c 'import importlib.util, sys
 sys.exit(not any(importlib.util.find_spec(name) for name in sys.argv[1].split("|")))' "$wanted"; then
         missing="$missing ${wanted%%|*}"
     fi

@@ -105,11 +105,12 @@ def _from_poetry(constraint: str) -> str:
         caret = re.fullmatch(r"\^(\d+)\.(\d+)(?:\.\d+)?", clause)
         tilde = re.fullmatch(r"~(\d+)\.(\d+)(?:\.\d+)?", clause)
         if caret:
-            major, minor = int(caret.group(1)), caret.group(2)
-            clauses += [f">={major}.{minor}", f"<{major + 1}"]
+            clauses += [f">={caret.group(1)}.{caret.group(2)}", f"<{int(caret.group(1)) + 1}"]
         elif tilde:
-            major, minor = tilde.group(1), int(tilde.group(2))
-            clauses += [f">={major}.{minor}", f"<{major}.{minor + 1}"]
+            clauses += [
+                f">={tilde.group(1)}.{tilde.group(2)}",
+                f"<{tilde.group(1)}.{int(tilde.group(2)) + 1}",
+            ]
         else:
             clauses.append(clause)
     return ",".join(clauses)

@@ -98,26 +98,60 @@ rec {
       }
     );
 
+  # What a site's configuration needs, for djangoSite's check: the modules (any one will do), the
+  # requirements line that adds them (the versions example/requirements.txt pins) and what needs them.
+  siteNeeds = {
+    django = {
+      modules = [ "django" ];
+      line = "django==5.2.19";
+      neededBy = "A Django site";
+    };
+    gunicorn = {
+      modules = [ "gunicorn" ];
+      line = "gunicorn==27.0.1";
+      neededBy = "The site's server";
+    };
+    gevent = {
+      modules = [ "gevent" ];
+      line = "gevent==26.9.0";
+      neededBy = "worker_class gevent";
+    };
+    eventlet = {
+      modules = [ "eventlet" ];
+      line = "eventlet==0.41.3";
+      neededBy = "worker_class eventlet";
+    };
+    postgresql = {
+      modules = [
+        "psycopg"
+        "psycopg2"
+      ];
+      line = "psycopg[binary]==3.3.9";
+      neededBy = "The PostgreSQL database";
+    };
+  };
+
   # The project's code alone (app/), apart from its dependencies so that a change to the
   # code makes a small new path, and bin/python: the interpreter with both on its path.
-  # requiredModules: what the build checks the site can import, one entry a word; "a|b" accepts either.
+  # requiredModules: entries of siteNeeds, what the build checks the site can import.
   djangoSite =
     {
       name,
       src,
       deps,
-      requiredModules ? [
-        "django"
-        "gunicorn"
-        "gevent"
-        "psycopg"
+      requiredModules ? with siteNeeds; [
+        django
+        gunicorn
+        gevent
+        postgresql
       ],
     }:
     shellDerivation (
       pythonAttrs
       // {
         inherit name src deps;
-        requiredModules = builtins.concatStringsSep " " requiredModules;
+        requiredModules = builtins.toJSON requiredModules;
+        checkModules = ./builders/check-modules.py;
         script = ./builders/django-site.sh;
       }
     );
@@ -164,13 +198,15 @@ rec {
           ignored = ignoredProjectName;
         };
         inherit deps;
-        requiredModules = [
-          "django"
-          "gunicorn"
-          "psycopg|psycopg2"
-        ]
-        ++ (if workerClass == "gevent" then [ "gevent" ] else [ ])
-        ++ (if workerClass == "eventlet" then [ "eventlet" ] else [ ]);
+        requiredModules =
+          with siteNeeds;
+          [
+            django
+            gunicorn
+            postgresql
+          ]
+          ++ (if workerClass == "gevent" then [ gevent ] else [ ])
+          ++ (if workerClass == "eventlet" then [ eventlet ] else [ ]);
       };
       static = staticFiles { inherit site settingsModule extraEnv; };
     };

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -71,11 +72,11 @@ def test_labs_side_by_side_never_share_names_or_addresses(tmp_path: Path) -> Non
     assert LabLayout(tmp_path, tmp_path, instance=0).index_of_link("djlab2x1") is None
 
 
-def test_image_is_rebuilt_when_its_recipe_changes(monkeypatch: pytest.MonkeyPatch, layout: LabLayout) -> None:
+def test_image_is_rebuilt_when_its_recipe_changes(layout: LabLayout) -> None:
     before = image.image_path(layout)
     assert before == image.image_path(layout)
-    monkeypatch.setattr(image, "RUNTIME_PACKAGES", (*image.RUNTIME_PACKAGES, "htop"))
-    assert image.image_path(layout) != before
+    changed = dataclasses.replace(image.DEBIAN_12, runtime_packages=(*image.RUNTIME_PACKAGES, "htop"))
+    assert image.image_path(layout, changed) != before
 
 
 def test_link_names_are_read_from_ip_output(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -67,15 +67,25 @@ def check_can_run() -> None:
         )
 
 
-def up(layout: LabLayout, count: int, console: Console) -> list[LabHost]:
-    """Make sure lab1..lab<count> are running; hosts already running are kept as they are."""
+def up(
+    layout: LabLayout, count: int, console: Console, recipe: image.ImageRecipe = image.DEBIAN_12
+) -> list[LabHost]:
+    """Make sure lab1..lab<count> are running on the recipe's image; hosts already running on it are kept
+    as they are, those running on another are booted anew on it."""
     check_host_count(count)
     check_can_run()
     network.guard(layout)
     clean_stale(layout, console)
-    lab_image = image.ensure_image(layout, console)
+    lab_image = image.ensure_image(layout, console, recipe)
     machine.ensure_client_key(layout)
     wanted = [layout.host(index) for index in range(1, count + 1)]
+    for host in wanted:
+        if machine.running(layout, host) and machine.image_of(host) != lab_image:
+            console.print(
+                f"{host.name} runs another image than {recipe.release}'s (Python {recipe.python_version}): "
+                "booting it anew on that one"
+            )
+            machine.remove(layout, host)
     missing = [host for host in wanted if not machine.running(layout, host)]
     network.create_lan(layout)
     with (
@@ -89,10 +99,10 @@ def up(layout: LabLayout, count: int, console: Console) -> list[LabHost]:
     return wanted
 
 
-def _bring_up(layout: LabLayout, host: LabHost, lab_image: os.PathLike[str]) -> None:
+def _bring_up(layout: LabLayout, host: LabHost, lab_image: Path) -> None:
     try:
         machine.remove(layout, host)
-        key_line = machine.prepare(layout, host, image.image_path(layout))
+        key_line = machine.prepare(layout, host, lab_image)
         _record_host_key(layout, host, key_line)
         pid = machine.boot(host)
         machine.wait_until_running(layout, host, pid)

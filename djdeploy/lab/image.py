@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -73,21 +74,45 @@ rm -rf /var/lib/apt/lists/*
 RECIPE_VERSION = "1"
 
 
-def recipe_hash() -> str:
-    """A short hash of everything that decides the image's content."""
-    recipe = "\n".join(
-        [RECIPE_VERSION, SUITE, *BOOTSTRAP_PACKAGES, "--", *RUNTIME_PACKAGES, "--", CONFIGURE_SCRIPT]
-    )
-    return hashlib.sha256(recipe.encode()).hexdigest()[:16]
+@dataclass(frozen=True)
+class ImageRecipe:
+    """A Debian release as the lab's hosts run it; its Python is the one sites built for it run with."""
+
+    suite: str
+    release: str
+    python_version: str
+    runtime_packages: tuple[str, ...] = RUNTIME_PACKAGES
+
+    def hash(self) -> str:
+        """A short hash of everything that decides the image's content."""
+        recipe = "\n".join(
+            [
+                RECIPE_VERSION,
+                self.suite,
+                *BOOTSTRAP_PACKAGES,
+                "--",
+                *self.runtime_packages,
+                "--",
+                CONFIGURE_SCRIPT,
+            ]
+        )
+        return hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
 
-def image_path(layout: LabLayout) -> Path:
-    return layout.cache_dir / f"image-{recipe_hash()}"
+# The image every lab host boots unless its project needs another Python, and the one whose Python (3.13,
+# the python3 of current NixOS) such projects get.
+DEBIAN_12 = ImageRecipe(SUITE, "Debian 12", HOST_PYTHON_VERSION)
+DEBIAN_13 = ImageRecipe("trixie", "Debian 13", "3.13")
+RECIPES = (DEBIAN_12, DEBIAN_13)
 
 
-def ensure_image(layout: LabLayout, console: Console) -> Path:
+def image_path(layout: LabLayout, recipe: ImageRecipe = DEBIAN_12) -> Path:
+    return layout.cache_dir / f"image-{recipe.hash()}"
+
+
+def ensure_image(layout: LabLayout, console: Console, recipe: ImageRecipe = DEBIAN_12) -> Path:
     """Return the cached image, building it first when it is missing or its recipe changed."""
-    image = image_path(layout)
+    image = image_path(layout, recipe)
     if (image / "etc" / "os-release").exists():
         return image
     layout.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -95,26 +120,29 @@ def ensure_image(layout: LabLayout, console: Console) -> Path:
     shutil.rmtree(building, ignore_errors=True)
     started = time.monotonic()
     try:
-        with console.status(f"Building the lab image with debootstrap ({SUITE}); this takes a few minutes"):
-            _build(building)
+        with console.status(
+            f"Building the lab image with debootstrap ({recipe.suite}); this takes a few minutes"
+        ):
+            _build(building, recipe)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
     building.rename(image)
+    current = {image_path(layout, each) for each in RECIPES}
     for stale in layout.cache_dir.glob("image-*"):
-        if stale != image:
+        if stale not in current:
             shutil.rmtree(stale, ignore_errors=True)
     console.print(f"Built the lab image in {time.monotonic() - started:.0f} s: {image}")
     return image
 
 
-def _build(root: Path) -> None:
+def _build(root: Path, recipe: ImageRecipe) -> None:
     process.run(
         [
             "debootstrap",
             "--variant=minbase",
             f"--include={','.join(BOOTSTRAP_PACKAGES)}",
-            SUITE,
+            recipe.suite,
             str(root),
         ],
         timeout=1800,
@@ -132,7 +160,7 @@ def _build(root: Path) -> None:
             "-y",
             "-qq",
             "--no-install-recommends",
-            *RUNTIME_PACKAGES,
+            *recipe.runtime_packages,
         ],
         env=chroot_env,
         timeout=1800,

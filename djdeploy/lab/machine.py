@@ -207,6 +207,17 @@ def lab_mounts(layout: LabLayout) -> list[Path]:
     return sorted(mounts, key=lambda path: len(path.parts), reverse=True)
 
 
+def image_of(host: LabHost) -> Path | None:
+    """The image a host's overlay root lies on (the lower directory of its mount), None without one."""
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        _device, mount_point, kind, options = line.split()[:4]
+        if kind == "overlay" and mount_point.replace("\\040", " ") == str(host.root):
+            for option in options.split(","):
+                if option.startswith("lowerdir="):
+                    return Path(option.removeprefix("lowerdir="))
+    return None
+
+
 def remove(layout: LabLayout, host: LabHost) -> None:
     """Power the host off and remove everything it had: processes, mounts, network, files."""
     power_off(layout, host)

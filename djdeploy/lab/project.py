@@ -15,8 +15,9 @@ from pathlib import Path
 import yaml
 
 from djdeploy.inventory import InventoryError, compose_file
-from djdeploy.lab import lockfile
+from djdeploy.lab import lockfile, pythons
 from djdeploy.lab.control import inventory_defaults
+from djdeploy.lab.image import DEBIAN_12, ImageRecipe, image_path
 from djdeploy.lab.layout import LabLayout
 
 PROJECT_NIX = Path(__file__).resolve().parents[2] / "nix" / "lab" / "project.nix"
@@ -31,6 +32,7 @@ PROJECT_KEYS = (
     "env",
     "env_files",
     "health_check_path",
+    "python",
 )
 WORKER_CLASSES = ("sync", "gthread", "gevent", "eventlet")
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -48,6 +50,8 @@ class LabProject:
     env: dict[str, str] = field(default_factory=dict)
     env_files: tuple[str, ...] = ()
     health_check_path: str = "/"
+    # The image of the hosts, whose Python the project asked for (djdeploy/lab/pythons.py).
+    image: ImageRecipe = DEBIAN_12
 
 
 def load(path: Path) -> LabProject:
@@ -88,6 +92,7 @@ def load(path: Path) -> LabProject:
             fields["worker_class"], "worker_class", f"expected one of {', '.join(WORKER_CLASSES)}"
         )
     lock = (directory / text("requirements")) if "requirements" in fields else lockfile.find(directory)
+    python = text("python") if "python" in fields else None
     env: dict[str, str] = {}
     if "env" in fields:
         for key, value in reader.mapping(fields["env"], "env", ()).items():
@@ -103,6 +108,7 @@ def load(path: Path) -> LabProject:
         env=env,
         env_files=reader.string_list(fields["env_files"], "env_files") if "env_files" in fields else (),
         health_check_path=text("health_check_path", "/"),
+        image=pythons.choose(pythons.request_of(directory, python)),
     )
 
 
@@ -124,6 +130,10 @@ def write_inventory(layout: LabLayout, project: LabProject, host_names: list[str
         "extraEnvFiles": list(project.env_files),
         "healthCheckPath": project.health_check_path,
     }
+    if project.image != DEBIAN_12:
+        # Builds run their Python in the image the hosts boot, so that they install its wheels.
+        arguments["pythonVersion"] = project.image.python_version
+        arguments["hostRoot"] = str(image_path(layout, project.image))
     (directory / "arguments.json").write_text(json.dumps(arguments, indent=2) + "\n")
     (directory / "hosts.nix").write_text(
         f"import {PROJECT_NIX} (builtins.fromJSON (builtins.readFile ./arguments.json))\n"

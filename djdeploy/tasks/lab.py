@@ -84,7 +84,7 @@ def rehearse(context: Context, file: str = "lab.yaml", hosts: int = 1) -> None:
     names = [layout.host(index).name for index in range(1, hosts + 1)]
     # The lock file is read before any host boots, so that an unpinned entry fails at once.
     inventory = str(lab_project.write_inventory(layout, project, names))
-    control.up(layout, hosts, console)
+    control.up(layout, hosts, console, project.image)
     deploy_task.deploy(context, host=",".join(names), inventory=inventory)
     console.print(
         f"{project.name} runs on {', '.join(names)} as https://{project.hostname}/. To use any task on it, "

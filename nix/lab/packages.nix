@@ -1,12 +1,16 @@
 # Package builders of the lab. The lab has no nixpkgs, so every package is a plain
 # `builtins.derivation` run by /bin/sh with the build host's own tools. Python packages are
-# PyPI wheels installed by the host's Python, which is also the interpreter the lab hosts
-# (Debian 12) run the sites with.
+# PyPI wheels installed by the hosts' Python: the build host's own when the hosts run the same
+# Debian release (12, the default), else the one in hostRoot.
 {
   system ? builtins.currentSystem,
-  # Interpreter of the builds and of the lab hosts: the same path on both.
+  # Interpreter of the lab hosts, and of the builds: the same path on both.
   python ? "/usr/bin/python3",
   pythonVersion ? "3.11",
+  # The hosts' root file system when their Python is not the build host's (the lab image of Debian 13
+  # for Python 3.13): the builds run its interpreter there, in a user namespace, to install, compile and
+  # check what the hosts run, and the build host's pip downloads the wheels for it.
+  hostRoot ? null,
   # Wheels kept between builds, outside the store, so that a rebuild needs no network.
   # Build users (group nixbld) must be able to write to it; without it, builds download
   # every wheel again.
@@ -35,7 +39,16 @@ let
   pythonAttrs = {
     inherit python pythonVersion wheelCache;
     common = ./builders/common.sh;
-  };
+  }
+  // (
+    if hostRoot == null then
+      { }
+    else
+      {
+        hostRoot = toString hostRoot;
+        enterHostRoot = ./builders/enter-host-root.sh;
+      }
+  );
 
   writeFile =
     executable: name: text:
@@ -85,26 +98,60 @@ rec {
       }
     );
 
+  # What a site's configuration needs, for djangoSite's check: the modules (any one will do), the
+  # requirements line that adds them (the versions example/requirements.txt pins) and what needs them.
+  siteNeeds = {
+    django = {
+      modules = [ "django" ];
+      line = "django==5.2.19";
+      neededBy = "A Django site";
+    };
+    gunicorn = {
+      modules = [ "gunicorn" ];
+      line = "gunicorn==27.0.1";
+      neededBy = "The site's server";
+    };
+    gevent = {
+      modules = [ "gevent" ];
+      line = "gevent==26.9.0";
+      neededBy = "worker_class gevent";
+    };
+    eventlet = {
+      modules = [ "eventlet" ];
+      line = "eventlet==0.41.3";
+      neededBy = "worker_class eventlet";
+    };
+    postgresql = {
+      modules = [
+        "psycopg"
+        "psycopg2"
+      ];
+      line = "psycopg[binary]==3.3.9";
+      neededBy = "The PostgreSQL database";
+    };
+  };
+
   # The project's code alone (app/), apart from its dependencies so that a change to the
   # code makes a small new path, and bin/python: the interpreter with both on its path.
-  # requiredModules: what the build checks the site can import, one entry a word; "a|b" accepts either.
+  # requiredModules: entries of siteNeeds, what the build checks the site can import.
   djangoSite =
     {
       name,
       src,
       deps,
-      requiredModules ? [
-        "django"
-        "gunicorn"
-        "gevent"
-        "psycopg"
+      requiredModules ? with siteNeeds; [
+        django
+        gunicorn
+        gevent
+        postgresql
       ],
     }:
     shellDerivation (
       pythonAttrs
       // {
         inherit name src deps;
-        requiredModules = builtins.concatStringsSep " " requiredModules;
+        requiredModules = builtins.toJSON requiredModules;
+        checkModules = ./builders/check-modules.py;
         script = ./builders/django-site.sh;
       }
     );
@@ -119,6 +166,7 @@ rec {
     }:
     shellDerivation (
       extraEnv
+      // pythonAttrs
       // {
         name = "${site.name}-static";
         inherit site settingsModule;
@@ -150,13 +198,15 @@ rec {
           ignored = ignoredProjectName;
         };
         inherit deps;
-        requiredModules = [
-          "django"
-          "gunicorn"
-          "psycopg|psycopg2"
-        ]
-        ++ (if workerClass == "gevent" then [ "gevent" ] else [ ])
-        ++ (if workerClass == "eventlet" then [ "eventlet" ] else [ ]);
+        requiredModules =
+          with siteNeeds;
+          [
+            django
+            gunicorn
+            postgresql
+          ]
+          ++ (if workerClass == "gevent" then [ gevent ] else [ ])
+          ++ (if workerClass == "eventlet" then [ eventlet ] else [ ]);
       };
       static = staticFiles { inherit site settingsModule extraEnv; };
     };

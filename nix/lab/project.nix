@@ -17,7 +17,11 @@
   healthCheckPath ? "/",
   # site -> site: any other django.sites option (aliases, scheduled, auth, ...).
   adjustSite ? (site: site),
-  packages ? import ./packages.nix { },
+  # The hosts' Python: 3.11 on the lab's Debian 12 image, or 3.13 with hostRoot the root of its Debian 13
+  # image (as lab.rehearse chooses them from the project), e.g. "/var/cache/djdeploy-lab/image-<hash>".
+  pythonVersion ? "3.11",
+  hostRoot ? null,
+  packages ? import ./packages.nix { inherit pythonVersion hostRoot; },
 }:
 let
   asPath = value: if builtins.isString value then /. + value else value;

@@ -18,15 +18,5 @@ exec $python "\$@"
 WRAPPER
 chmod 555 "$out/bin/python"
 
-# Each word of $requiredModules is a module the site needs, or alternatives joined by "|".
-missing=""
-for wanted in $requiredModules; do
-    if ! "$out/bin/python" -c 'import importlib.util, sys
-sys.exit(not any(importlib.util.find_spec(name) for name in sys.argv[1].split("|")))' "$wanted"; then
-        missing="$missing ${wanted%%|*}"
-    fi
-done
-if [ -n "$missing" ]; then
-    echo "error: the site's dependencies lack:$missing (the chosen worker class and the PostgreSQL database need them); add a pinned line for each (name==version) to the project's lock file or requirements" >&2
-    exit 1
-fi
+# What the site's configuration needs (see check-modules.py), each missing package named with its line.
+host_run "$out/bin/python" "$checkModules" "$requiredModules"

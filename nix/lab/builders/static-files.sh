@@ -1,5 +1,7 @@
 # Builds a staticFiles path: collectstatic's output, with settings that need no real
-# database, secret or media directory.
+# database, secret or media directory, run by the hosts' Python.
+# shellcheck source=common.sh
+. "$common"
 export STATIC_ROOT="$out"
 export DJANGO_SETTINGS_MODULE="$settingsModule"
 export SECRET_KEY=collectstatic-needs-no-secret
@@ -7,7 +9,7 @@ export DATABASE_URL=sqlite://:memory:
 export MEDIA_ROOT="$NIX_BUILD_TOP/media"
 export ALLOWED_HOSTS=localhost
 errors="$NIX_BUILD_TOP/collectstatic.err"
-if ! "$site/bin/python" -m django collectstatic --noinput --verbosity 1 2>"$errors"; then
+if ! host_run "$site/bin/python" -m django collectstatic --noinput --verbosity 1 2>"$errors"; then
     tail -n 6 "$errors" >&2
     # django-environ says "Set the NAME environment variable"; os.environ["NAME"] raises KeyError: 'NAME'.
     variable=$(sed -n -e "s/.*Set the \([A-Za-z_][A-Za-z0-9_]*\) environment variable.*/\1/p" \

@@ -22,7 +22,18 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from rich.console import Console
 
-from djdeploy.deploy import build, fleet, health, host_run, interrupt, nix, supervisor, toplevel, unlock
+from djdeploy.deploy import (
+    build,
+    fleet,
+    health,
+    host_run,
+    interrupt,
+    migrations,
+    nix,
+    supervisor,
+    toplevel,
+    unlock,
+)
 from djdeploy.errors import DjdeployError
 from djdeploy.host import lock, records, sites
 from djdeploy.host import paths as host_paths
@@ -115,6 +126,8 @@ class DeployHost(FakeHost):
     reject_refused: str = ""
     # A test's own answers: the output of commands that start with a key.
     answers: dict[str, str] = field(default_factory=dict)
+    # The new release's migration plan (migration-plan.py's answer); None: its database has them all.
+    migration_plan: dict[str, object] | None = None
 
     def __len__(self) -> int:
         return len(self.network.connections)
@@ -157,6 +170,10 @@ class DeployHost(FakeHost):
                 self.state_after_confirm if self.state_after_start == "switched" else self.state_after_start
             )
             return ok(f"{final}\n---\n{self.reason}\n---\nerror: no space left on device\n")
+        elif "djdeploy-migration-check" in command:
+            return ok(f"example {'applied' if self.migration_plan is None else 'unknown'}\n")
+        elif command.startswith(f"{NEW}/sw/bin/manage-example shell -c "):
+            return ok(f"@@djdeploy-migration-plan {json.dumps(self.migration_plan)}\n")
         elif command.startswith("systemctl is-active"):
             return ok("active\n" * (command.count(".service") + command.count(".socket")))
         elif command.startswith(f"[ -s {folder}/failed-units ]"):
@@ -250,9 +267,12 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: DeployHost)
     )
     assert '"id": "20261123T000000-abcdef"' in commands[1]
     assert commands[2] == "xargs -r nix-store --check-validity --print-invalid"
+    # Whether the database has applied every migration of the release: yes, so no Django is started.
+    assert commands[3] == migrations.check_command(NEW, [SITE])
     # The record's fixed fields, for the line the supervisor writes when it ends.
     fixed = {
         "action": "deploy",
+        "backups": [],
         "commit": "abc1234",
         "id": "20261123T000000-abcdef",
         "machine": "laptop",
@@ -260,11 +280,11 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: DeployHost)
         "system": str(NEW),
         "user": "jane",
     }
-    assert commands[3].startswith(
+    assert commands[4].startswith(
         f"mkdir -p {activation_dir} && printf '%s\\n' {shlex.quote(json.dumps(fixed))} > "
         f"{activation_dir}/record.json && systemd-run "
     )
-    started = started_supervisor(commands[3])
+    started = started_supervisor(commands[4])
     assert started[:8] == [
         "systemd-run",
         "--unit=djdeploy-activate-20261123T000000-abcdef",
@@ -289,14 +309,14 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: DeployHost)
         "/run/djdeploy/lock",
         "/run/djdeploy/switch.lock",
     ]
-    assert "deadline=" in commands[4]
-    assert waits_for_the_switch(commands[4])
+    assert "deadline=" in commands[5]
+    assert waits_for_the_switch(commands[5])
     # Confirmation goes over a second, new connection.
     assert confirmation.commands == [f"touch {activation_dir}/confirmed"]
-    assert "deadline=" in commands[5]
-    assert not waits_for_the_switch(commands[5])
+    assert "deadline=" in commands[6]
+    assert not waits_for_the_switch(commands[6])
     # The supervisor wrote the deploy log's line and released the lock when it ended: the deployer neither.
-    assert len(commands) == 6
+    assert len(commands) == 7
     assert result.generation == 2
 
 
@@ -470,7 +490,7 @@ def test_failed_health_check_rejects_and_reports_the_rollback(
     commands = fakes[0].commands
     activation_dir = "/run/djdeploy/activations/20261123T000000-abcdef"
     # The units that are not active are recorded with the run that failed, before the rollback restarts them.
-    assert commands[5] == (
+    assert commands[6] == (
         "for unit in gunicorn-example.service caddy.service; do "
         '[ "$(systemctl is-active "$unit")" = active ] && continue; '
         '[ "$(systemctl show --property=Result --value "$unit")" = service-start-limit-hit ] && continue; '
@@ -498,19 +518,19 @@ def test_a_unit_that_fails_the_switch_shows_its_own_journal_once(host: Host, fak
     )  # and not the switch's own log, which has every unit's complaints
     activation_dir = "/run/djdeploy/activations/20261123T000000-abcdef"
     commands = fakes[0].commands
-    assert commands[5] == f"cat {activation_dir}/state 2>/dev/null; echo '---'; " + (
+    assert commands[6] == f"cat {activation_dir}/state 2>/dev/null; echo '---'; " + (
         f"cat {activation_dir}/reason 2>/dev/null; echo '---'; tail -n 25 {activation_dir}/switch.log "
         f"2>/dev/null; tail -n 25 {activation_dir}/rollback.log 2>/dev/null; true"
     )
     journal = 'journalctl --no-pager --output=cat --since="@$since"'
-    assert commands[6] == (
+    assert commands[7] == (
         f"[ -s {activation_dir}/failed-units ] || exit 0; since=$(cat {activation_dir}/started); "
         'while read -r unit invocation; do echo "@@djdeploy-unit $unit"; '
         f'if [ -n "$invocation" ]; then {journal} "_SYSTEMD_INVOCATION_ID=$invocation" + '
         f'"INVOCATION_ID=$invocation"; else {journal} --unit="$unit"; fi | tail -n 20; '
         f"done < {activation_dir}/failed-units"
     )
-    assert len(commands) == 7
+    assert len(commands) == 8
 
 
 def test_a_failed_switch_that_names_no_unit_shows_its_log(host: Host, fakes: DeployHost) -> None:
@@ -692,8 +712,9 @@ def test_sudo_wraps_privileged_commands_only(host: Host, fakes: DeployHost) -> N
     assert (sent[0].command, sent[0].privileged) == (host_system.FACTS_COMMAND, False)
     assert sent[1].command.startswith("mkdir -p /run/djdeploy && ")
     assert sent[2].command.startswith("xargs")  # reading the store needs no root
-    assert sent[3].command.startswith(f"mkdir -p {supervisor.directory(ACTIVATION_ID)} && printf ")
-    assert [one.privileged for one in sent[1:4]] == [True, False, True]
+    assert "djdeploy-migration-check" in sent[3].command
+    assert sent[4].command.startswith(f"mkdir -p {supervisor.directory(ACTIVATION_ID)} && printf ")
+    assert [one.privileged for one in sent[1:5]] == [True, False, True, True]
     # The password goes on sudo's standard input, never into a command line.
     assert all((one.input_text or "").startswith("secret\n") for one in sent if one.privileged)
     assert all("secret" not in one.command for connection in fakes for one in connection.sent)

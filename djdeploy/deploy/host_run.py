@@ -9,7 +9,7 @@ import math
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence, Set
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -19,16 +19,18 @@ from pathlib import Path
 from typing import NoReturn, TypeVar
 
 from rich.console import Console
+from rich.markup import escape
 
-from djdeploy.deploy import health, interrupt, plan, supervisor, toplevel, transfer
+from djdeploy.deploy import health, interrupt, migrations, plan, schema, supervisor, toplevel, transfer
+from djdeploy.deploy.migrations import SitePlan
 from djdeploy.deploy.supervisor import State
 from djdeploy.errors import DjdeployError
 from djdeploy.host import lock, records
 from djdeploy.host import system as host_system
-from djdeploy.host.records import Action, DeployRecord, RecordOutcome
+from djdeploy.host.records import Action, DeployRecord, RecordedBackup, RecordOutcome
 from djdeploy.host.sites import CADDY_UNIT, Site, of_remote_system, of_system
-from djdeploy.inventory import BuildPlace, Host
-from djdeploy.ops import verify
+from djdeploy.inventory import BeforeMigrate, BuildPlace, Host
+from djdeploy.ops import db, verify
 from djdeploy.remote.ssh import ConnectionLost, Remote, RemoteCommandError
 
 
@@ -73,6 +75,8 @@ class Options:
     sudo_password: str | None = field(default=None, repr=False)
     # Also run every named check of `verify` before confirming.
     verify: bool = False
+    # Refuse a plan with a migration unsafe while the old release serves (or the inventory's setting).
+    require_safe_migrations: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,14 +116,16 @@ class StepLog:
         seconds = time.monotonic() - started
         self.steps.append((name, seconds))
         tick = "[red]✗[/]" if mark.failed else "[green]✓[/]"
-        self.console.print(f"{prefix}{tick} {name} [dim]{seconds:.2f} s[/]")
+        told = f"{name}: {escape(mark.detail)}" if mark.detail else name
+        self.console.print(f"{prefix}{tick} {told} [dim]{seconds:.2f} s[/]")
 
 
 @dataclass
 class StepMark:
-    """Set by a step's block when the step failed without raising."""
+    """Set by a step's block: when the step failed without raising, and what it found, for its line."""
 
     failed: bool = False
+    detail: str = ""
 
 
 def connect(host: Host, options: Options) -> Remote:
@@ -400,6 +406,14 @@ class HostRun:
         activation_id = entry.id
         deploying = action is Action.DEPLOY
         sites = self._deliver(system, deploying=deploying)
+        files: Mapping[str, str] = {}
+        if deploying:
+            plans = self._migration_plans(system, sites)
+            backups = self._back_up(sites, plans)
+            entry = replace(entry, backups=backups)
+            files = schema.activation_files(
+                host.name, host.rollback.database, system=system, sites=sites, plans=plans, backups=backups
+            )
         activation_timeout = self.options.activation_timeout or host.timeouts.activation
         confirm_timeout = self.options.confirm_timeout or host.timeouts.confirm
         # The supervisor waits through the health check (and the named checks), then for the confirmation.
@@ -410,7 +424,7 @@ class HostRun:
             self.activation_id = activation_id
             self.decides_by = _seconds_from_now(activation_timeout + confirm_window)
             try:
-                supervisor.start(self.remote, entry, system, existing_generation, confirm_window)
+                supervisor.start(self.remote, entry, system, existing_generation, confirm_window, files=files)
             except RemoteCommandError:
                 self.activation_id = None
                 raise  # systemd-run ran and refused: no supervisor, nothing changed
@@ -445,6 +459,50 @@ class HostRun:
                 Outcome.FAILED,
             )
         self._report_failure(result, failure, progress, sites)
+
+    def _migration_plans(self, system: Path, sites: Sequence[Site]) -> tuple[SitePlan, ...]:
+        """Each site's migrations, asked once before the switch; a refusal when unsafe ones are not wanted."""
+        with self.log.step("migration plan") as step:
+            plans = migrations.plan_sites(self.remote, system, sites)
+            step.detail = migrations.summary(plans)
+        for site_plan in plans:
+            if site_plan.apply:
+                for line in migrations.describe(site_plan)[1:]:
+                    self.console.print(f"{_prefix(self.log)}{escape(line)}")
+        unsafe = [(site_plan.site, m) for site_plan in plans for m in site_plan.unsafe]
+        if unsafe and (self.options.require_safe_migrations or self.host.migrations.require_safe):
+            found = "; ".join(f"{site}: {m.label} ({'; '.join(m.unsafe)})" for site, m in unsafe)
+            raise DeployFailed(
+                f"{self.host.name}: refused before anything was switched, as safe migrations are required "
+                f"(--require-safe-migrations or the inventory's migrations.require_safe): {found}. The old "
+                "release serves requests while they apply, and would fail. Split the change: first a release "
+                "that stops using what goes away, then one that removes it; or deploy without the "
+                "requirement, accepting errors during the switch. The host runs what it ran.",
+                Outcome.FAILED,
+            )
+        return plans
+
+    def _back_up(self, sites: Sequence[Site], plans: Sequence[SitePlan]) -> tuple[RecordedBackup, ...]:
+        """Dump the databases the inventory's backup.before_migrate asks for, keeping backup.keep of them."""
+        policy, keep = self.host.backup.before_migrate, self.host.backup.keep
+        migrating = {site_plan.site for site_plan in plans if site_plan.apply}
+        chosen = [
+            site
+            for site in sites
+            if site.database is not None
+            and (policy is BeforeMigrate.ALWAYS or (policy is BeforeMigrate.AUTO and site.name in migrating))
+        ]
+        made = []
+        for site in chosen:
+            with self.log.step(f"back up the database of {site.name}") as step:
+                started = time.monotonic()
+                dump = db.backup(self.remote, site, db.BEFORE_DEPLOY, keep)
+                recorded = RecordedBackup(
+                    site.name, dump.name, dump.size, round(time.monotonic() - started, 2)
+                )
+                step.detail = recorded.describe()
+            made.append(recorded)
+        return tuple(made)
 
     def _follow(
         self,

@@ -1,12 +1,16 @@
 """The migrations a release would apply to each site's database, asked on the host of the release's own code.
 
 migration-plan.py, shipped beside this module, runs in the new system's `manage-<site> shell` against the
-site's real database: it reads, it changes nothing.
+site's real database: it reads, it changes nothing. Starting Django costs a second or more per site, so a
+deploy first asks migration-check.sh, which compares the release's migration files with the database's
+django_migrations in one query: when every one is applied, the plan is empty without starting Django.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -16,6 +20,7 @@ from djdeploy.host.sites import Site
 from djdeploy.remote.ssh import Remote
 
 SCRIPT = resources.files("djdeploy.deploy").joinpath("migration-plan.py").read_text()
+CHECK_SCRIPT = resources.files("djdeploy.deploy").joinpath("migration-check.sh").read_text()
 _MARKER = "@@djdeploy-migration-plan "
 
 
@@ -54,9 +59,44 @@ class MigrationPlanError(DjdeployError):
     pass
 
 
+def manage_path(system: Path, site: Site) -> str:
+    """The site's manage command in system (the release's own code)."""
+    return f"{system}/sw/bin/{site.manage_command}"
+
+
 def command(system: Path, site: Site) -> list[str]:
     """The release's own manage command, running the plan script."""
-    return [f"{system}/sw/bin/{site.manage_command}", "shell", "-c", SCRIPT]
+    return [manage_path(system, site), "shell", "-c", SCRIPT]
+
+
+def check_command(system: Path, sites: Sequence[Site]) -> str:
+    """One shell command that prints "SITE applied" or "SITE unknown" for each site with a local database."""
+    return "; ".join(
+        f"printf '%s ' {shlex.quote(site.name)}; "
+        + shlex.join(
+            [
+                "sh",
+                "-c",
+                CHECK_SCRIPT,
+                "djdeploy-migration-check",
+                manage_path(system, site),
+                site.database.name,
+            ]
+        )
+        for site in sites
+        if site.database is not None
+    )
+
+
+def plan_sites(remote: Remote, system: Path, sites: Sequence[Site]) -> tuple[SitePlan, ...]:
+    """Each site's plan for system, in the order of sites: empty, after one query, when the database has
+    applied every migration the release ships; else asked of the release's code."""
+    checking = check_command(system, sites)
+    answers = remote.run_shell(checking, privileged=True).stdout.split("\n") if checking else []
+    applied = {name for name, _, word in (line.partition(" ") for line in answers) if word == "applied"}
+    return tuple(
+        SitePlan(site.name, (), ()) if site.name in applied else plan(remote, system, site) for site in sites
+    )
 
 
 def plan(remote: Remote, system: Path, site: Site) -> SitePlan:
@@ -81,6 +121,21 @@ def parse(site: str, text: str) -> SitePlan:
             for step in answer["apply"]
         ),
         tuple(sorted(answer["now"].items())),
+    )
+
+
+def summary(plans: Sequence[SitePlan]) -> str:
+    """The plans in a few words, for the deploy's step line."""
+    if not any(site_plan.apply for site_plan in plans):
+        return "nothing to apply"
+    return "; ".join(
+        f"{site_plan.site}: "
+        + (
+            f"{', '.join(m.label for m in site_plan.apply)} (apply {len(site_plan.apply)})"
+            if site_plan.apply
+            else "nothing to apply"
+        )
+        for site_plan in plans
     )
 
 

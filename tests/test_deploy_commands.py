@@ -30,6 +30,7 @@ from djdeploy.deploy import (
     interrupt,
     migrations,
     nix,
+    schema,
     supervisor,
     toplevel,
     unlock,
@@ -604,11 +605,13 @@ def test_rollback_records_the_commit_of_the_generation_it_returns_to(
     result = rollback(host, None)
     assert result.outcome == "deployed", result.message
     commands = fakes[0].commands
-    assert commands[:4] == [
+    assert commands[:5] == [
         host_system.FACTS_COMMAND,
         'for link in /nix/var/nix/profiles/system-*-link; do [ -e "$link" ] && '
         'printf "%s %s\\n" "$link" "$(readlink -f "$link")"; done; true',
         "test ! -e /var/lib/djdeploy/deploys.jsonl || cat /var/lib/djdeploy/deploys.jsonl",
+        # The facts of the deploy that made generation 2 from 1, to put its schema back first.
+        schema.of_deploy_command(2, 1),
         "mkdir -p /run/djdeploy && { mkdir /run/djdeploy/lock 2>/dev/null || exit 75; } && printf '%s\\n' "
         + shlex.quote(
             json.dumps(

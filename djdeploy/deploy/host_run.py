@@ -155,7 +155,8 @@ def rollback(
         if target == current:
             raise DjdeployError(f"{host.name} is already on generation {target}.")
         commit = records.commit_of(known, target, generations[target])
-        return run.switch(generations[target], target, commit=commit)
+        files = schema.rollback_files(remote, current, target)
+        return run.switch(generations[target], target, commit=commit, files=files)
     finally:
         run.close()
 
@@ -271,12 +272,20 @@ class HostRun:
         )
         return Result(name, Outcome.UNCHANGED, "already up to date", facts.generation_number, self._steps())
 
-    def switch(self, system: Path, existing_generation: int | None, *, commit: str) -> Result:
+    def switch(
+        self,
+        system: Path,
+        existing_generation: int | None,
+        *,
+        commit: str,
+        files: Mapping[str, str] | None = None,
+    ) -> Result:
         """Lock, copy, set the profile and activate, check, confirm; the supervisor records and unlocks.
 
         existing_generation: the generation of system to return to (a rollback), instead of copying system
         and making a new generation of it (a deploy).
         commit: the commit system was built from, for the deploy log.
+        files: a rollback's files for the activation's directory (how to put the schema back first).
         Once the supervisor runs, it alone writes the deploy's line in the deploy log and releases the lock,
         on its final state; before, a failure is recorded as "not switched" here.
         """
@@ -296,7 +305,7 @@ class HostRun:
             action=action,
         )
         try:
-            return self._switch_locked(system, existing_generation, entry, action)
+            return self._switch_locked(system, existing_generation, entry, files or {})
         except BaseException as exc:
             if self.activation_id is None:  # else the supervisor records and unlocks
                 self._record_not_switched(entry, exc)
@@ -400,13 +409,12 @@ class HostRun:
         return sites
 
     def _switch_locked(
-        self, system: Path, existing_generation: int | None, entry: DeployRecord, action: Action
+        self, system: Path, existing_generation: int | None, entry: DeployRecord, files: Mapping[str, str]
     ) -> Result:
         host, log = self.host, self.log
         activation_id = entry.id
-        deploying = action is Action.DEPLOY
+        deploying = entry.action is Action.DEPLOY
         sites = self._deliver(system, deploying=deploying)
-        files: Mapping[str, str] = {}
         if deploying:
             plans = self._migration_plans(system, sites)
             backups = self._back_up(sites, plans)
@@ -450,6 +458,9 @@ class HostRun:
                 f"{_prefix(log)}[green]{'Deployed' if deploying else 'Rolled back'}[/] {host.name}: "
                 f"generation {generation}, {system.name}"
             )
+            if files:
+                for line in self._on_host(lambda remote: schema.said(remote, activation_id)):
+                    self.console.print(f"{_prefix(log)}{escape(line)}")
             return Result(host.name, Outcome.DEPLOYED, f"generation {generation}", generation, self._steps())
         assert result is not None  # read whenever the activation was not confirmed
         if result.state not in supervisor.FINAL_STATES:

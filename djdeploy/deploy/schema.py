@@ -11,10 +11,12 @@ from importlib import resources
 from pathlib import Path
 
 from djdeploy.deploy.migrations import SitePlan, manage_path
+from djdeploy.host import paths as host_paths
 from djdeploy.host.records import RecordedBackup
 from djdeploy.host.sites import Site
 from djdeploy.inventory import DatabaseRollback
 from djdeploy.ops import db
+from djdeploy.remote.ssh import Remote
 
 SCRIPT = resources.files("djdeploy.deploy").joinpath("schema-rollback.sh").read_text()
 # In the activation's directory: the facts (read when the new generation is rolled back), the script.
@@ -68,3 +70,37 @@ def activation_files(
         return {}
     text = facts(host, policy, system=system, sites=sites, plans=plans, backups=backups)
     return {FACTS: text, SCRIPT_NAME: SCRIPT, "db.sh": db.SCRIPT}
+
+
+# Where a rollback's supervisor finds the facts of the deploy it undoes, and what it did with them.
+BEFORE_SWITCH = "schema-before"
+SAID = "schema.said"
+
+
+def of_deploy_command(current: int, target: int) -> str:
+    """Prints the facts of the confirmed deploy that made generation current from target, if it left any."""
+    return (
+        f"found=; for folder in {host_paths.ACTIVATION_DIR}/*; do "
+        f'[ "$(cat "$folder/state" 2>/dev/null)" = confirmed ] && '
+        f'[ "$(cat "$folder/generation" 2>/dev/null)" = {current} ] && '
+        f'[ "$(cat "$folder/previous" 2>/dev/null)" = {target} ] && '
+        f'[ -s "$folder/{FACTS}" ] && found=$folder; done; '
+        f'[ -z "$found" ] || cat "$found/{FACTS}"'
+    )
+
+
+def rollback_files(remote: Remote, current: int | None, target: int) -> Mapping[str, str]:
+    """For a rollback from current to target: the facts of the deploy that migrated between them, which the
+    supervisor uses to put the schema back before the switch; none when that deploy migrated nothing."""
+    if current is None:
+        return {}
+    text = remote.run_shell(of_deploy_command(current, target), privileged=True).stdout
+    if not text.strip():
+        return {}
+    return {BEFORE_SWITCH: text, SCRIPT_NAME: SCRIPT, "db.sh": db.SCRIPT}
+
+
+def said(remote: Remote, activation_id: str) -> list[str]:
+    """What the supervisor did to the databases, a sentence per site (none when it did nothing)."""
+    folder = f"{host_paths.ACTIVATION_DIR}/{activation_id}"
+    return remote.run_shell(f"cat {folder}/{SAID} 2>/dev/null; true", privileged=True).stdout.splitlines()

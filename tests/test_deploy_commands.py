@@ -626,7 +626,7 @@ def test_rollback_records_the_commit_of_the_generation_it_returns_to(
         )
         + " > /run/djdeploy/lock/owner.json",
     ]
-    started = started_supervisor(commands[5])
+    started = started_supervisor(commands[6])
     activation_dir = "/run/djdeploy/activations/20261123T000000-abcdef"
     assert started[11:16] == [
         "djdeploy-activate",

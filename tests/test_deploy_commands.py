@@ -635,7 +635,7 @@ def test_rollback_records_the_commit_of_the_generation_it_returns_to(
         str(OLD),
         "1",
     ]
-    fixed = json.loads(shlex.split(commands[5])[6])  # the record the supervisor completes
+    fixed = json.loads(shlex.split(commands[6])[6])  # the record the supervisor completes
     # The commit generation 1 was deployed from, not this machine's HEAD (abc1234) nor a rollback's.
     assert (fixed["action"], fixed["commit"]) == ("rollback", "1111111")
 

@@ -45,6 +45,8 @@ class SitePlan:
     apply: tuple[Migration, ...]
     # (app, the migration it is at now, or "zero"): what `migrate <app> <name>` returns to.
     now: tuple[tuple[str, str], ...]
+    # The site's database does not exist yet: its first deploy applies every migration.
+    new_database: bool = False
 
     @property
     def unsafe(self) -> tuple[Migration, ...]:
@@ -93,9 +95,14 @@ def plan_sites(remote: Remote, system: Path, sites: Sequence[Site]) -> tuple[Sit
     applied every migration the release ships; else asked of the release's code."""
     checking = check_command(system, sites)
     answers = remote.run_shell(checking, privileged=True).stdout.split("\n") if checking else []
-    applied = {name for name, _, word in (line.partition(" ") for line in answers) if word == "applied"}
+    said = dict(line.partition(" ")[::2] for line in answers)
     return tuple(
-        SitePlan(site.name, (), ()) if site.name in applied else plan(remote, system, site) for site in sites
+        SitePlan(site.name, (), ())
+        if said.get(site.name) == "applied"
+        else SitePlan(site.name, (), (), new_database=True)
+        if said.get(site.name) == "new"
+        else plan(remote, system, site)
+        for site in sites
     )
 
 
@@ -126,17 +133,17 @@ def parse(site: str, text: str) -> SitePlan:
 
 def summary(plans: Sequence[SitePlan]) -> str:
     """The plans in a few words, for the deploy's step line."""
-    if not any(site_plan.apply for site_plan in plans):
+    if not any(site_plan.apply or site_plan.new_database for site_plan in plans):
         return "nothing to apply"
-    return "; ".join(
-        f"{site_plan.site}: "
-        + (
-            f"{', '.join(m.label for m in site_plan.apply)} (apply {len(site_plan.apply)})"
-            if site_plan.apply
-            else "nothing to apply"
-        )
-        for site_plan in plans
-    )
+    return "; ".join(f"{site_plan.site}: {_in_words(site_plan)}" for site_plan in plans)
+
+
+def _in_words(site_plan: SitePlan) -> str:
+    if site_plan.new_database:
+        return "a new database, every migration applies"
+    if site_plan.apply:
+        return f"{', '.join(m.label for m in site_plan.apply)} (apply {len(site_plan.apply)})"
+    return "nothing to apply"
 
 
 def describe(site_plan: SitePlan) -> list[str]:

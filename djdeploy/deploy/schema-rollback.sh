@@ -20,6 +20,8 @@ said="$dir/schema.said" log="$dir/schema.log"
 : > "$said"
 status=0 policy=reverse host=host
 say() { printf '%s\n' "$*" >> "$said"; }
+# Words as a list for a sentence: " a b" -> "a, b".
+listed() { printf '%s' "$1" | sed 's/^ *//; s/ *$//; s/  */, /g'; }
 clear_site() { site='' manage='' database='' owner='' units='' backups='' applied='' targets='' irreversible='' backup=''; }
 # The deploy's migrations still applied, as the new release's code sees them.
 still_applied() {
@@ -30,7 +32,7 @@ still_applied() {
 }
 keep() {
     status=1
-    left=$(still_applied)
+    left=$(listed "$(still_applied)")
     text="$site: $1, so its schema stays ahead of the old code: ${left:-none of the migrations of the deploy} stay applied"
     if [ -n "$backup" ]; then
         text="$text; the data from before the deploy is in $backup: \`djdeploy db.restore $host --site $site --backup $backup\`"
@@ -56,9 +58,9 @@ back() {
     case $policy in
     reverse)
         if reverse; then
-            say "$site: unapplied$applied with the code of the new release ($(commands))."
+            say "$site: unapplied $(listed "$applied") with the code of the new release ($(commands))."
         elif [ -n "$irreversible" ]; then
-            keep "$irreversible cannot be unapplied"
+            keep "$(listed "$irreversible") cannot be unapplied"
         else
             keep "unapplying failed ($log)"
         fi

@@ -204,7 +204,8 @@ def test_a_rollback_unapplies_with_the_new_code_before_it_switches_back(host: Ho
 def test_a_migration_that_cannot_be_unapplied_stays_and_the_reason_names_the_dump(host: Host) -> None:
     migrating_deploy(
         host,
-        'case $1 in migrate) exit 1 ;; showmigrations) printf "[X]  notes.0001_initial\\n[X]  notes.0002_colour\\n" ;; esac',
+        "case $1 in migrate) exit 1 ;; "
+        'showmigrations) printf "[X]  notes.0001_initial\\n[X]  notes.0002_colour\\n" ;; esac',
         irreversible=True,
     )
     done = host.run("generation=2 previous=1\nroll_back 'the health check failed'")

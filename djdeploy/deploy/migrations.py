@@ -148,6 +148,8 @@ def _in_words(site_plan: SitePlan) -> str:
 
 def describe(site_plan: SitePlan) -> list[str]:
     """The plan as the deploy prints it, a line each."""
+    if site_plan.new_database:
+        return [f"{site_plan.site}: {_in_words(site_plan)}"]
     if not site_plan.apply:
         return [f"{site_plan.site}: no migrations to apply"]
     lines = [

@@ -183,7 +183,7 @@ class DeployHost(FakeHost):
             return ok(json.dumps([MANIFEST_ENTRY]))
         elif command == records.ALL_COMMAND:
             return ok("".join(json.dumps(entry, sort_keys=True) + "\n" for entry in self.deploy_log))
-        elif command.endswith(f"cat > {folder}/rejected") and self.reject_refused:
+        elif command.endswith(f"mv -f {folder}/rejected.new {folder}/rejected") and self.reject_refused:
             return Answer(exit_code=1, stderr=self.reject_refused)
         return ok()
 
@@ -496,7 +496,8 @@ def test_failed_health_check_rejects_and_reports_the_rollback(
         '[ "$(systemctl is-active "$unit")" = active ] && continue; '
         '[ "$(systemctl show --property=Result --value "$unit")" = service-start-limit-hit ] && continue; '
         'printf "%s %s\\n" "$unit" "$(systemctl show --property=InvocationID --value "$unit")"; '
-        f"done > {activation_dir}/failed-units; cat > {activation_dir}/rejected"
+        f"done > {activation_dir}/failed-units; cat > {activation_dir}/rejected.new && "
+        f"mv -f {activation_dir}/rejected.new {activation_dir}/rejected"
     )
     assert fakes[1].commands == []  # the confirmation's connection confirms nothing
     assert not any(writes_the_log_or_unlocks(command) for command in commands)  # the supervisor does
@@ -877,7 +878,10 @@ def test_unlock_force_rejects_the_activation_and_waits_for_its_rollback(
     assert holder is not None
     assert holder.user == "ana"
     commands = fakes[0].commands
-    assert commands[2] == f"cat > {ACTIVATION}/rejected"
+    assert (
+        commands[2]
+        == f"cat > {ACTIVATION}/rejected.new && mv -f {ACTIVATION}/rejected.new {ACTIVATION}/rejected"
+    )
     assert commands[3].startswith("deadline=$(( $(date +%s) + 630 ))")  # bounded: two switches' time
     assert not waits_for_the_switch(commands[3])
     # The supervisor released its lock; a lock retaken meanwhile by another deploy stays.
@@ -936,7 +940,10 @@ def test_ctrl_c_during_the_health_check_rejects_at_once_and_reports_the_rollback
     assert "✗ health check" in said
     # Rejected at once over a new connection; the deploy's own run rejects again, confirms nothing.
     rejections = [
-        c for remote in fakes for c in remote.commands if c.endswith(f"cat > {ACTIVATION}/rejected")
+        c
+        for remote in fakes
+        for c in remote.commands
+        if c.endswith(f"mv -f {ACTIVATION}/rejected.new {ACTIVATION}/rejected")
     ]
     assert len(rejections) == 2
     assert not any(c.endswith("/confirmed") for remote in fakes for c in remote.commands)

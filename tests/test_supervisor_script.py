@@ -197,7 +197,7 @@ def test_a_rollback_unapplies_with_the_new_code_before_it_switches_back(host: Ho
     assert record.outcome is RecordOutcome.ROLLED_BACK
     assert record.reason == (
         "the health check failed; example: unapplied notes.0002_colour with the code of the new release "
-        "(migrate notes 0001_initial)."
+        "(migrate notes 0001_initial)"
     )
 
 
@@ -216,5 +216,5 @@ def test_a_migration_that_cannot_be_unapplied_stays_and_the_reason_names_the_dum
         "the health check failed; example: notes.0002_colour cannot be unapplied, so its schema stays ahead "
         "of the old code: notes.0002_colour stay applied; the data from before the deploy is in "
         "20261123T000000Z-before-deploy.dump: `djdeploy db.restore web1 --site example --backup "
-        "20261123T000000Z-before-deploy.dump`."
+        "20261123T000000Z-before-deploy.dump`"
     )

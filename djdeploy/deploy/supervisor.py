@@ -250,7 +250,12 @@ def reject(remote: Remote, activation_id: str, reason: str, units: Sequence[str]
         if units
         else ""
     )
-    remote.run_shell(f"{record}cat > {folder}/rejected", input_text=reason, privileged=True)
+    # Whole or not at all: the supervisor reads the reason as soon as the file exists.
+    remote.run_shell(
+        f"{record}cat > {folder}/rejected.new && mv -f {folder}/rejected.new {folder}/rejected",
+        input_text=reason,
+        privileged=True,
+    )
 
 
 def result(remote: Remote, activation_id: str) -> ActivationResult:

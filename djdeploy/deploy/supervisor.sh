@@ -95,7 +95,7 @@ roll_back() {
     # before the switch); what was done joins the reason.
     if [ -s "$dir/schema" ]; then
         sh "$dir/schema-rollback.sh" "$dir" schema > /dev/null 2>&1 9>&- 8>&- 7>&-
-        printf '%s; %s\n' "$1" "$(tr '\n' ' ' < "$dir/schema.said")" > "$dir/reason"
+        printf '%s; %s\n' "$1" "$(tr '\n' ' ' < "$dir/schema.said" | sed 's/[. ]*$//')" > "$dir/reason"
     fi
     if ! nix-env -p "$profile" --switch-generation "$previous" > "$dir/rollback.log" 2>&1 9>&- 8>&- 7>&-; then
         finish rollback-failed rollback-failed "$generation"

@@ -511,7 +511,7 @@ class HostRun:
                 recorded = RecordedBackup(
                     site.name, dump.name, dump.size, round(time.monotonic() - started, 2)
                 )
-                step.detail = recorded.describe()
+                step.detail = f"{dump.name}, {dump.size / 1e6:.1f} MB"
             made.append(recorded)
         return tuple(made)
 

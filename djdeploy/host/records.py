@@ -46,9 +46,6 @@ class RecordedBackup:
     size: int
     seconds: float
 
-    def describe(self) -> str:
-        return f"{self.site}: {self.name}, {self.size / 1e6:.1f} MB in {self.seconds:.1f} s"
-
 
 @dataclass(frozen=True)
 class DeployRecord:

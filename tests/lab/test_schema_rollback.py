@@ -94,7 +94,7 @@ def test_a_nullable_field_is_planned_dumped_deployed_and_rolled_back_by_hand(
     assert result.returncode == 0, result.stdout + result.stderr
     words = said(result)
     assert "✓ migration plan: example: notes.0002_note_colour (apply 1)" in words
-    assert "✓ back up the database of example: example: " in words
+    assert "✓ back up the database of example: " in words
     assert "-before-deploy.dump" in words
     assert applied(first) == ["0001_initial", "0002_note_colour"]
     backups = deploy_log(lab1(first))[-1]["backups"]

@@ -72,7 +72,8 @@ def test_a_release_that_cannot_start_django_says_what_it_said(monkeypatch: pytes
 CHECK = (
     "printf '%s ' example; sh -c "
     + shlex.quote(migrations.CHECK_SCRIPT)
-    + f" djdeploy-migration-check {SYSTEM}/sw/bin/manage-example example"
+    + f" djdeploy-migration-check {SYSTEM}/sw/bin/manage-example /run/current-system/sw/bin/manage-example"
+    + " example /run/djdeploy/migration-files"
 )
 
 

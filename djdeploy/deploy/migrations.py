@@ -3,7 +3,8 @@
 migration-plan.py, shipped beside this module, runs in the new system's `manage-<site> shell` against the
 site's real database: it reads, it changes nothing. Starting Django costs a second or more per site, so a
 deploy first asks migration-check.sh, which compares the release's migration files with the database's
-django_migrations in one query: when every one is applied, the plan is empty without starting Django.
+django_migrations in one query: when every one that counts is applied, the plan is empty without starting
+Django (the script's top says which count).
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from importlib import resources
 from pathlib import Path
 
 from djdeploy.errors import DjdeployError
+from djdeploy.host import paths as host_paths
 from djdeploy.host.sites import Site
 from djdeploy.remote.ssh import Remote
 
 SCRIPT = resources.files("djdeploy.deploy").joinpath("migration-plan.py").read_text()
 CHECK_SCRIPT = resources.files("djdeploy.deploy").joinpath("migration-check.sh").read_text()
+# Each release's list of migration files, kept by migration-check.sh.
+MIGRATION_FILES = "/run/djdeploy/migration-files"
 _MARKER = "@@djdeploy-migration-plan "
 
 
@@ -82,7 +86,9 @@ def check_command(system: Path, sites: Sequence[Site]) -> str:
                 CHECK_SCRIPT,
                 "djdeploy-migration-check",
                 manage_path(system, site),
+                manage_path(Path(host_paths.CURRENT_SYSTEM), site),
                 site.database.name,
+                MIGRATION_FILES,
             ]
         )
         for site in sites

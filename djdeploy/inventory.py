@@ -63,6 +63,43 @@ class Timeouts:
     migrate: float = 600.0
 
 
+class BeforeMigrate(StrEnum):
+    """When a deploy dumps a site's database first."""
+
+    # Only when its migration plan applies migrations.
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+class DatabaseRollback(StrEnum):
+    """What a rollback does with the migrations the deploy applied."""
+
+    # Unapply them with the new release's code; when one cannot be, keep the schema.
+    REVERSE = "reverse"
+    # Restore the dump taken before the deploy (writes since are gone).
+    RESTORE = "restore"
+    # Leave the schema as it is, and say which migrations stay and which dump holds the data from before.
+    KEEP = "keep"
+
+
+@dataclass(frozen=True)
+class Migrations:
+    # Refuse a deploy whose plan has a migration unsafe while the old release still serves.
+    require_safe: bool = False
+
+
+@dataclass(frozen=True)
+class Backup:
+    keep: int = 5
+    before_migrate: BeforeMigrate = BeforeMigrate.AUTO
+
+
+@dataclass(frozen=True)
+class Rollback:
+    database: DatabaseRollback = DatabaseRollback.REVERSE
+
+
 @dataclass(frozen=True)
 class Cache:
     """A signed Nix binary cache: the deployer writes closures to it once, and hosts fetch from it."""
@@ -87,6 +124,9 @@ class Host:
     sites: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     cache: Cache | None = None
+    migrations: Migrations = Migrations()
+    backup: Backup = Backup()
+    rollback: Rollback = Rollback()
 
     @property
     def ssh_target(self) -> SshTarget:
@@ -241,8 +281,12 @@ SSH_KEYS = ("user", "port", "known_hosts", "identity", "connect_timeout", "sudo"
 BUILD_KEYS = ("flake", "file", "attribute", "nix_options", "on")
 TIMEOUT_KEYS = ("activation", "confirm", "health", "migrate")
 CACHE_KEYS = ("push", "substitute", "signing_key", "public_key")
-HOST_KEYS = ("address", "ssh", "build", "timeouts", "sites", "tags", "cache")
-DEFAULT_KEYS = ("ssh", "build", "timeouts", "sites", "tags", "cache")
+MIGRATIONS_KEYS = ("require_safe",)
+BACKUP_KEYS = ("keep", "before_migrate")
+ROLLBACK_KEYS = ("database",)
+_SETTINGS = ("migrations", "backup", "rollback")
+HOST_KEYS = ("address", "ssh", "build", "timeouts", "sites", "tags", "cache", *_SETTINGS)
+DEFAULT_KEYS = ("ssh", "build", "timeouts", "sites", "tags", "cache", *_SETTINGS)
 
 
 def _path(base: Path) -> Callable[[str], Path]:
@@ -337,6 +381,28 @@ def _read_timeouts(reader: Reader, nodes: list[tuple[yaml.Node, str]]) -> Timeou
     return Timeouts(**values)
 
 
+def _one_of(kind: type[StrEnum]) -> tuple[Callable[[str], object], str]:
+    return kind, " or ".join(member.value for member in kind)
+
+
+def _read_settings(
+    reader: Reader, nodes: list[tuple[yaml.Node, str]], keys: tuple[str, ...], make: Callable[..., T]
+) -> T:
+    """A mapping of settings (migrations, backup, rollback): the host's override the defaults' one by one."""
+    readers: dict[str, tuple[Callable[[str], object], str]] = {
+        "require_safe": (_boolean, "true or false"),
+        "keep": (at_least_one, "a whole number from 1"),
+        "before_migrate": _one_of(BeforeMigrate),
+        "database": _one_of(DatabaseRollback),
+    }
+    values: dict[str, object] = {}
+    for node, where in nodes:
+        for key, value in reader.mapping(node, where, keys).items():
+            kind, name = readers[key]
+            values[key] = reader.scalar(value, f"{where}.{key}", kind, name)
+    return make(**values)
+
+
 def _read_cache(reader: Reader, nodes: list[tuple[yaml.Node, str]]) -> Cache | None:
     """The cache, its keys given by the defaults and overridden one by one by the host; None without one."""
     values: dict[str, object] = {}
@@ -427,6 +493,13 @@ def load(path: Path) -> Inventory:
             sites=_listed(reader, defaults, fields, "sites", where),
             tags=_listed(reader, defaults, fields, "tags", where),
             cache=_read_cache(reader, _layers(defaults, fields, "cache", where)),
+            migrations=_read_settings(
+                reader, _layers(defaults, fields, "migrations", where), MIGRATIONS_KEYS, Migrations
+            ),
+            backup=_read_settings(reader, _layers(defaults, fields, "backup", where), BACKUP_KEYS, Backup),
+            rollback=_read_settings(
+                reader, _layers(defaults, fields, "rollback", where), ROLLBACK_KEYS, Rollback
+            ),
         )
     for name, (node, where) in build_on_nodes.items():
         text = reader.scalar(node, where, str, "local, target, a host of the inventory or user@host")

@@ -22,7 +22,19 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from rich.console import Console
 
-from djdeploy.deploy import build, fleet, health, host_run, interrupt, nix, supervisor, toplevel, unlock
+from djdeploy.deploy import (
+    build,
+    fleet,
+    health,
+    host_run,
+    interrupt,
+    migrations,
+    nix,
+    schema,
+    supervisor,
+    toplevel,
+    unlock,
+)
 from djdeploy.errors import DjdeployError
 from djdeploy.host import lock, records, sites
 from djdeploy.host import paths as host_paths
@@ -115,8 +127,9 @@ class DeployHost(FakeHost):
     reject_refused: str = ""
     # A test's own answers: the output of commands that start with a key.
     answers: dict[str, str] = field(default_factory=dict)
-    # What the new release's migration plan finds, and how its migrate before the switch ends.
-    migration_plan: dict[str, object] = field(default_factory=lambda: {"apply": [], "now": {}})
+    # The new release's migration plan (migration-plan.py's answer); None: its database has them all.
+    migration_plan: dict[str, object] | None = None
+    # How the new release's migrate before the switch ends.
     migrate_answer: Answer = field(default_factory=ok)
 
     def __len__(self) -> int:
@@ -160,6 +173,10 @@ class DeployHost(FakeHost):
                 self.state_after_confirm if self.state_after_start == "switched" else self.state_after_start
             )
             return ok(f"{final}\n---\n{self.reason}\n---\nerror: no space left on device\n")
+        elif "djdeploy-migration-check" in command:
+            return ok(f"example {'applied' if self.migration_plan is None else 'unknown'}\n")
+        elif command.startswith(f"{NEW}/sw/bin/manage-example shell -c "):
+            return ok(f"@@djdeploy-migration-plan {json.dumps(self.migration_plan)}\n")
         elif command.startswith("systemctl is-active"):
             return ok("active\n" * (command.count(".service") + command.count(".socket")))
         elif command.startswith(f"[ -s {folder}/failed-units ]"):
@@ -171,11 +188,13 @@ class DeployHost(FakeHost):
             return ok(json.dumps([MANIFEST_ENTRY]))
         elif command.startswith(f"{NEW}/sw/bin/manage-example shell -c "):
             return ok(f"@@djdeploy-migration-plan {json.dumps(self.migration_plan)}\n")
+        elif " djdeploy-db backup " in command:
+            return ok("20261123T000000Z-before-deploy.dump 2048\n")
         elif command.startswith("timeout ") and " migrate --noinput" in command:
             return self.migrate_answer
         elif command == records.ALL_COMMAND:
             return ok("".join(json.dumps(entry, sort_keys=True) + "\n" for entry in self.deploy_log))
-        elif command.endswith(f"cat > {folder}/rejected") and self.reject_refused:
+        elif command.endswith(f"mv -f {folder}/rejected.new {folder}/rejected") and self.reject_refused:
             return Answer(exit_code=1, stderr=self.reject_refused)
         return ok()
 
@@ -260,12 +279,12 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: DeployHost)
     )
     assert '"id": "20261123T000000-abcdef"' in commands[1]
     assert commands[2] == "xargs -r nix-store --check-validity --print-invalid"
-    # The migration plan of each site the host runs already, asked of the new release: none to apply.
-    assert commands[3] == f"cat /run/current-system/{host_paths.SITES_MANIFEST}"
-    assert commands[4].startswith(f"{NEW}/sw/bin/manage-example shell -c ")
+    # Whether the database has applied every migration of the release: yes, so no Django is started.
+    assert commands[3] == migrations.check_command(NEW, [SITE])
     # The record's fixed fields, for the line the supervisor writes when it ends.
     fixed = {
         "action": "deploy",
+        "backups": [],
         "commit": "abc1234",
         "id": "20261123T000000-abcdef",
         "machine": "laptop",
@@ -273,11 +292,11 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: DeployHost)
         "system": str(NEW),
         "user": "jane",
     }
-    assert commands[5].startswith(
+    assert commands[4].startswith(
         f"mkdir -p {activation_dir} && printf '%s\\n' {shlex.quote(json.dumps(fixed))} > "
         f"{activation_dir}/record.json && systemd-run "
     )
-    started = started_supervisor(commands[5])
+    started = started_supervisor(commands[4])
     assert started[:8] == [
         "systemd-run",
         "--unit=djdeploy-activate-20261123T000000-abcdef",
@@ -302,14 +321,14 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: DeployHost)
         "/run/djdeploy/lock",
         "/run/djdeploy/switch.lock",
     ]
-    assert "deadline=" in commands[6]
-    assert waits_for_the_switch(commands[6])
+    assert "deadline=" in commands[5]
+    assert waits_for_the_switch(commands[5])
     # Confirmation goes over a second, new connection.
     assert confirmation.commands == [f"touch {activation_dir}/confirmed"]
-    assert "deadline=" in commands[7]
-    assert not waits_for_the_switch(commands[7])
+    assert "deadline=" in commands[6]
+    assert not waits_for_the_switch(commands[6])
     # The supervisor wrote the deploy log's line and released the lock when it ended: the deployer neither.
-    assert len(commands) == 8
+    assert len(commands) == 7
     assert result.generation == 2
 
 
@@ -483,12 +502,13 @@ def test_failed_health_check_rejects_and_reports_the_rollback(
     commands = fakes[0].commands
     activation_dir = "/run/djdeploy/activations/20261123T000000-abcdef"
     # The units that are not active are recorded with the run that failed, before the rollback restarts them.
-    assert commands[7] == (
+    assert commands[6] == (
         "for unit in gunicorn-example.service caddy.service; do "
         '[ "$(systemctl is-active "$unit")" = active ] && continue; '
         '[ "$(systemctl show --property=Result --value "$unit")" = service-start-limit-hit ] && continue; '
         'printf "%s %s\\n" "$unit" "$(systemctl show --property=InvocationID --value "$unit")"; '
-        f"done > {activation_dir}/failed-units; cat > {activation_dir}/rejected"
+        f"done > {activation_dir}/failed-units; cat > {activation_dir}/rejected.new && "
+        f"mv -f {activation_dir}/rejected.new {activation_dir}/rejected"
     )
     assert fakes[1].commands == []  # the confirmation's connection confirms nothing
     assert not any(writes_the_log_or_unlocks(command) for command in commands)  # the supervisor does
@@ -511,19 +531,19 @@ def test_a_unit_that_fails_the_switch_shows_its_own_journal_once(host: Host, fak
     )  # and not the switch's own log, which has every unit's complaints
     activation_dir = "/run/djdeploy/activations/20261123T000000-abcdef"
     commands = fakes[0].commands
-    assert commands[7] == f"cat {activation_dir}/state 2>/dev/null; echo '---'; " + (
+    assert commands[6] == f"cat {activation_dir}/state 2>/dev/null; echo '---'; " + (
         f"cat {activation_dir}/reason 2>/dev/null; echo '---'; tail -n 25 {activation_dir}/switch.log "
         f"2>/dev/null; tail -n 25 {activation_dir}/rollback.log 2>/dev/null; true"
     )
     journal = 'journalctl --no-pager --output=cat --since="@$since"'
-    assert commands[8] == (
+    assert commands[7] == (
         f"[ -s {activation_dir}/failed-units ] || exit 0; since=$(cat {activation_dir}/started); "
         'while read -r unit invocation; do echo "@@djdeploy-unit $unit"; '
         f'if [ -n "$invocation" ]; then {journal} "_SYSTEMD_INVOCATION_ID=$invocation" + '
         f'"INVOCATION_ID=$invocation"; else {journal} --unit="$unit"; fi | tail -n 20; '
         f"done < {activation_dir}/failed-units"
     )
-    assert len(commands) == 9
+    assert len(commands) == 8
 
 
 def test_a_failed_switch_that_names_no_unit_shows_its_log(host: Host, fakes: DeployHost) -> None:
@@ -597,11 +617,13 @@ def test_rollback_records_the_commit_of_the_generation_it_returns_to(
     result = rollback(host, None)
     assert result.outcome == "deployed", result.message
     commands = fakes[0].commands
-    assert commands[:4] == [
+    assert commands[:5] == [
         host_system.FACTS_COMMAND,
         'for link in /nix/var/nix/profiles/system-*-link; do [ -e "$link" ] && '
         'printf "%s %s\\n" "$link" "$(readlink -f "$link")"; done; true',
         "test ! -e /var/lib/djdeploy/deploys.jsonl || cat /var/lib/djdeploy/deploys.jsonl",
+        # The facts of the deploy that made generation 2 from 1, to put its schema back first.
+        schema.of_deploy_command(2, 1),
         "mkdir -p /run/djdeploy && { mkdir /run/djdeploy/lock 2>/dev/null || exit 75; } && printf '%s\\n' "
         + shlex.quote(
             json.dumps(
@@ -616,7 +638,7 @@ def test_rollback_records_the_commit_of_the_generation_it_returns_to(
         )
         + " > /run/djdeploy/lock/owner.json",
     ]
-    started = started_supervisor(commands[5])
+    started = started_supervisor(commands[6])
     activation_dir = "/run/djdeploy/activations/20261123T000000-abcdef"
     assert started[11:16] == [
         "djdeploy-activate",
@@ -625,7 +647,7 @@ def test_rollback_records_the_commit_of_the_generation_it_returns_to(
         str(OLD),
         "1",
     ]
-    fixed = json.loads(shlex.split(commands[5])[6])  # the record the supervisor completes
+    fixed = json.loads(shlex.split(commands[6])[6])  # the record the supervisor completes
     # The commit generation 1 was deployed from, not this machine's HEAD (abc1234) nor a rollback's.
     assert (fixed["action"], fixed["commit"]) == ("rollback", "1111111")
 
@@ -705,11 +727,9 @@ def test_sudo_wraps_privileged_commands_only(host: Host, fakes: DeployHost) -> N
     assert (sent[0].command, sent[0].privileged) == (host_system.FACTS_COMMAND, False)
     assert sent[1].command.startswith("mkdir -p /run/djdeploy && ")
     assert sent[2].command.startswith("xargs")  # reading the store needs no root
-    # The sites the host runs are read as the login user; their migration plan is asked as root.
-    assert sent[3].command.startswith("cat /run/current-system/")
-    assert sent[4].command.startswith(f"{NEW}/sw/bin/manage-example shell -c ")
-    assert sent[5].command.startswith(f"mkdir -p {supervisor.directory(ACTIVATION_ID)} && printf ")
-    assert [one.privileged for one in sent[1:6]] == [True, False, False, True, True]
+    assert "djdeploy-migration-check" in sent[3].command
+    assert sent[4].command.startswith(f"mkdir -p {supervisor.directory(ACTIVATION_ID)} && printf ")
+    assert [one.privileged for one in sent[1:5]] == [True, False, True, True]
     # The password goes on sudo's standard input, never into a command line.
     assert all((one.input_text or "").startswith("secret\n") for one in sent if one.privileged)
     assert all("secret" not in one.command for connection in fakes for one in connection.sent)
@@ -869,7 +889,10 @@ def test_unlock_force_rejects_the_activation_and_waits_for_its_rollback(
     assert holder is not None
     assert holder.user == "ana"
     commands = fakes[0].commands
-    assert commands[2] == f"cat > {ACTIVATION}/rejected"
+    assert (
+        commands[2]
+        == f"cat > {ACTIVATION}/rejected.new && mv -f {ACTIVATION}/rejected.new {ACTIVATION}/rejected"
+    )
     assert commands[3].startswith("deadline=$(( $(date +%s) + 630 ))")  # bounded: two switches' time
     assert not waits_for_the_switch(commands[3])
     # The supervisor released its lock; a lock retaken meanwhile by another deploy stays.
@@ -928,7 +951,10 @@ def test_ctrl_c_during_the_health_check_rejects_at_once_and_reports_the_rollback
     assert "✗ health check" in said
     # Rejected at once over a new connection; the deploy's own run rejects again, confirms nothing.
     rejections = [
-        c for remote in fakes for c in remote.commands if c.endswith(f"cat > {ACTIVATION}/rejected")
+        c
+        for remote in fakes
+        for c in remote.commands
+        if c.endswith(f"mv -f {ACTIVATION}/rejected.new {ACTIVATION}/rejected")
     ]
     assert len(rejections) == 2
     assert not any(c.endswith("/confirmed") for remote in fakes for c in remote.commands)

@@ -147,3 +147,49 @@ def test_invalid_yaml_is_reported(tmp_path: Path) -> None:
 def test_example_inventory_is_valid() -> None:
     example = Path(__file__).resolve().parents[1] / "inventory.example.yaml"
     assert load(example).hosts
+
+
+DATABASE_SETTINGS = """\
+defaults:
+  backup:
+    keep: 3
+  rollback:
+    database: restore
+hosts:
+  prod:
+    address: prod.example.com
+    migrations:
+      require_safe: true
+    backup:
+      before_migrate: always
+  staging:
+    address: 192.0.2.10
+"""
+
+
+def test_database_settings_come_from_the_defaults_key_by_key(tmp_path: Path) -> None:
+    hosts = load(write(tmp_path, DATABASE_SETTINGS)).hosts
+    prod, staging = hosts["prod"], hosts["staging"]
+    assert (prod.migrations.require_safe, prod.backup.keep, prod.backup.before_migrate) == (True, 3, "always")
+    assert prod.rollback.database == "restore"
+    assert (staging.migrations.require_safe, staging.backup.before_migrate) == (False, "auto")
+
+
+@pytest.mark.parametrize(
+    ("setting", "error"),
+    [
+        ("backup:\n      keep: 0", r":5 hosts.prod.backup.keep: expected a whole number from 1, got '0'"),
+        (
+            "rollback:\n      database: drop",
+            r":5 hosts.prod.rollback.database: expected reverse or restore or keep, got 'drop'",
+        ),
+        (
+            "backup:\n      before_migrate: sometimes",
+            r":5 hosts.prod.backup.before_migrate: expected auto or always or never, got 'sometimes'",
+        ),
+        ("migrations:\n      require_safe: maybe", r":5 hosts.prod.migrations.require_safe: expected true"),
+    ],
+)
+def test_database_settings_are_checked_at_their_line(tmp_path: Path, setting: str, error: str) -> None:
+    with pytest.raises(InventoryError, match=error):
+        load(write(tmp_path, f"hosts:\n  prod:\n    address: prod.example.com\n    {setting}\n"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -69,17 +70,48 @@ def test_a_release_that_cannot_start_django_says_what_it_said(monkeypatch: pytes
     assert "ImproperlyConfigured: SECRET_KEY" in error.value.message
 
 
-def test_only_the_sites_the_host_runs_with_a_local_database_are_planned(
+CHECK = (
+    "printf '%s ' example; sh -c "
+    + shlex.quote(migrations.CHECK_SCRIPT)
+    + f" djdeploy-migration-check {SYSTEM}/sw/bin/manage-example /run/current-system/sw/bin/manage-example"
+    + " example /run/djdeploy/migration-files"
+)
+
+
+def test_a_database_with_every_migration_of_the_release_costs_one_command(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    said = "@@djdeploy-migration-plan " + json.dumps({"apply": [], "now": {}}) + "\n"
-    remote, connection = connected(monkeypatch, Host(respond=lambda command: ok(said)))
-    new_site = dataclasses.replace(SITE, name="shop", manage_command="manage-shop")
-    elsewhere = dataclasses.replace(SITE, database=None)
-    plans = migrations.plan_sites(remote, SYSTEM, [SITE, new_site, elsewhere])
-    # A new site has no database yet; one whose database is elsewhere is not asked.
-    assert [plan.site for plan in plans] == ["example"]
-    assert [sent.command.split(" ", 1)[0] for sent in connection.sent] == [
-        "cat",
-        f"{SYSTEM}/sw/bin/manage-example",
+    remote, connection = connected(monkeypatch, Host(respond=lambda command: ok("example applied\n")))
+    plans = migrations.plan_sites(remote, SYSTEM, [SITE])
+    assert [sent.command for sent in connection.sent] == [CHECK]
+    assert plans == (migrations.SitePlan("example", (), ()),)
+    assert migrations.summary(plans) == "nothing to apply"
+
+
+def test_a_site_without_its_database_yet_applies_everything_without_asking_django(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    remote, connection = connected(monkeypatch, Host(respond=lambda command: ok("example new\n")))
+    plans = migrations.plan_sites(remote, SYSTEM, [SITE])
+    assert [sent.command for sent in connection.sent] == [CHECK]
+    assert migrations.summary(plans) == "example: a new database, every migration applies"
+
+
+def test_a_release_with_new_migrations_is_then_asked_with_its_own_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def respond(command: str) -> Answer:
+        if "djdeploy-migration-check" in command:
+            return ok("example unknown\n")
+        return ok("@@djdeploy-migration-plan " + json.dumps(ANSWER) + "\n")
+
+    remote, connection = connected(monkeypatch, Host(respond=respond))
+    plans = migrations.plan_sites(remote, SYSTEM, [SITE])
+    assert [sent.command for sent in connection.sent] == [
+        CHECK,
+        shlex.join(migrations.command(SYSTEM, SITE)),
     ]
+    assert migrations.summary(plans) == (
+        "example: notes.0002_colour, notes.0003_drop, shop.0001_initial (apply 3)"
+    )
+    assert plans[0].now == (("notes", "0001_initial"), ("shop", "zero"))

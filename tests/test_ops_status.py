@@ -199,7 +199,11 @@ def fake_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (tmp_path / "fingerprint").write_text("19|19\n")
-    (bin_dir / "runuser").write_text(f"#!/bin/sh\ncat {tmp_path}/fingerprint\n")
+    (tmp_path / "applied").write_text("auth.0001_initial\n")
+    (bin_dir / "runuser").write_text(
+        f'#!/bin/sh\ncase "$*" in *"app ||"*) cat {tmp_path}/applied ;; '
+        f"*) cat {tmp_path}/fingerprint ;; esac\n"
+    )
     (bin_dir / "manage-example").write_text(
         f"#!/bin/sh\necho run >> {tmp_path}/runs\n"
         f'[ -e {tmp_path}/broken ] && {{ echo "database is down" >&2; exit 1; }}\n'
@@ -221,11 +225,29 @@ def plan_of() -> status.Section:
 
 def test_migration_plan_is_reused_while_code_and_table_are_unchanged(fake_bin: Path) -> None:
     first, second = plan_of(), plan_of()
-    assert first == second == status.Section("[X]  auth.0001_initial\n[ ]  notes.0002_tags", 0)
+    assert (
+        first
+        == second
+        == status.Section(
+            "[X]  auth.0001_initial\n[ ]  notes.0002_tags\n@@djdeploy-applied\nauth.0001_initial", 0
+        )
+    )
     assert (fake_bin / "runs").read_text().count("run") == 1
     (fake_bin / "fingerprint").write_text("20|21\n")
     assert plan_of().exit_code == 0
     assert (fake_bin / "runs").read_text().count("run") == 2
+
+
+def test_migrations_applied_that_the_code_does_not_know_are_a_schema_ahead(fake_bin: Path) -> None:
+    (fake_bin / "applied").write_text("auth.0001_initial\nnotes.0003_colour\n")
+    [site] = sites.parse_manifest(json.dumps([EXAMPLE_SITE]), "of the test")
+    no_answer = status._Response(None, "refused", None)
+    seen = status._site_status(site, {}, plan_of(), no_answer)
+    assert (seen.unapplied_migrations, seen.unknown_applied_migrations) == (
+        ("notes.0002_tags",),
+        ("notes.0003_colour",),
+    )
+    assert status_view._migrations(seen).plain == "1 unapplied, 1 ahead of the code"
 
 
 def test_a_failing_plan_is_reported_and_not_kept(fake_bin: Path) -> None:

@@ -54,7 +54,6 @@ UNSAFE: dict[str, object] = {
 }
 MIGRATE = f"timeout --kill-after=10 600 {NEW}/sw/bin/manage-example migrate --noinput"
 PLAN = f"{NEW}/sw/bin/manage-example shell -c "
-SITES = f"cat {host_paths.CURRENT_SYSTEM}/{host_paths.SITES_MANIFEST}"
 
 
 def run_deploy(target: Host, **options: Any) -> tuple[host_run.Result, str]:
@@ -67,6 +66,8 @@ def shape(commands: list[str]) -> list[str]:
     """The deploy's commands, the long ones by what they do."""
     names = {
         PLAN: "plan",
+        "printf '%s ' example; sh -c ": "check",
+        "sh -c ": "back up",
         "mkdir -p /run/djdeploy && ": "lock",
         f"mkdir -p {host_paths.ACTIVATION_DIR}/{ACTIVATION_ID} && printf": "start the supervisor",
         "deadline=": "wait",
@@ -84,12 +85,15 @@ def test_safe_migrations_run_before_the_switch_with_the_new_code(host: Host, fak
         host_system.FACTS_COMMAND,
         "lock",
         "xargs -r nix-store --check-validity --print-invalid",
-        SITES,
+        "check",
         "plan",
+        "back up",
         MIGRATE,
         "start the supervisor",
         "wait",
         "wait",
+        # What the supervisor's schema step said (nothing, as the deploy was confirmed).
+        f"cat {host_paths.ACTIVATION_DIR}/{ACTIVATION_ID}/schema.said 2>/dev/null; true",
     ]
     [migrate] = [sent for sent in fakes[0].sent if sent.command == MIGRATE]
     # As root (manage-example switches to the site user); the deployer waits for `timeout` on the host.
@@ -99,7 +103,7 @@ def test_safe_migrations_run_before_the_switch_with_the_new_code(host: Host, fak
     assert step in dict(result.steps)
     names = [name for name, _ in result.steps]
     assert (
-        names.index("plan the migrations")
+        names.index("migration plan")
         < names.index(step)
         < names.index("start the activation (systemd-run)")
     )
@@ -110,7 +114,7 @@ def test_the_migrate_timeout_option_bounds_them_on_the_host(host: Host, fakes: D
     fakes.migration_plan = SAFE
     result, _ = run_deploy(host, migrate_timeout=45)
     assert result.outcome == "deployed", result.message
-    [migrate] = [sent for sent in fakes[0].sent if " migrate --noinput" in sent.command]
+    [migrate] = [sent for sent in fakes[0].sent if sent.command.startswith("timeout ")]
     assert migrate.command == f"timeout --kill-after=10 45 {NEW}/sw/bin/manage-example migrate --noinput"
     assert migrate.timeout == 75
 
@@ -119,7 +123,7 @@ def test_unsafe_migrations_stay_with_the_switch_and_say_why(host: Host, fakes: D
     fakes.migration_plan = UNSAFE
     result, output = run_deploy(host)
     assert result.outcome == "deployed", result.message
-    assert not any(" migrate --noinput" in command for command in fakes[0].commands)
+    assert not any(command.startswith("timeout ") for command in fakes[0].commands)
     assert (
         "example: 2 migration(s) run in the switch, gunicorn stopped meanwhile: unsafe while the old release "
         "serves: notes.0003_remove removes the field note.colour"
@@ -130,14 +134,14 @@ def test_unsafe_migrations_stay_with_the_switch_and_say_why(host: Host, fakes: D
 def test_nothing_to_apply_runs_no_migrate(host: Host, fakes: DeployHost) -> None:
     result, output = run_deploy(host)
     assert result.outcome == "deployed", result.message
-    assert not any(" migrate --noinput" in command for command in fakes[0].commands)
+    assert not any(command.startswith("timeout ") for command in fakes[0].commands)
     assert "before the switch" not in output
 
 
 def test_a_site_the_host_does_not_run_yet_is_neither_planned_nor_migrated(
     host: Host, fakes: DeployHost
 ) -> None:
-    fakes.answers = {SITES: "[]"}
+    fakes.answers = {"printf '%s ' example; sh -c ": "example new\n"}
     fakes.migration_plan = SAFE
     result, _ = run_deploy(host)
     assert result.outcome == "deployed", result.message

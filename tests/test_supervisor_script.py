@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from djdeploy.deploy import supervisor
-from djdeploy.host.records import Action, DeployRecord, RecordOutcome
+from djdeploy.deploy import schema, supervisor
+from djdeploy.deploy.migrations import Migration, SitePlan
+from djdeploy.host.records import Action, DeployRecord, RecordedBackup, RecordOutcome
+from djdeploy.inventory import DatabaseRollback
+from tests.test_migrations import SITE
 
 TOKEN = "20261123T000000-abcdef"
 FIXED = DeployRecord(
@@ -162,4 +165,56 @@ def test_a_rejection_wins_over_a_confirmation_that_came_with_it() -> None:
     script = supervisor.SUPERVISOR
     assert script.index('if [ -e "$dir/rejected" ]; then\n    roll_back') < script.index(
         'if [ -e "$dir/confirmed" ]; then'
+    )
+
+
+def migrating_deploy(host: Host, manage: str, *, irreversible: bool = False) -> None:
+    """The facts a deploy that applies notes.0002_colour leaves, with a fake manage-example of the new
+    release that notes its calls beside nix-env's and answers as `manage`'s body says."""
+    new = host.root / "new"
+    (new / "sw" / "bin").mkdir(parents=True)
+    command = new / "sw" / "bin" / "manage-example"
+    command.write_text(f'#!/bin/sh\necho "manage $*" >> {host.root}/bin/nix-env.calls\n{manage}\n')
+    command.chmod(0o755)
+    colour = Migration("notes", "0002_colour", irreversible=("runs Python",) if irreversible else ())
+    plan = SitePlan("example", (colour,), (("notes", "0001_initial"),))
+    dump = RecordedBackup("example", "20261123T000000Z-before-deploy.dump", 1000, 0.1)
+    files = schema.activation_files(
+        "web1", DatabaseRollback.REVERSE, system=new, sites=[SITE], plans=[plan], backups=[dump]
+    )
+    for name, text in files.items():
+        (host.dir / name).write_text(text)
+
+
+def test_a_rollback_unapplies_with_the_new_code_before_it_switches_back(host: Host) -> None:
+    migrating_deploy(host, "true")
+    done = host.run("generation=2 previous=1\nroll_back 'the health check failed'")
+    assert done.returncode == 1, done.stderr
+    calls = (host.root / "bin" / "nix-env.calls").read_text().splitlines()
+    assert calls[0] == "manage migrate --noinput notes 0001_initial"
+    assert calls[1].endswith("--switch-generation 1")
+    [record] = host.records()
+    assert record.outcome is RecordOutcome.ROLLED_BACK
+    assert record.reason == (
+        "the health check failed; example: unapplied notes.0002_colour with the code of the new release "
+        "(migrate notes 0001_initial)"
+    )
+
+
+def test_a_migration_that_cannot_be_unapplied_stays_and_the_reason_names_the_dump(host: Host) -> None:
+    migrating_deploy(
+        host,
+        "case $1 in migrate) exit 1 ;; "
+        'showmigrations) printf "[X]  notes.0001_initial\\n[X]  notes.0002_colour\\n" ;; esac',
+        irreversible=True,
+    )
+    done = host.run("generation=2 previous=1\nroll_back 'the health check failed'")
+    assert done.returncode == 1, done.stderr
+    assert os.readlink(host.profile) == "system-1-link"  # the code goes back all the same
+    [record] = host.records()
+    assert record.reason == (
+        "the health check failed; example: notes.0002_colour cannot be unapplied, so its schema stays ahead "
+        "of the old code: notes.0002_colour stay applied; the data from before the deploy is in "
+        "20261123T000000Z-before-deploy.dump: `djdeploy db.restore web1 --site example --backup "
+        "20261123T000000Z-before-deploy.dump`"
     )

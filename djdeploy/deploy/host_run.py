@@ -9,7 +9,7 @@ import math
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence, Set
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import NoReturn, TypeVar
 
 from rich.console import Console
+from rich.markup import escape
 
 from djdeploy.deploy import (
     health,
@@ -26,18 +27,20 @@ from djdeploy.deploy import (
     migrations,
     plan,
     premigrate,
+    schema,
     supervisor,
     toplevel,
     transfer,
 )
+from djdeploy.deploy.migrations import SitePlan
 from djdeploy.deploy.supervisor import State
 from djdeploy.errors import DjdeployError
 from djdeploy.host import lock, records
 from djdeploy.host import system as host_system
-from djdeploy.host.records import Action, DeployRecord, RecordOutcome
+from djdeploy.host.records import Action, DeployRecord, RecordedBackup, RecordOutcome
 from djdeploy.host.sites import CADDY_UNIT, Site, of_remote_system, of_system
-from djdeploy.inventory import BuildPlace, Host
-from djdeploy.ops import verify
+from djdeploy.inventory import BeforeMigrate, BuildPlace, Host
+from djdeploy.ops import db, verify
 from djdeploy.remote.ssh import ConnectionLost, Remote, RemoteCommandError
 
 
@@ -83,6 +86,8 @@ class Options:
     sudo_password: str | None = field(default=None, repr=False)
     # Also run every named check of `verify` before confirming.
     verify: bool = False
+    # Refuse a plan with a migration unsafe while the old release serves (or the inventory's setting).
+    require_safe_migrations: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,14 +127,16 @@ class StepLog:
         seconds = time.monotonic() - started
         self.steps.append((name, seconds))
         tick = "[red]✗[/]" if mark.failed else "[green]✓[/]"
-        self.console.print(f"{prefix}{tick} {name} [dim]{seconds:.2f} s[/]")
+        told = f"{name}: {escape(mark.detail)}" if mark.detail else name
+        self.console.print(f"{prefix}{tick} {told} [dim]{seconds:.2f} s[/]")
 
 
 @dataclass
 class StepMark:
-    """Set by a step's block when the step failed without raising."""
+    """Set by a step's block: when the step failed without raising, and what it found, for its line."""
 
     failed: bool = False
+    detail: str = ""
 
 
 def connect(host: Host, options: Options) -> Remote:
@@ -159,7 +166,8 @@ def rollback(
         if target == current:
             raise DjdeployError(f"{host.name} is already on generation {target}.")
         commit = records.commit_of(known, target, generations[target])
-        return run.switch(generations[target], target, commit=commit)
+        files = schema.rollback_files(remote, current, target)
+        return run.switch(generations[target], target, commit=commit, files=files)
     finally:
         run.close()
 
@@ -275,12 +283,20 @@ class HostRun:
         )
         return Result(name, Outcome.UNCHANGED, "already up to date", facts.generation_number, self._steps())
 
-    def switch(self, system: Path, existing_generation: int | None, *, commit: str) -> Result:
+    def switch(
+        self,
+        system: Path,
+        existing_generation: int | None,
+        *,
+        commit: str,
+        files: Mapping[str, str] | None = None,
+    ) -> Result:
         """Lock, copy, set the profile and activate, check, confirm; the supervisor records and unlocks.
 
         existing_generation: the generation of system to return to (a rollback), instead of copying system
         and making a new generation of it (a deploy).
         commit: the commit system was built from, for the deploy log.
+        files: a rollback's files for the activation's directory (how to put the schema back first).
         Once the supervisor runs, it alone writes the deploy's line in the deploy log and releases the lock,
         on its final state; before, a failure is recorded as "not switched" here.
         """
@@ -300,7 +316,7 @@ class HostRun:
             action=action,
         )
         try:
-            return self._switch_locked(system, existing_generation, entry, action)
+            return self._switch_locked(system, existing_generation, entry, files or {})
         except BaseException as exc:
             if self.activation_id is None:  # else the supervisor records and unlocks
                 self._record_not_switched(entry, exc)
@@ -406,15 +422,17 @@ class HostRun:
         return sites
 
     def _switch_locked(
-        self, system: Path, existing_generation: int | None, entry: DeployRecord, action: Action
+        self, system: Path, existing_generation: int | None, entry: DeployRecord, files: Mapping[str, str]
     ) -> Result:
         host, log = self.host, self.log
         activation_id = entry.id
-        deploying = action is Action.DEPLOY
+        deploying = entry.action is Action.DEPLOY
         sites = self._deliver(system, deploying=deploying)
-        if deploying:  # the migrations the old release can live with are applied while it still serves
-            with log.step("plan the migrations"):
-                plans = migrations.plan_sites(self.remote, system, sites)
+        if deploying:
+            plans = self._migration_plans(system, sites)
+            backups = self._back_up(sites, plans)
+            entry = replace(entry, backups=backups)
+            # The migrations the old release can live with are applied while it still serves.
             premigrate.run(
                 self.remote,
                 system,
@@ -425,6 +443,9 @@ class HostRun:
                 say=lambda line: self.console.print(f"{_prefix(log)}  {line}"),
             )
             self._stop_if_asked("after the migrations applied before the switch")
+            files = schema.activation_files(
+                host.name, host.rollback.database, system=system, sites=sites, plans=plans, backups=backups
+            )
         activation_timeout = self.options.activation_timeout or host.timeouts.activation
         confirm_timeout = self.options.confirm_timeout or host.timeouts.confirm
         # The supervisor waits through the health check (and the named checks), then for the confirmation.
@@ -435,7 +456,7 @@ class HostRun:
             self.activation_id = activation_id
             self.decides_by = _seconds_from_now(activation_timeout + confirm_window)
             try:
-                supervisor.start(self.remote, entry, system, existing_generation, confirm_window)
+                supervisor.start(self.remote, entry, system, existing_generation, confirm_window, files=files)
             except RemoteCommandError:
                 self.activation_id = None
                 raise  # systemd-run ran and refused: no supervisor, nothing changed
@@ -461,6 +482,9 @@ class HostRun:
                 f"{_prefix(log)}[green]{'Deployed' if deploying else 'Rolled back'}[/] {host.name}: "
                 f"generation {generation}, {system.name}"
             )
+            if files:
+                for line in self._on_host(lambda remote: schema.said(remote, activation_id)):
+                    self.console.print(f"{_prefix(log)}{escape(line)}")
             return Result(host.name, Outcome.DEPLOYED, f"generation {generation}", generation, self._steps())
         assert result is not None  # read whenever the activation was not confirmed
         if result.state not in supervisor.FINAL_STATES:
@@ -470,6 +494,50 @@ class HostRun:
                 Outcome.FAILED,
             )
         self._report_failure(result, failure, progress, sites)
+
+    def _migration_plans(self, system: Path, sites: Sequence[Site]) -> tuple[SitePlan, ...]:
+        """Each site's migrations, asked once before the switch; a refusal when unsafe ones are not wanted."""
+        with self.log.step("migration plan") as step:
+            plans = migrations.plan_sites(self.remote, system, sites)
+            step.detail = migrations.summary(plans)
+        for site_plan in plans:
+            if site_plan.apply:
+                for line in migrations.describe(site_plan)[1:]:
+                    self.console.print(f"{_prefix(self.log)}{escape(line)}")
+        unsafe = [(site_plan.site, m) for site_plan in plans for m in site_plan.unsafe]
+        if unsafe and (self.options.require_safe_migrations or self.host.migrations.require_safe):
+            found = "; ".join(f"{site}: {m.label} ({'; '.join(m.unsafe)})" for site, m in unsafe)
+            raise DeployFailed(
+                f"{self.host.name}: refused before anything was switched, as safe migrations are required "
+                f"(--require-safe-migrations or the inventory's migrations.require_safe): {found}. The old "
+                "release serves requests while they apply, and would fail. Split the change: first a release "
+                "that stops using what goes away, then one that removes it; or deploy without the "
+                "requirement, accepting errors during the switch. The host runs what it ran.",
+                Outcome.FAILED,
+            )
+        return plans
+
+    def _back_up(self, sites: Sequence[Site], plans: Sequence[SitePlan]) -> tuple[RecordedBackup, ...]:
+        """Dump the databases the inventory's backup.before_migrate asks for, keeping backup.keep of them."""
+        policy, keep = self.host.backup.before_migrate, self.host.backup.keep
+        migrating = {site_plan.site for site_plan in plans if site_plan.apply}
+        chosen = [
+            site
+            for site in sites
+            if site.database is not None
+            and (policy is BeforeMigrate.ALWAYS or (policy is BeforeMigrate.AUTO and site.name in migrating))
+        ]
+        made = []
+        for site in chosen:
+            with self.log.step(f"back up the database of {site.name}") as step:
+                started = time.monotonic()
+                dump = db.backup(self.remote, site, db.BEFORE_DEPLOY, keep)
+                recorded = RecordedBackup(
+                    site.name, dump.name, dump.size, round(time.monotonic() - started, 2)
+                )
+                step.detail = f"{dump.name}, {dump.size / 1e6:.1f} MB"
+            made.append(recorded)
+        return tuple(made)
 
     def _follow(
         self,

@@ -1,23 +1,30 @@
 """The migrations a release would apply to each site's database, asked on the host of the release's own code.
 
 migration-plan.py, shipped beside this module, runs in the new system's `manage-<site> shell` against the
-site's real database: it reads, it changes nothing.
+site's real database: it reads, it changes nothing. Starting Django costs a second or more per site, so a
+deploy first asks migration-check.sh, which compares the release's migration files with the database's
+django_migrations in one query: when every one that counts is applied, the plan is empty without starting
+Django (the script's top says which count).
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from djdeploy.errors import DjdeployError
-from djdeploy.host.paths import CURRENT_SYSTEM
-from djdeploy.host.sites import Site, of_remote_system
+from djdeploy.host import paths as host_paths
+from djdeploy.host.sites import Site
 from djdeploy.remote.ssh import Remote
 
 SCRIPT = resources.files("djdeploy.deploy").joinpath("migration-plan.py").read_text()
+CHECK_SCRIPT = resources.files("djdeploy.deploy").joinpath("migration-check.sh").read_text()
+# Each release's list of migration files, kept by migration-check.sh.
+MIGRATION_FILES = "/run/djdeploy/migration-files"
 _MARKER = "@@djdeploy-migration-plan "
 
 
@@ -42,6 +49,8 @@ class SitePlan:
     apply: tuple[Migration, ...]
     # (app, the migration it is at now, or "zero"): what `migrate <app> <name>` returns to.
     now: tuple[tuple[str, str], ...]
+    # The site's database does not exist yet: its first deploy applies every migration.
+    new_database: bool = False
 
     @property
     def unsafe(self) -> tuple[Migration, ...]:
@@ -56,9 +65,52 @@ class MigrationPlanError(DjdeployError):
     pass
 
 
+def manage_path(system: Path, site: Site) -> str:
+    """The site's manage command in system (the release's own code)."""
+    return f"{system}/sw/bin/{site.manage_command}"
+
+
 def command(system: Path, site: Site) -> list[str]:
     """The release's own manage command, running the plan script."""
-    return [f"{system}/sw/bin/{site.manage_command}", "shell", "-c", SCRIPT]
+    return [manage_path(system, site), "shell", "-c", SCRIPT]
+
+
+def check_command(system: Path, sites: Sequence[Site]) -> str:
+    """One shell command that prints "SITE applied" or "SITE unknown" for each site with a local database."""
+    return "; ".join(
+        f"printf '%s ' {shlex.quote(site.name)}; "
+        + shlex.join(
+            [
+                "sh",
+                "-c",
+                CHECK_SCRIPT,
+                "djdeploy-migration-check",
+                manage_path(system, site),
+                manage_path(Path(host_paths.CURRENT_SYSTEM), site),
+                site.database.name,
+                MIGRATION_FILES,
+            ]
+        )
+        for site in sites
+        if site.database is not None
+    )
+
+
+def plan_sites(remote: Remote, system: Path, sites: Sequence[Site]) -> tuple[SitePlan, ...]:
+    """Each site's plan for system, in the order of sites: empty, after one query, when the database has
+    applied every migration the release ships; else asked of the release's code."""
+    checking = check_command(system, sites)
+    # A check that fails answers nothing: Django is asked then.
+    answers = remote.run_shell(checking, privileged=True, check=False).stdout.split("\n") if checking else []
+    said = dict(line.partition(" ")[::2] for line in answers)
+    return tuple(
+        SitePlan(site.name, (), ())
+        if said.get(site.name) == "applied"
+        else SitePlan(site.name, (), (), new_database=True)
+        if said.get(site.name) == "new"
+        else plan(remote, system, site)
+        for site in sites
+    )
 
 
 def plan(remote: Remote, system: Path, site: Site) -> SitePlan:
@@ -74,15 +126,6 @@ def plan(remote: Remote, system: Path, site: Site) -> SitePlan:
     return parse(site.name, lines[-1].removeprefix(_MARKER))
 
 
-def plan_sites(remote: Remote, system: Path, sites: Sequence[Site]) -> tuple[SitePlan, ...]:
-    """The plans of the sites with a local database that the host runs already (a new site has no database
-    yet: its migrations are the switch's)."""
-    running = {site.name for site in of_remote_system(remote, Path(CURRENT_SYSTEM))}
-    return tuple(
-        plan(remote, system, site) for site in sites if site.database is not None and site.name in running
-    )
-
-
 def parse(site: str, text: str) -> SitePlan:
     answer = json.loads(text)
     return SitePlan(
@@ -95,8 +138,25 @@ def parse(site: str, text: str) -> SitePlan:
     )
 
 
+def summary(plans: Sequence[SitePlan]) -> str:
+    """The plans in a few words, for the deploy's step line."""
+    if not any(site_plan.apply or site_plan.new_database for site_plan in plans):
+        return "nothing to apply"
+    return "; ".join(f"{site_plan.site}: {_in_words(site_plan)}" for site_plan in plans)
+
+
+def _in_words(site_plan: SitePlan) -> str:
+    if site_plan.new_database:
+        return "a new database, every migration applies"
+    if site_plan.apply:
+        return f"{', '.join(m.label for m in site_plan.apply)} (apply {len(site_plan.apply)})"
+    return "nothing to apply"
+
+
 def describe(site_plan: SitePlan) -> list[str]:
     """The plan as the deploy prints it, a line each."""
+    if site_plan.new_database:
+        return [f"{site_plan.site}: {_in_words(site_plan)}"]
     if not site_plan.apply:
         return [f"{site_plan.site}: no migrations to apply"]
     lines = [

@@ -53,8 +53,8 @@ def show_plan(
     if missing:
         nix.copy_closure(remote.target, system, substitute_on_destination=substitute_on_destination)
         console.print("  copied the closure to ask the new release for its migrations (nothing switched)")
-    for site in with_database:
-        for line in migrations.describe(migrations.plan(remote, system, site)):
+    for site_plan in migrations.plan_sites(remote, system, with_database):
+        for line in migrations.describe(site_plan):
             console.print(f"  {line}")
 
 

@@ -12,7 +12,7 @@ import math
 import shlex
 import time
 import uuid
-from collections.abc import Sequence, Set
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -141,14 +141,26 @@ def directory(activation_id: str) -> str:
 
 
 def start(
-    remote: Remote, record: DeployRecord, system: Path, existing_generation: int | None, confirm_seconds: int
+    remote: Remote,
+    record: DeployRecord,
+    system: Path,
+    existing_generation: int | None,
+    confirm_seconds: int,
+    *,
+    files: Mapping[str, str] | None = None,
 ) -> None:
-    """Start the supervisor of activation record.id, with the record's fixed fields for its log line."""
+    """Start the supervisor of activation record.id, with the record's fixed fields for its log line.
+
+    files: more files for the activation's directory, by name (what a rollback does to the databases).
+    """
     folder = directory(record.id)
     command = shlex.join(start_command(record.id, system, existing_generation, confirm_seconds))
+    more = "".join(
+        f"printf '%s' {shlex.quote(text)} > {folder}/{name} && " for name, text in (files or {}).items()
+    )
     remote.run_shell(
         f"mkdir -p {folder} && printf '%s\\n' {shlex.quote(record.fixed_json())} > {folder}/record.json && "
-        f"{command}",
+        f"{more}{command}",
         privileged=True,
     )
 
@@ -238,7 +250,12 @@ def reject(remote: Remote, activation_id: str, reason: str, units: Sequence[str]
         if units
         else ""
     )
-    remote.run_shell(f"{record}cat > {folder}/rejected", input_text=reason, privileged=True)
+    # Whole or not at all: the supervisor reads the reason as soon as the file exists.
+    remote.run_shell(
+        f"{record}cat > {folder}/rejected.new && mv -f {folder}/rejected.new {folder}/rejected",
+        input_text=reason,
+        privileged=True,
+    )
 
 
 def result(remote: Remote, activation_id: str) -> ActivationResult:

@@ -24,6 +24,8 @@
 # id (read before the rollback starts the unit again; the deployer writes it when the health check fails),
 # and DIR/started holds the second the activation began: the deployer reads those units' journal of this
 # activation.
+# A deploy that migrates leaves DIR/schema and schema-rollback.sh: a rollback first runs it, to put the sites'
+# databases back with the new release's code, and its sentences join the reason.
 # The script travels on systemd-run's command line, where systemd would expand a dollar sign followed by a
 # brace: it has none.
 set -u
@@ -89,6 +91,12 @@ roll_back() {
             > "$dir/reason"
         finish superseded superseded "$current"
     fi
+    # The schema goes back first, with the new release's code (DIR/schema, the facts the deployer wrote
+    # before the switch); what was done joins the reason.
+    if [ -s "$dir/schema" ]; then
+        sh "$dir/schema-rollback.sh" "$dir" schema > /dev/null 2>&1 9>&- 8>&- 7>&-
+        printf '%s; %s\n' "$1" "$(tr '\n' ' ' < "$dir/schema.said" | sed 's/[. ]*$//')" > "$dir/reason"
+    fi
     if ! nix-env -p "$profile" --switch-generation "$previous" > "$dir/rollback.log" 2>&1 9>&- 8>&- 7>&-; then
         finish rollback-failed rollback-failed "$generation"
     fi
@@ -122,6 +130,11 @@ for link in "$profile"-*-link; do
     if [ "$previous" = none ] || [ "$n" -gt "$previous" ]; then previous=$n; fi
 done
 echo "$previous" > "$dir/previous"
+# A return to an older generation first puts the schema back with the code that runs now: DIR/schema-before
+# holds the facts of the deploy that made it. What was done is in DIR/schema.said.
+if [ "$target" != new ] && [ -s "$dir/schema-before" ]; then
+    sh "$dir/schema-rollback.sh" "$dir" schema-before > /dev/null 2>&1 9>&- 8>&- 7>&-
+fi
 if [ "$target" = new ]; then
     nix-env -p "$profile" --set "$new" > "$dir/switch.log" 2>&1 9>&- 8>&- 7>&-
 else

@@ -38,6 +38,16 @@ class RecordOutcome(StrEnum):
 
 
 @dataclass(frozen=True)
+class RecordedBackup:
+    """A database dump a deploy took before it migrated."""
+
+    site: str
+    name: str
+    size: int
+    seconds: float
+
+
+@dataclass(frozen=True)
 class DeployRecord:
     """One line of the host's deploy log: who deployed or rolled back which system, and how it ended."""
 
@@ -48,6 +58,8 @@ class DeployRecord:
     started: str
     system: str
     action: Action
+    # The dumps taken before the deploy migrated, one per site.
+    backups: tuple[RecordedBackup, ...] = ()
     finished: str = ""
     generation: int | None = None
     outcome: RecordOutcome | None = None
@@ -67,7 +79,11 @@ class DeployRecord:
             action = Action(entry.get("action") or Action.DEPLOY)
             outcome = RecordOutcome(entry["outcome"]) if entry.get("outcome") else None
             generation = int(entry["generation"]) if entry.get("generation") is not None else None
-        except (TypeError, ValueError):
+            backups = tuple(
+                RecordedBackup(str(b["site"]), str(b["name"]), int(b["size"]), float(b["seconds"]))
+                for b in entry.get("backups") or ()
+            )
+        except (TypeError, ValueError, KeyError):
             return None
 
         def text(name: str) -> str:
@@ -81,6 +97,7 @@ class DeployRecord:
             started=text("started"),
             system=text("system"),
             action=action,
+            backups=backups,
             finished=text("finished"),
             generation=generation,
             outcome=outcome,

@@ -58,13 +58,23 @@ def database_of(site: Site, host: str) -> Database:
     return site.database
 
 
-def backup(remote: Remote, site: Site, label: str) -> Backup:
-    """Dump the site's database now."""
-    database = database_of(site, remote.target.name)
+# The label of the dumps a deploy takes before it migrates.
+BEFORE_DEPLOY = "before-deploy"
+
+
+def backup_command(site: Site, host: str, label: str, keep: int | None = None) -> list[str]:
+    """The command that dumps the site's database; keep: then the newest keep dumps of that label stay."""
+    database = database_of(site, host)
     if not LABEL.fullmatch(label):
         raise ValueError(f"not a backup label: {label!r}")
+    pruning = [str(keep)] if keep is not None else []
+    return script_command("backup", directory(site), database.name, label, *pruning)
+
+
+def backup(remote: Remote, site: Site, label: str, keep: int | None = None) -> Backup:
+    """Dump the site's database now; keep: then remove all but the newest keep dumps of that label."""
     output = remote.run(
-        script_command("backup", directory(site), database.name, label), privileged=True
+        backup_command(site, remote.target.name, label, keep), privileged=True, timeout=3600
     ).stdout.split()
     name, size = output[0], int(output[1])
     return _backup(site, name, size)

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The database dumps of a site, on its host, run as root by djdeploy's db tasks (djdeploy/ops/db.py):
-#   db.sh backup DIR DATABASE LABEL             dump DATABASE into DIR; print "NAME SIZE"
+#   db.sh backup DIR DATABASE LABEL [KEEP]      dump DATABASE into DIR; print "NAME SIZE"; with KEEP, then
+#                                               remove all but the newest KEEP dumps labelled LABEL
 #   db.sh list DIR                              print "NAME SIZE MTIME" for each dump, oldest first
 #   db.sh restore DIR NAME DATABASE OWNER UNIT...
 #                                               stop the units, restore NAME over DATABASE (its objects owned
@@ -26,6 +27,11 @@ backup)
     fi
     mv "$partial" "$dir/$name"
     printf '%s %s\n' "$name" "$(stat -c %s "$dir/$name")"
+    if [ -n "${4:-}" ]; then
+        # Names start with their UTC time: in name order, the oldest first.
+        find "$dir" -maxdepth 1 -name "*-$label.dump" | sort -r | tail -n +"$(($4 + 1))" |
+            while read -r old; do rm -f "$old"; done
+    fi
     ;;
 list)
     dir=$1

@@ -62,6 +62,8 @@ class SiteStatus:
     unapplied_migrations: tuple[str, ...] | None
     migrations_error: str | None
     scheduled: tuple[ScheduledRun, ...] = ()
+    # Applied in the database, unknown to the running code: a schema ahead of the code (a local database).
+    unknown_applied_migrations: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,10 @@ if [ -n "$fingerprint" ] && [ "$(head -n 1 {cache} 2>/dev/null)" = "$key" ]; the
   exit
 fi
 plan=$({showmigrations}) || exit
+if [ -n "$fingerprint" ]; then
+  applied=$(runuser -u postgres -- psql -XAtq -d {database} -c {rows} 2>/dev/null)
+  plan=$(printf '%s\\n%s\\n%s' "$plan" {applied_mark} "$applied")
+fi
 if [ -n "$fingerprint" ] && mkdir -p {cache_dir}; then
   printf '%s\\n%s\\n' "$key" "$plan" >{cache}.$$ && mv -f {cache}.$$ {cache}
 fi
@@ -170,8 +176,13 @@ printf '%s\\n' "$plan"
 """
 
 
+# After the plan, the migrations the database has applied, one a line.
+APPLIED_MARK = "@@djdeploy-applied"
+
+
 def migrations_command(site: Site) -> str:
-    """Shell command that prints the site's migration plan (`[ ]` marks the unapplied ones)."""
+    """Shell command that prints the site's migration plan (`[ ]` marks the unapplied ones), then, for a local
+    database, the migrations it has applied after APPLIED_MARK."""
     showmigrations = shlex.join([site.manage_command, "showmigrations", "--plan"])
     if site.database is None:
         # A database elsewhere: no cheap way to tell whether its migrations table changed.
@@ -179,6 +190,8 @@ def migrations_command(site: Site) -> str:
     return _CACHED_PLAN.format(
         database=shlex.quote(site.database.name),
         query=shlex.quote("SELECT count(*), max(id) FROM django_migrations"),
+        rows=shlex.quote("SELECT app || '.' || name FROM django_migrations ORDER BY id"),
+        applied_mark=shlex.quote(APPLIED_MARK),
         manage=shlex.quote(site.manage_command),
         showmigrations=showmigrations,
         cache_dir=shlex.quote(MIGRATIONS_CACHE),
@@ -226,7 +239,7 @@ def query_host(remote: Remote, host: Host, timeout: float = QUERY_TIMEOUT) -> Ho
 def _site_status(
     site: Site, unit_states: dict[str, str], migrations: Section | None, response: _Response
 ) -> SiteStatus:
-    unapplied, migrations_error = _migrations(migrations)
+    unapplied, unknown, migrations_error = _migrations(migrations)
     certificate = response.certificate
     return SiteStatus(
         name=site.name,
@@ -241,17 +254,25 @@ def _site_status(
         certificate_expires=certificate.not_after if certificate else None,
         unapplied_migrations=unapplied,
         migrations_error=migrations_error,
+        unknown_applied_migrations=unknown,
     )
 
 
-def _migrations(section: Section | None) -> tuple[tuple[str, ...] | None, str | None]:
+def _migrations(
+    section: Section | None,
+) -> tuple[tuple[str, ...] | None, tuple[str, ...], str | None]:
+    """The unapplied migrations, those applied that the code does not know, and why none could be listed."""
     if section is None:
-        return None, "not queried"
+        return None, (), "not queried"
     if section.exit_code != 0:
         lines = section.output.strip().splitlines()
-        return None, lines[-1] if lines else f"exit code {section.exit_code}"
-    unapplied = [line[3:].strip() for line in section.output.splitlines() if line.startswith("[ ]")]
-    return tuple(unapplied), None
+        return None, (), lines[-1] if lines else f"exit code {section.exit_code}"
+    plan, _, applied = section.output.partition(APPLIED_MARK)
+    # showmigrations --plan: "[X]  app.name", "[ ]" when unapplied, "[-]" for a squashed one half applied.
+    marked = [(line[:3], line[3:].strip()) for line in plan.splitlines() if line[:3] in ("[X]", "[ ]", "[-]")]
+    known = {label for _, label in marked}
+    unknown = tuple(label for label in applied.split() if label not in known)
+    return tuple(label for mark, label in marked if mark == "[ ]"), unknown, None
 
 
 @dataclass(frozen=True)

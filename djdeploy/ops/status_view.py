@@ -153,6 +153,14 @@ def _details(host: HostStatus) -> list[Text]:
             lines.append(Text(f"{site.name}: {site.url} did not answer: {site.http_error}", style="red"))
         if site.unapplied_migrations is None:
             lines.append(Text(f"{site.name}: migrations unknown: {site.migrations_error}", style="red"))
+        if site.unknown_applied_migrations:
+            lines.append(
+                Text(
+                    f"{site.name}: the database is ahead of the code: applied, unknown to the running "
+                    f"release: {', '.join(site.unknown_applied_migrations)}",
+                    style="yellow",
+                )
+            )
         lines += [_scheduled_run(site.name, run) for run in site.scheduled]
     return lines
 
@@ -220,6 +228,11 @@ def _certificate(site: SiteStatus) -> Text:
 def _migrations(site: SiteStatus) -> Text:
     if site.unapplied_migrations is None:
         return Text("unknown", style="red")
+    said = []
     if site.unapplied_migrations:
-        return Text(f"{len(site.unapplied_migrations)} unapplied", style="yellow")
+        said.append(f"{len(site.unapplied_migrations)} unapplied")
+    if site.unknown_applied_migrations:
+        said.append(f"{len(site.unknown_applied_migrations)} ahead of the code")
+    if said:
+        return Text(", ".join(said), style="yellow")
     return Text("applied", style="green")

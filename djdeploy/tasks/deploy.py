@@ -74,6 +74,8 @@ def option(name: str, value: str | None, kind: Callable[[str], T], wanted: str, 
         "else 600)",
         "confirm-timeout": "seconds the host waits for confirmation before rolling back (default: inventory)",
         "verify": "before confirming, also run every named check of `verify`; a failed check rolls back",
+        "require-safe-migrations": "refuse, before switching, a release whose migrations break the old "
+        "release while it still serves (dropped or renamed columns, NOT NULL without a default)",
         "build-on": "where to build: local, target (each host its own), or a build host (inventory name or "
         "user@host); default: the inventory's build.on, else local",
     }
@@ -93,6 +95,7 @@ def deploy(
     migrate_timeout: str | None = None,
     verify: bool = False,
     build_on: str | None = None,
+    require_safe_migrations: bool = False,
 ) -> None:
     """Build, copy, switch and check hosts; a host that fails is rolled back and the task exits 1.
 
@@ -115,6 +118,7 @@ def deploy(
             "migrate-timeout", migrate_timeout, seconds, positive, "the inventory's timeouts.migrate"
         ),
         verify=verify,
+        require_safe_migrations=require_safe_migrations,
     )
     hosts = select_hosts(inventory, host, on)
     known = load_inventory(inventory)

@@ -20,7 +20,7 @@ from typing import NoReturn, TypeVar
 
 from rich.console import Console
 
-from djdeploy.deploy import health, interrupt, plan, supervisor, toplevel, transfer
+from djdeploy.deploy import health, interrupt, plan, supervisor, toplevel, transfer, unit_failures
 from djdeploy.deploy.supervisor import State
 from djdeploy.errors import DjdeployError
 from djdeploy.host import lock, records
@@ -630,8 +630,9 @@ def logs_command(host: str, sites: Sequence[Site]) -> str:
 def _unit_error_text(host: str, error: supervisor.UnitError, sites: Sequence[Site]) -> str:
     journal = textwrap.indent(error.journal, "  ") if error.journal else "  (nothing from this activation)"
     own_site = [site for site in sites if error.unit in site.units]
+    cause = unit_failures.cause(error.unit, error.journal)
     return (
-        f"{error.unit} failed. The end of its journal:\n{journal}\n"
+        f"{error.unit} failed{f': {cause}' if cause else '.'} The end of its journal:\n{journal}\n"
         f"More with `{logs_command(host, own_site)}`."
     )
 

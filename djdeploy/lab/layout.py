@@ -59,6 +59,11 @@ class LabLayout:
         return self.state_dir / "hosts"
 
     @property
+    def projects_dir(self) -> Path:
+        """Where lab.rehearse writes each project's pinned requirements, Nix call and inventory."""
+        return self.state_dir / "projects"
+
+    @property
     def client_key(self) -> Path:
         return self.state_dir / "id_ed25519"
 

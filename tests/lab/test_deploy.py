@@ -201,7 +201,10 @@ def test_release_whose_gunicorn_cannot_start_is_rolled_back(
         # gunicorn's own error, once, then where to see more; no other unit's journal.
         assert text.count(MISSING_MODULE_ERROR) == 1, text
         assert text.count("The end of its journal") == 1, text
-        assert "gunicorn-example.service failed. The end of its journal:" in text
+        assert (
+            "gunicorn-example.service failed: gunicorn could not import the WSGI application: there is no "
+            "module 'example_site.config.missing' on the site's path" in text
+        )
         assert "More with `djdeploy logs lab1 --site example`." in text
         assert text.index(MISSING_MODULE_ERROR) < text.index("djdeploy logs lab1 --site example")
 

@@ -95,7 +95,7 @@ def _bring_up(layout: LabLayout, host: LabHost, lab_image: os.PathLike[str]) -> 
         machine.remove(layout, host)
         key_line = machine.prepare(layout, host, image.image_path(layout))
         _record_host_key(layout, host, key_line)
-        pid = machine.boot(host)
+        pid = machine.boot(layout, host)
         machine.wait_until_running(layout, host, pid)
     except BaseException:
         machine.remove(layout, host)

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from djdeploy.lab import machine
 from djdeploy.lab.layout import LabLayout
 from djdeploy.remote import probe
 from djdeploy.remote.ssh import Remote
-from tests.lab.helpers import REPO, inv, lab_hosts, write_inventory
+from tests.lab.helpers import REPO, inv, write_inventory
 
 pytestmark = pytest.mark.lab
 
@@ -34,15 +33,7 @@ MISSING_MODULE_ERROR = "ModuleNotFoundError: No module named 'example_site.confi
 LAB_SUDO_PASSWORD = "lab-deploy-password"
 
 
-@pytest.fixture(scope="module")
-def lab() -> Iterator[LabLayout]:
-    with lab_hosts(3) as layout:
-        yield layout
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("deploy")
+LAB_HOSTS = 3
 
 
 def release_source(workspace: Path, release: str) -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,11 @@ PROJECT = REPO / "tests" / "lab" / "cookiecutter_project"
 
 
 @pytest.fixture(scope="module")
-def rehearsed() -> Iterator[LabLayout]:
-    """lab1 running the project, rehearsed by `inv lab.rehearse`; the lab goes down afterwards."""
-    try:
-        result = inv("lab.rehearse", "--file", str(PROJECT / "lab.yaml"))
-        assert "shop runs on lab1 as https://shop.lab/" in result.stdout.replace("\n", " ")
-        yield LabLayout.from_environment()
-    finally:
-        inv("lab.down")
+def rehearsed(lab: LabLayout) -> LabLayout:
+    """lab1 running the project, rehearsed by `inv lab.rehearse`: every variant's deploy fails back to it."""
+    result = inv("lab.rehearse", "--file", str(PROJECT / "lab.yaml"))
+    assert "shop runs on lab1 as https://shop.lab/" in result.stdout.replace("\n", " ")
+    return lab
 
 
 @pytest.fixture(autouse=True)

@@ -128,7 +128,10 @@ def test_a_500_is_explained_by_the_exception_the_site_raises_on_the_host(
         return ok("noise\n@@djdeploy-request-error " + json.dumps(error) + "\n")
 
     said = problems_of(monkeypatch, answering(500), respond)
-    assert "a template asks for the static file 'css/x.css', which is not in the manifest" in said
+    assert said.startswith(
+        "http://plain.test/healthz answered 500: a template asks for the static file 'css/x.css', which is "
+        "not in the manifest"
+    )
     assert "ValueError: Missing staticfiles manifest entry" in said
     [command] = commands  # asked once, after the last round
     manage, *arguments, script = shlex.split(command)

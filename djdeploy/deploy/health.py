@@ -49,16 +49,17 @@ def check(
     while True:
         problems, failing = _problems(remote, address, sites)
         if not problems or time.monotonic() > deadline or pause.wait(0.5):
-            explained = [_server_error(remote, site) for site in failing]
-            return Report(tuple(problems) + tuple(text for text in explained if text))
+            for index, site in failing.items():
+                problems[index] = _server_error(remote, site) or problems[index]
+            return Report(tuple(problems))
 
 
-def _problems(remote: Remote, address: str, sites: Sequence[Site]) -> tuple[list[str], list[Site]]:
-    """What is wrong, and the sites that answered 500 (whose exception is asked for once, at the end)."""
+def _problems(remote: Remote, address: str, sites: Sequence[Site]) -> tuple[list[str], dict[int, Site]]:
+    """What is wrong, and which of it is a site's 500 (whose exception is asked for once, at the end)."""
     units = [unit for site in sites for unit in site.units] + ["caddy.service"]
     states = remote.run(["systemctl", "is-active", *units], check=False, timeout=30).stdout.split()
     problems = [f"{unit} is {state}" for unit, state in zip(units, states, strict=False) if state != "active"]
-    failing = []
+    failing: dict[int, Site] = {}
     for site in sites:
         url = site.canonical_url + site.health_path
         try:
@@ -69,10 +70,10 @@ def _problems(remote: Remote, address: str, sites: Sequence[Site]) -> tuple[list
             problems.append(f"{url} did not answer: {exc}")
             continue
         problem = _wrong_answer(site, url, response)
+        if problem and response.status == 500:
+            failing[len(problems)] = site
         if problem:
             problems.append(problem)
-        if response.status == 500 and site.health_status != 500:
-            failing.append(site)
     return problems, failing
 
 
@@ -107,9 +108,9 @@ def _server_error(remote: Remote, site: Site) -> str | None:
     url = site.canonical_url + site.health_path
     if error["missing_static"]:
         return (
-            f"{url} fails (500) because a template asks for the static file '{error['missing_static']}', "
+            f"{url} answered 500: a template asks for the static file '{error['missing_static']}', "
             "which is not in the manifest of the collected static files: collectstatic did not find it. Put "
             "it in an app's static/ folder or a folder of STATICFILES_DIRS (a frontend build's output), or "
             f"correct the name. The request's exception:\n{error['traceback']}"
         )
-    return f"{url} fails (500) with this exception:\n{error['traceback']}"
+    return f"{url} answered 500, expected {site.health_status}, with this exception:\n{error['traceback']}"

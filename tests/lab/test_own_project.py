@@ -206,7 +206,9 @@ def test_a_static_file_missing_from_the_manifest_is_named_from_the_request_on_th
     result = deploy_variant(rehearsed, lab_file)
     assert result.returncode != 0
     output = said(result)
-    assert "https://shop.lab/ answered 500, expected 200" in output
-    assert "a template asks for the static file 'css/shop.css', which is not in the manifest" in output
+    assert (
+        "https://shop.lab/ answered 500: a template asks for the static file 'css/shop.css', which is not "
+        "in the manifest" in output
+    )
     assert "ValueError: Missing staticfiles manifest entry for 'css/shop.css'" in output
     assert fetch(rehearsed, "/")[0] == "200"

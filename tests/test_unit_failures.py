@@ -76,3 +76,10 @@ def test_settings_that_raise_at_import_give_the_exception() -> None:
 
 def test_a_journal_of_nothing_known_has_no_cause() -> None:
     assert unit_failures.cause(GUNICORN, "Started gunicorn-shop.service.\nStopped.") is None
+
+
+def test_a_key_error_of_a_view_is_no_variable() -> None:
+    journal = "Traceback (most recent call last):\nKeyError: 'basket'\n"
+    assert unit_failures.cause(GUNICORN, journal) == (
+        "it raised KeyError: 'basket' (the traceback's last lines are below)."
+    )

@@ -14,9 +14,9 @@ _ORIGIN_WITHOUT_SCHEME = re.compile(
     r"but found (\S+?)\.(?: |$)"
 )
 _SYSTEM_CHECK = re.compile(r"^\s*(\S*: \(\w+\.E\d+\) .*)$", re.MULTILINE)
-# django-environ's ImproperlyConfigured, and os.environ[NAME].
+# django-environ's ImproperlyConfigured, and os.environ[NAME] (a name in capitals: a view's KeyError is none).
 _VARIABLE = re.compile(
-    r"Set the ([A-Za-z_]\w*) environment variable|^KeyError: '([A-Za-z_]\w*)'", re.MULTILINE
+    r"Set the ([A-Za-z_]\w*) environment variable|^KeyError: '([A-Z_][A-Z0-9_]*)'", re.MULTILINE
 )
 # gunicorn's answers when the application named on its command line cannot be loaded (gunicorn/util.py).
 _NO_MODULE = re.compile(r"^ModuleNotFoundError: No module named '([\w.]+)'", re.MULTILINE)

@@ -25,7 +25,6 @@ from rich.console import Console
 
 from djdeploy.lab import image
 from djdeploy.lab.layout import LabLayout
-from djdeploy.lab.machine import WHEEL_CACHE
 
 PROJECT = Path(__file__).resolve().parents[1] / "tests" / "lab" / "python313_project"
 # Wheels no Python 3.11 build uses: dropped for a cold round.
@@ -70,7 +69,7 @@ def main() -> None:
         cold, warm_wheels, warm = [], [], []
         for index in range(options.rounds):
             for pattern in PYTHON_313_WHEELS:
-                for wheel in WHEEL_CACHE.glob(pattern):
+                for wheel in LabLayout.from_environment().wheel_cache.glob(pattern):
                     wheel.unlink()
             cold.append(rehearse(project, f"cold {stamp} {index}"))
             warm_wheels.append(rehearse(project, f"warm wheels {stamp} {index}"))

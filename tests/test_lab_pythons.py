@@ -75,6 +75,9 @@ def test_a_requirement_that_is_no_version_is_refused_saying_so(tmp_path: Path) -
 
 def test_a_project_on_python_3_13_builds_in_the_debian_13_image(tmp_path: Path) -> None:
     directory = _project(tmp_path / "site", '[project]\nname = "a"\nrequires-python = ">=3.13"\n')
+    (directory / "site").mkdir()
+    for module in ("settings.py", "wsgi.py"):
+        (directory / "site" / module).touch()
     (directory / "lab.yaml").write_text("settings: site.settings\nwsgi: site.wsgi\n")
     layout = LabLayout(tmp_path / "cache", tmp_path / "state")
     arguments = tmp_path / "state" / "projects" / "site" / "arguments.json"

@@ -12,6 +12,7 @@ from djdeploy.errors import DjdeployError
 from djdeploy.lab import control, image, network
 from djdeploy.lab.layout import LabLayout
 from djdeploy.remote import process
+from tests.lab.helpers import REPO
 
 
 @pytest.fixture
@@ -141,3 +142,21 @@ def test_the_lab_guards_exactly_its_own_subnets(monkeypatch: pytest.MonkeyPatch,
         ["ip", "route", "del", "unreachable", "10.235.1.0/24", "metric", "4231"],
         ["ip", "route", "del", "unreachable", "10.235.8.0/24", "metric", "4231"],
     ]
+
+
+@pytest.mark.parametrize(
+    ("variable", "cache"), [("", "/var/cache/djdeploy/wheels"), ("/srv/wheels", "/srv/wheels")]
+)
+def test_the_wheel_cache_is_the_one_djdeploy_lab_wheels_names_for_hosts_and_builds(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str, cache: str
+) -> None:
+    monkeypatch.setenv("DJDEPLOY_LAB_WHEELS", variable)
+    assert LabLayout.from_environment().wheel_cache == Path(cache)
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("django==5.2.19\n")
+    expression = (
+        f"(import {REPO}/nix/lab/packages.nix {{ }}).pythonDeps "
+        f'{{ name = "deps"; requirements = {requirements}; }}'
+    )
+    built_with = process.run(["nix-instantiate", "--eval", "--expr", f"({expression}).wheelCache"]).stdout
+    assert built_with.strip() == f'"{cache}"'

@@ -103,9 +103,7 @@ def test_safe_migrations_run_before_the_switch_with_the_new_code(host: Host, fak
     assert step in dict(result.steps)
     names = [name for name, _ in result.steps]
     assert (
-        names.index("migration plan")
-        < names.index(step)
-        < names.index("start the activation (systemd-run)")
+        names.index("migration plan") < names.index(step) < names.index("start the activation (systemd-run)")
     )
     assert f"✓ {step}" in output
 

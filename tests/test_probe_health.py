@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import http.server
 import json
+import shlex
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -72,7 +73,7 @@ def test_health_check_asks_a_port_80_site_over_plain_http(
         return probe.Response(answer, {}, "", None)
 
     monkeypatch.setattr(probe, "request", request)
-    remote, _ = connected(monkeypatch, Host(respond=systemctl_all_active))
+    remote, _ = connected(monkeypatch, Host(respond=manage_says_nothing))
     report = health.check(remote, ADDRESS, [PLAIN_SITE], timeout=0)
     assert report == health.Report(problems)
     [(address, hostname, path, options)] = asked
@@ -83,3 +84,56 @@ def test_health_check_asks_a_port_80_site_over_plain_http(
         80,
         False,
     )
+
+
+def manage_says_nothing(command: str) -> Answer:
+    """systemctl finds every unit active; the site's manage shell prints nothing."""
+    return systemctl_all_active(command) if command.startswith("systemctl") else ok()
+
+
+def answering(status: int, body: str = "") -> Callable[..., probe.Response]:
+    def request(address: str, hostname: str, path: str = "/", **options: object) -> probe.Response:
+        return probe.Response(status, {}, body, None)
+
+    return request
+
+
+def problems_of(
+    monkeypatch: pytest.MonkeyPatch, answers: Callable[..., probe.Response], respond: Callable[[str], Answer]
+) -> str:
+    monkeypatch.setattr(probe, "request", answers)
+    remote, _ = connected(monkeypatch, Host(respond=respond))
+    return " | ".join(health.check(remote, ADDRESS, [PLAIN_SITE], timeout=0).problems)
+
+
+def test_a_400_names_the_host_to_add_to_allowed_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    said = problems_of(monkeypatch, answering(400, "<h1>Bad Request (400)</h1>"), manage_says_nothing)
+    assert "answered 400, expected 200: Django refuses the name plain.test" in said
+    assert "Add 'plain.test' to ALLOWED_HOSTS" in said
+
+
+def test_a_500_is_explained_by_the_exception_the_site_raises_on_the_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    error = {
+        "traceback": "ValueError: Missing staticfiles manifest entry for 'css/x.css'",
+        "missing_static": "css/x.css",
+    }
+    commands: list[str] = []
+
+    def respond(command: str) -> Answer:
+        if command.startswith("systemctl"):
+            return systemctl_all_active(command)
+        commands.append(command)
+        return ok("noise\n@@djdeploy-request-error " + json.dumps(error) + "\n")
+
+    said = problems_of(monkeypatch, answering(500), respond)
+    assert said.startswith(
+        "http://plain.test/healthz answered 500: a template asks for the static file 'css/x.css', which is "
+        "not in the manifest"
+    )
+    assert "ValueError: Missing staticfiles manifest entry" in said
+    [command] = commands  # asked once, after the last round
+    manage, *arguments, script = shlex.split(command)
+    assert (manage, arguments) == ("/run/current-system/sw/bin/manage-plain", ["shell", "-c"])
+    assert script.endswith("\nexplain('plain.test', '/healthz', False)\n")

@@ -31,6 +31,7 @@ from djdeploy.deploy import (
     supervisor,
     toplevel,
     transfer,
+    unit_failures,
 )
 from djdeploy.deploy.migrations import SitePlan
 from djdeploy.deploy.supervisor import State
@@ -723,8 +724,9 @@ def logs_command(host: str, sites: Sequence[Site]) -> str:
 def _unit_error_text(host: str, error: supervisor.UnitError, sites: Sequence[Site]) -> str:
     journal = textwrap.indent(error.journal, "  ") if error.journal else "  (nothing from this activation)"
     own_site = [site for site in sites if error.unit in site.units]
+    cause = unit_failures.cause(error.unit, error.journal)
     return (
-        f"{error.unit} failed. The end of its journal:\n{journal}\n"
+        f"{error.unit} failed{f': {cause}' if cause else '.'} The end of its journal:\n{journal}\n"
         f"More with `{logs_command(host, own_site)}`."
     )
 

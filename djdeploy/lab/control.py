@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -104,7 +105,7 @@ def _bring_up(layout: LabLayout, host: LabHost, lab_image: Path) -> None:
         machine.remove(layout, host)
         key_line = machine.prepare(layout, host, lab_image)
         _record_host_key(layout, host, key_line)
-        pid = machine.boot(host)
+        pid = machine.boot(layout, host)
         machine.wait_until_running(layout, host, pid)
     except BaseException:
         machine.remove(layout, host)
@@ -132,7 +133,8 @@ def _replace_host_key(layout: LabLayout, host: LabHost, key_line: str) -> None:
 
 
 def down(layout: LabLayout, console: Console) -> None:
-    """Power every lab host off and remove namespaces, veths, mounts, processes and host files."""
+    """Power every lab host off and remove namespaces, veths, mounts, processes and every file of the lab's
+    state: hosts, inventories (the rehearsed projects' too), SSH keys."""
     check_can_run()
     hosts = _known_hosts(layout)
     for host in hosts:
@@ -141,10 +143,18 @@ def down(layout: LabLayout, console: Console) -> None:
     _remove_networks(layout, keep=set())
     network.remove_lan(layout)
     network.unguard(layout)
-    if layout.inventory.exists():
-        layout.inventory.unlink()
-    if layout.known_hosts.exists():
-        layout.known_hosts.unlink()
+    shutil.rmtree(layout.projects_dir, ignore_errors=True)
+    for path in (
+        layout.inventory,
+        layout.known_hosts,
+        layout.client_key,
+        layout.client_key.with_suffix(".pub"),
+    ):
+        path.unlink(missing_ok=True)
+    # Each host's own directory went with it; what is left of the state directory is what others put there.
+    for directory in (layout.hosts_dir, layout.state_dir):
+        with contextlib.suppress(OSError):  # not there, or not empty
+            directory.rmdir()
 
 
 def reboot(layout: LabLayout, name: str, console: Console) -> None:

@@ -9,6 +9,9 @@ from pathlib import Path
 
 MAX_HOSTS = 8
 MAX_INSTANCE = 9
+# Where the lab's builds keep the wheels they install (nix/lab/packages.nix reads the same variable).
+WHEEL_CACHE_ENV = "DJDEPLOY_LAB_WHEELS"
+DEFAULT_WHEEL_CACHE = "/var/cache/djdeploy/wheels"
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,9 @@ class LabLayout:
     cache_dir: Path
     state_dir: Path
     instance: int = 0
+    # The wheels the builds install, kept outside the store (DJDEPLOY_LAB_WHEELS), read-only in every host: a
+    # host that builds its own system (`build.on`) has no network to download them.
+    wheel_cache: Path = Path(DEFAULT_WHEEL_CACHE)
 
     @classmethod
     def from_environment(cls) -> LabLayout:
@@ -34,6 +40,7 @@ class LabLayout:
             cache_dir=Path(os.environ.get("DJDEPLOY_LAB_CACHE", "/var/cache/djdeploy-lab")),
             state_dir=Path(os.environ.get("DJDEPLOY_LAB_STATE", default_state)),
             instance=instance,
+            wheel_cache=Path(os.environ.get(WHEEL_CACHE_ENV) or DEFAULT_WHEEL_CACHE),
         )
 
     @property
@@ -57,6 +64,11 @@ class LabLayout:
     @property
     def hosts_dir(self) -> Path:
         return self.state_dir / "hosts"
+
+    @property
+    def projects_dir(self) -> Path:
+        """Where lab.rehearse writes each project's pinned requirements, Nix call and inventory."""
+        return self.state_dir / "projects"
 
     @property
     def client_key(self) -> Path:

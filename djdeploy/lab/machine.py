@@ -16,9 +16,6 @@ from djdeploy.remote import process
 from djdeploy.remote.ssh import Remote, SshSettings, SshTarget, port_open
 
 BOOT_TIMEOUT = 90.0
-# The wheels that the lab's builds install (nix/lab/packages.nix), read-only in every host: a host that
-# builds its own system (`build.on`) has no network to download them.
-WHEEL_CACHE = Path("/var/cache/djdeploy/wheels")
 POWEROFF_TIMEOUT = 20.0
 
 
@@ -94,7 +91,7 @@ def _authorize(root: Path, user: str, public_key: str) -> None:
         os.chown(path, uid, gid)
 
 
-def boot(host: LabHost) -> int:
+def boot(layout: LabLayout, host: LabHost) -> int:
     """Start systemd-nspawn with real systemd as PID 1 inside the host's namespace; return its PID."""
     cgroup_procs = cgroups.create(host.netns)
     with host.console_log.open("wb") as log:
@@ -113,7 +110,7 @@ def boot(host: LabHost) -> int:
                 "--resolv-conf=off",
                 "--timezone=off",
                 "--link-journal=no",
-                *([f"--bind-ro={WHEEL_CACHE}"] if WHEEL_CACHE.is_dir() else []),
+                *([f"--bind-ro={layout.wheel_cache}"] if layout.wheel_cache.is_dir() else []),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -192,7 +189,7 @@ def reboot(layout: LabLayout, host: LabHost) -> None:
     """
     power_off(layout, host)
     cgroups.kill_and_remove(host.netns)
-    pid = boot(host)
+    pid = boot(layout, host)
     wait_until_running(layout, host, pid)
 
 

@@ -81,6 +81,9 @@ def load(path: Path) -> LabProject:
             raise reader.fail(
                 fields[key], key, f"expected a dotted module path such as config.wsgi, got '{module}'"
             )
+        missing = _missing_module(directory, module)
+        if missing:
+            raise reader.fail(fields[key], key, missing)
     name = text("name", re.sub(r"[^a-z0-9]+", "-", directory.name.lower()).strip("-") or "site")
     if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
         raise reader.fail(
@@ -112,9 +115,30 @@ def load(path: Path) -> LabProject:
     )
 
 
+def _missing_module(directory: Path, module: str) -> str | None:
+    """Why module cannot be imported from the project directory, which the site imports its code from."""
+    base = directory.joinpath(*module.split("."))
+    tried = [base.parent / f"{base.name}.py", base / "__init__.py"]
+    if any(path.is_file() for path in tried):
+        return None
+    found = sorted(
+        ".".join(path.relative_to(directory).with_suffix("").parts)
+        for path in directory.rglob("wsgi.py")
+        if not any(
+            part.startswith(".") or part == "node_modules" for part in path.relative_to(directory).parts
+        )
+    )
+    modules = f" Its WSGI modules: {', '.join(found)}." if found and module.endswith("wsgi") else ""
+    return (
+        f"no module {module}: the site imports its code from {directory}, where neither "
+        f"{tried[0].relative_to(directory)} nor {tried[1].relative_to(directory)} exists. Name a module of "
+        f"the project, as Python imports it from the directory of manage.py.{modules}"
+    )
+
+
 def write_inventory(layout: LabLayout, project: LabProject, host_names: list[str]) -> Path:
     """The pinned requirements, the Nix call of nix/lab/project.nix and an inventory that builds it."""
-    directory = layout.state_dir / "projects" / project.name
+    directory = layout.projects_dir / project.name
     directory.mkdir(parents=True, exist_ok=True)
     requirements = directory / "requirements.txt"
     requirements.write_text(lockfile.requirements_text(lockfile.read(project.lock_file)))

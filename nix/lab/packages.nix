@@ -13,8 +13,12 @@
   hostRoot ? null,
   # Wheels kept between builds, outside the store, so that a rebuild needs no network.
   # Build users (group nixbld) must be able to write to it; without it, builds download
-  # every wheel again.
-  wheelCache ? "/var/cache/djdeploy/wheels",
+  # every wheel again. DJDEPLOY_LAB_WHEELS names another (read when evaluated impurely).
+  wheelCache ?
+    let
+      fromEnvironment = builtins.getEnv "DJDEPLOY_LAB_WHEELS";
+    in
+    if fromEnvironment != "" then fromEnvironment else "/var/cache/djdeploy/wheels",
   caddyVersion ? "2.11.7",
 }:
 let

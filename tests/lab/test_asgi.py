@@ -4,7 +4,6 @@ holds, rated and serving as the WSGI site does, and deployed back to WSGI."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,18 +12,12 @@ from djdeploy import inventory
 from djdeploy.lab.layout import LabLayout
 from djdeploy.remote import probe
 from djdeploy.remote.ssh import Remote
-from tests.lab.helpers import inv, lab_hosts, write_inventory
+from tests.lab.helpers import inv, write_inventory
 
 pytestmark = pytest.mark.lab
 
 GUNICORN = "gunicorn-example.service"
 MAX_EXPOSURE = 2.0
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[LabLayout]:
-    with lab_hosts(1) as layout:
-        yield layout
 
 
 def on_lab1(lab: LabLayout, *argv: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from djdeploy import inventory
 from djdeploy.lab.layout import LabLayout
 from djdeploy.remote import probe
 from djdeploy.remote.ssh import Remote
-from tests.lab.helpers import REPO, inv, lab_hosts
+from tests.lab.helpers import REPO, inv
 
 pytestmark = pytest.mark.lab
 
@@ -24,15 +23,7 @@ HOSTS = REPO / "nix" / "lab" / "hosts.nix"
 PACKAGES = REPO / "nix" / "lab" / "packages.nix"
 
 
-@pytest.fixture(scope="module")
-def lab() -> Iterator[LabLayout]:
-    with lab_hosts(3) as layout:
-        yield layout
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("build-on")
+LAB_HOSTS = 3
 
 
 def release(lab: LabLayout, workspace: Path, name: str, **build: str) -> Path:

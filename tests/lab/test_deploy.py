@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from djdeploy.lab import machine
 from djdeploy.lab.layout import LabLayout
 from djdeploy.remote import probe
 from djdeploy.remote.ssh import Remote
-from tests.lab.helpers import REPO, inv, lab_hosts, write_inventory
+from tests.lab.helpers import REPO, inv, write_inventory
 
 pytestmark = pytest.mark.lab
 
@@ -34,15 +33,7 @@ MISSING_MODULE_ERROR = "ModuleNotFoundError: No module named 'example_site.confi
 LAB_SUDO_PASSWORD = "lab-deploy-password"
 
 
-@pytest.fixture(scope="module")
-def lab() -> Iterator[LabLayout]:
-    with lab_hosts(3) as layout:
-        yield layout
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("deploy")
+LAB_HOSTS = 3
 
 
 def release_source(workspace: Path, release: str) -> Path:
@@ -108,15 +99,6 @@ def deploy_log(host: inventory.Host) -> list[dict[str, object]]:
     with Remote(host.ssh_target) as remote:
         lines = remote.run(["cat", host_paths.DEPLOY_LOG], check=False).stdout.splitlines()
     return [json.loads(line) for line in lines]
-
-
-@pytest.fixture(scope="module")
-def first(lab: LabLayout, workspace: Path) -> Path:
-    """lab1 with release 1.0.0 deployed by `inv deploy`."""
-    path = write_inventory(lab, workspace, "release-one")
-    result = deploy(path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return path
 
 
 def test_first_deploy_serves_the_site_and_records_it(first: Path) -> None:
@@ -201,7 +183,10 @@ def test_release_whose_gunicorn_cannot_start_is_rolled_back(
         # gunicorn's own error, once, then where to see more; no other unit's journal.
         assert text.count(MISSING_MODULE_ERROR) == 1, text
         assert text.count("The end of its journal") == 1, text
-        assert "gunicorn-example.service failed. The end of its journal:" in text
+        assert (
+            "gunicorn-example.service failed: gunicorn could not import the WSGI application: there is no "
+            "module 'example_site.config.missing' on the site's path" in text
+        )
         assert "More with `djdeploy logs lab1 --site example`." in text
         assert text.index(MISSING_MODULE_ERROR) < text.index("djdeploy logs lab1 --site example")
 

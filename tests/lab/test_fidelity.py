@@ -12,7 +12,6 @@ through them, so a directory in the lab is the same to it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ import yaml
 from djdeploy import inventory
 from djdeploy.lab.layout import LabLayout
 from djdeploy.remote.ssh import Remote
-from tests.lab.helpers import REPO, build, lab_hosts
+from tests.lab.helpers import REPO, build
 from tests.lab.test_deploy import deploy, said
 
 pytestmark = pytest.mark.lab
@@ -115,12 +114,6 @@ def test_djdeploy_relies_only_on_parts_a_nixos_toplevel_has() -> None:
     assert not lab_only, f"djdeploy relies on parts only the lab's toplevel has: {lab_only}\n{table}"
     # And the lab has every part of a NixOS toplevel that djdeploy uses.
     assert relied <= lab
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[LabLayout]:
-    with lab_hosts(1) as layout:
-        yield layout
 
 
 def test_a_deploy_of_a_store_path_that_is_no_system_switches_nothing(lab: LabLayout, tmp_path: Path) -> None:

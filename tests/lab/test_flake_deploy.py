@@ -4,7 +4,6 @@ with the lab's hosts as a flake (nix/lab/flake.nix)."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,16 +15,9 @@ from djdeploy.host import paths as host_paths
 from djdeploy.lab.layout import LabLayout
 from djdeploy.remote.ssh import Remote
 from tests.lab.flake import lab_flake_reference
-from tests.lab.helpers import lab_hosts
 from tests.lab.test_deploy import deploy, deploy_log, generation, page, said
 
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[LabLayout]:
-    with lab_hosts(1) as layout:
-        yield layout
 
 
 @pytest.fixture(scope="module")

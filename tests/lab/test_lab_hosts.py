@@ -13,9 +13,10 @@ import pytest
 from djdeploy import inventory
 from djdeploy.deploy import nix
 from djdeploy.lab import machine, network
+from djdeploy.lab import project as lab_project
 from djdeploy.lab.layout import LabLayout
 from djdeploy.remote.ssh import Remote, UnknownHostKeyError
-from tests.lab.helpers import build, inv
+from tests.lab.helpers import REPO, build, inv
 
 pytestmark = pytest.mark.lab
 
@@ -76,12 +77,16 @@ def test_lab_status_shows_both_hosts(two_hosts: inventory.Inventory) -> None:
 def test_down_leaves_nothing_behind() -> None:
     layout = LabLayout.from_environment()
     inv("lab.up", "--hosts", "1")
+    # What lab.rehearse writes for a project before it deploys it.
+    lab_project.write_inventory(
+        layout, lab_project.load(REPO / "tests/lab/cookiecutter_project/lab.yaml"), ["lab1"]
+    )
     inv("lab.down")
     assert network.lab_namespaces(layout) == {}
     assert network.lab_links(layout) == {}
     assert machine.lab_mounts(layout) == []
     assert machine.nspawn_pids(layout) == []
-    assert not any(layout.hosts_dir.iterdir())
+    assert not layout.state_dir.exists()
 
 
 def test_up_cleans_what_a_killed_run_left() -> None:

@@ -3,14 +3,13 @@ with those that break the old release while it serves and those that cannot be u
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from djdeploy.lab.layout import LabLayout
 from djdeploy.remote.ssh import Remote
-from tests.lab.helpers import lab_hosts, write_inventory
+from tests.lab.helpers import write_inventory
 from tests.lab.test_deploy import deploy, generation, lab1, release_source, said
 
 pytestmark = pytest.mark.lab
@@ -46,25 +45,6 @@ class Migration(migrations.Migration):
     operations = [migrations.RunPython(shout)]
 """,
 }
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[LabLayout]:
-    with lab_hosts(1) as layout:
-        yield layout
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("migration-plan")
-
-
-@pytest.fixture(scope="module")
-def first(lab: LabLayout, workspace: Path) -> Path:
-    path = write_inventory(lab, workspace, "release-one")
-    result = deploy(path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return path
 
 
 def applied(first: Path) -> list[str]:

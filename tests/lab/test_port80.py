@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,23 +13,12 @@ from djdeploy import inventory
 from djdeploy.lab.layout import LabLayout
 from djdeploy.remote import probe
 from djdeploy.remote.ssh import Remote
-from tests.lab.helpers import inv, lab_hosts, write_inventory
+from tests.lab.helpers import inv, write_inventory
 from tests.lab.test_deploy import deploy, deploy_log, generation, lab1, said
 
 pytestmark = pytest.mark.lab
 
 GUNICORN = ["gunicorn-example.socket", "gunicorn-example.service"]
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[LabLayout]:
-    with lab_hosts(1) as layout:
-        yield layout
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("port80")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """Migrations before the switch on a lab host: a slow safe one runs while the old release serves, a failing
 one switches nothing, an unsafe one stays with the switch and the deploy says why."""
 
-# ruff: noqa: F811 (the fixtures lab, workspace and first, imported, are the tests' arguments)
 from __future__ import annotations
 
 import ssl
@@ -17,9 +16,7 @@ from djdeploy.remote import probe
 from djdeploy.remote.ssh import Remote
 from tests.lab.helpers import write_inventory
 from tests.lab.test_deploy import deploy, deploy_log, generation, lab1, release_source, said, start_deploy
-
-# The lab, a workspace and lab1 with release 1.0.0: one of each for this module.
-from tests.lab.test_migration_plan import applied, first, lab, workspace  # noqa: F401
+from tests.lab.test_migration_plan import applied
 
 pytestmark = pytest.mark.lab
 

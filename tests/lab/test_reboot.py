@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,24 +19,13 @@ from djdeploy.host.records import Action, DeployRecord
 from djdeploy.lab import machine
 from djdeploy.lab.layout import LabLayout
 from djdeploy.remote.ssh import Remote
-from tests.lab.helpers import SYSTEMS, build, inv, lab_hosts, write_inventory
+from tests.lab.helpers import SYSTEMS, build, inv, write_inventory
 from tests.lab.test_deploy import deploy, lab1, page, release_source, start_deploy
 
 pytestmark = pytest.mark.lab
 
 # Data the example project carries in one release, so that copying that release takes a while.
 BALLAST_BYTES = 128 * 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[LabLayout]:
-    with lab_hosts(1) as layout:
-        yield layout
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("reboot")
 
 
 def release(lab: LabLayout, workspace: Path, name: str) -> Path:

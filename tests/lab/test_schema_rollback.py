@@ -4,7 +4,6 @@ migrations when asked, and a rollback that puts the schema back with the code, a
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import yaml
 
 from djdeploy.lab.layout import LabLayout
 from djdeploy.remote.ssh import Remote
-from tests.lab.helpers import inv, lab_hosts, write_inventory
+from tests.lab.helpers import inv, write_inventory
 from tests.lab.test_deploy import deploy, deploy_log, generation, lab1, release_source, said
 from tests.lab.test_migration_plan import MIGRATIONS, applied
 
@@ -35,25 +34,6 @@ DATA_WITHOUT_REVERSE = {
     "0002_titles.py": MIGRATIONS["0004_titles.py"].replace("0003_remove_note_colour", "0001_initial")
 }
 NOTES = "from example_site.notes.models import Note; "
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[LabLayout]:
-    with lab_hosts(1) as layout:
-        yield layout
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("schema-rollback")
-
-
-@pytest.fixture(scope="module")
-def first(lab: LabLayout, workspace: Path) -> Path:
-    path = write_inventory(lab, workspace, "release-one")
-    result = deploy(path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return path
 
 
 def release(

@@ -8,28 +8,16 @@ socket and not one request fails. The load is the zero-downtime benchmark's (ben
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bench.deploy import failed_requests_during
 from djdeploy.lab.layout import LabLayout
-from tests.lab.helpers import lab_hosts, write_inventory
+from tests.lab.helpers import write_inventory
 from tests.lab.test_deploy import deploy, lab1, page, release_source
 
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[LabLayout]:
-    with lab_hosts(1) as layout:
-        yield layout
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("stop-if-changed")
 
 
 def release(lab: LabLayout, workspace: Path, name: str, stop_if_changed: str) -> Path:

@@ -13,7 +13,7 @@ import yaml
 from rich.console import Console
 
 from djdeploy.errors import DjdeployError
-from djdeploy.lab import image, machine, network
+from djdeploy.lab import binary_cache, image, machine, network
 from djdeploy.lab.layout import MAX_HOSTS, LabHost, LabLayout
 from djdeploy.remote.ssh import Remote
 
@@ -67,8 +67,9 @@ def check_can_run() -> None:
         )
 
 
-def up(layout: LabLayout, count: int, console: Console) -> list[LabHost]:
-    """Make sure lab1..lab<count> are running; hosts already running are kept as they are."""
+def up(layout: LabLayout, count: int, console: Console, *, with_cache: bool = False) -> list[LabHost]:
+    """Make sure lab1..lab<count> are running; hosts already running are kept as they are. With the cache
+    (asked for now, or by an earlier lab.up that lab.down has not undone) the hosts substitute from it."""
     check_host_count(count)
     check_can_run()
     network.guard(layout)
@@ -83,6 +84,11 @@ def up(layout: LabLayout, count: int, console: Console) -> list[LabHost]:
         ThreadPoolExecutor(max_workers=MAX_HOSTS) as pool,
     ):
         list(pool.map(lambda host: _bring_up(layout, host, lab_image), missing))
+    if with_cache or binary_cache.configured(layout):
+        with console.status("Starting the lab's binary cache"):
+            binary_cache.ensure(layout)
+        for host in _known_hosts(layout):
+            binary_cache.configure_host(layout, host)
     write_inventory(layout)
     for host in missing:
         console.print(f"[green]up[/] {host.name} at {host.address}")
@@ -129,6 +135,7 @@ def down(layout: LabLayout, console: Console) -> None:
         machine.remove(layout, host)
         console.print(f"[yellow]down[/] {host.name}")
     _remove_networks(layout, keep=set())
+    binary_cache.stop(layout)
     network.remove_lan(layout)
     network.unguard(layout)
     if layout.inventory.exists():
@@ -216,8 +223,9 @@ def write_inventory(layout: LabLayout) -> None:
 
 
 def inventory_defaults(layout: LabLayout, site: str) -> dict[str, object]:
-    """The `defaults` of an inventory of lab hosts that run site: the lab's SSH key and host keys."""
-    return {
+    """The `defaults` of an inventory of lab hosts that run site: the lab's SSH key and host keys, and the
+    lab's binary cache while it runs."""
+    defaults: dict[str, object] = {
         "ssh": {
             "user": "root",
             "port": 22,
@@ -228,3 +236,6 @@ def inventory_defaults(layout: LabLayout, site: str) -> dict[str, object]:
         "sites": [site],
         "tags": ["lab"],
     }
+    if binary_cache.running(layout):
+        defaults["cache"] = binary_cache.inventory_section(layout)
+    return defaults

@@ -125,6 +125,12 @@ def ensure(layout: LabLayout) -> None:
     _start_caddy(layout)
 
 
+def caddyfile_text(layout: LabLayout) -> str:
+    """Caddy's configuration: the store's files, on the one address, with no admin endpoint or TLS."""
+    here = directory(layout)
+    return CADDYFILE.format(directory=here, port=PORT, address=address(layout), store=store(layout))
+
+
 def _start_caddy(layout: LabLayout) -> None:
     caddy = Path(
         process.output(
@@ -133,9 +139,7 @@ def _start_caddy(layout: LabLayout) -> None:
         ).strip()
     )
     here = directory(layout)
-    _caddyfile(layout).write_text(
-        CADDYFILE.format(directory=here, port=PORT, address=address(layout), store=store(layout))
-    )
+    _caddyfile(layout).write_text(caddyfile_text(layout))
     # Caddy keeps its state under HOME and the XDG directories: all of it stays in the cache's directory.
     environment = {"PATH": "/usr/bin:/bin", "HOME": str(here), "XDG_DATA_HOME": str(here / "caddy-data")}
     environment["XDG_CONFIG_HOME"] = str(here / "caddy-config")

@@ -1,6 +1,6 @@
 """Fleet benchmark on the lab: deploys to 1, 4 and 8 hosts, through the lab's binary cache and without it.
 
-Run as root: python3 -m bench.fleet [ROUNDS]. For each way (direct copy, cache) and each fleet size it boots
+Run as root: python3 -m bench.fleet [ROUNDS]. For each fleet size and each way (direct copy, cache) it boots
 a fresh lab of that many hosts (lab.up, with --cache for the cache), then times a first deploy and ROUNDS
 (default 3) one-line changes of the example site, each release built beforehand so that only the deploy is
 timed. For each deploy it prints:
@@ -150,8 +150,9 @@ def main() -> None:
     print(f"{CORES} cores; load at start {os.getloadavg()}", flush=True)
     try:
         with tempfile.TemporaryDirectory() as scratch:
-            for way in WAYS:
-                for count in FLEET_SIZES:
+            # Each size with both ways in turn: the machine's load drifts less between the two.
+            for count in FLEET_SIZES:
+                for way in WAYS:
                     results[(way, count)] = run_way(layout, way, count, rounds, Path(scratch))
     finally:
         control.down(layout, QUIET)
@@ -161,7 +162,7 @@ def main() -> None:
         "way    | deploy          | hosts | wall s             | floor s            | veths MB           "
         "| deployer MB        | load"
     )
-    for (way, count), kinds in results.items():
+    for (way, count), kinds in sorted(results.items()):
         for kind, deploys in kinds.items():
             columns = [
                 summary([d.wall for d in deploys], ""),

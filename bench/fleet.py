@@ -1,14 +1,15 @@
 """Fleet benchmark on the lab: deploys to 1, 4 and 8 hosts, through the lab's binary cache and without it.
 
-Run as root: python3 -m bench.fleet [ROUNDS]. For each fleet size and each way (direct copy, cache) it boots
-a fresh lab of that many hosts (lab.up, with --cache for the cache), then times a first deploy and ROUNDS
-(default 3) one-line changes of the example site, each release built beforehand so that only the deploy is
-timed. For each deploy it prints:
+Run as root: python3 -m bench.fleet [ROUNDS [SIZES]] (SIZES: 1,4,8 unless given, e.g. 1,8). For each
+fleet size and each way (direct copy, cache) it boots a fresh lab of that many hosts (lab.up, with --cache
+for the cache), then times a first deploy and ROUNDS (default 3) one-line changes of the example site, each
+release built beforehand so that only the deploy is timed. For each deploy it prints:
 - the wall time, and the CPU time the deployer (this process, its children and the lab's Caddy) and the lab
   hosts used: the hosts share this machine's cores, so that CPU time divided by the cores is the floor;
 - the bytes this machine sent to the run's hosts, from the host-side veths' counters
   (/sys/class/net/<veth>/statistics/tx_bytes), and, with the cache, the part of them that Caddy served
-  (HTTP bodies, from its access log) and the bytes the push wrote into the cache. The lab's cache runs on
+  (HTTP bodies, from its access log) and the bytes the push added to the cache's store (files named by
+  their content: a NAR the store already holds is not counted again). The lab's cache runs on
   this machine, so its traffic crosses the same veths: what leaves the deployer itself is the rest (SSH, and
   the TCP/IP headers of both), plus the push, which a cache on another machine would receive once;
 - the load average before the deploy (the machine is shared).
@@ -52,6 +53,8 @@ class Figures:
     cache_bytes: int
     pushed_bytes: int
     load: float
+    # The steps of the host whose steps took longest.
+    slowest_steps: str
 
     @property
     def deployer_bytes(self) -> int:
@@ -98,9 +101,11 @@ def measure(layout: LabLayout, hosts: Sequence[inventory.Host]) -> Figures:
         store_bytes(layout),
         caddy_cpu_seconds(layout),
     )
-    seconds, deployer_cpu, hosts_cpu = measured_deploy(layout, hosts)
+    seconds, deployer_cpu, hosts_cpu, results = measured_deploy(layout, hosts)
     cpu = deployer_cpu + hosts_cpu + caddy_cpu_seconds(layout) - caddy
+    slowest = max(results, key=lambda result: sum(duration for _, duration in result.steps))
     return Figures(
+        slowest_steps=", ".join(f"{name} {duration:.2f} s" for name, duration in slowest.steps),
         wall=seconds,
         floor=cpu / CORES,
         veth_bytes=veth_tx_bytes(layout, count) - veth,
@@ -114,7 +119,8 @@ def describe(figures: Figures) -> str:
     text = f"{figures.wall:.2f} s (floor {figures.floor:.2f} s), veths {_mb(figures.veth_bytes)}"
     if figures.cache_bytes or figures.pushed_bytes:
         text += f" of which cache {_mb(figures.cache_bytes)}, pushed {_mb(figures.pushed_bytes)}"
-    return text + f", deployer {_mb(figures.deployer_bytes)}; load {figures.load:.2f}"
+    text += f", deployer {_mb(figures.deployer_bytes)}; load {figures.load:.2f}"
+    return text + f"\n    slowest host: {figures.slowest_steps}"
 
 
 def run_way(layout: LabLayout, way: str, count: int, rounds: int, scratch: Path) -> dict[str, list[Figures]]:
@@ -145,13 +151,14 @@ def summary(values: list[float], unit: str) -> str:
 
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    sizes = tuple(int(size) for size in sys.argv[2].split(",")) if len(sys.argv) > 2 else FLEET_SIZES
     layout = LabLayout.from_environment()
     results: dict[tuple[str, int], dict[str, list[Figures]]] = {}
     print(f"{CORES} cores; load at start {os.getloadavg()}", flush=True)
     try:
         with tempfile.TemporaryDirectory() as scratch:
             # Each size with both ways in turn: the machine's load drifts less between the two.
-            for count in FLEET_SIZES:
+            for count in sizes:
                 for way in WAYS:
                     results[(way, count)] = run_way(layout, way, count, rounds, Path(scratch))
     finally:
@@ -174,8 +181,10 @@ def main() -> None:
             print(f"{way:6} | {kind:15} | {count:5} | " + " | ".join(f"{c:18}" for c in columns))
     for way in WAYS:
         for kind in ("first deploy", "one-line change"):
+            if (way, 1) not in results:
+                break
             one = results[(way, 1)][kind]
-            for count in FLEET_SIZES[1:]:
+            for count in sizes[1:]:
                 many = results[(way, count)][kind]
                 wall = _median([d.wall for d in many]) / _median([d.wall for d in one])
                 sent = _median([d.deployer_bytes for d in many]) / _median([d.deployer_bytes for d in one])

@@ -14,9 +14,9 @@ import yaml
 from djdeploy import inventory
 from djdeploy.deploy import nix
 from djdeploy.host import paths as host_paths
-from djdeploy.lab import binary_cache
+from djdeploy.lab import binary_cache, control
 from djdeploy.lab.layout import LabLayout
-from djdeploy.remote.ssh import Remote
+from djdeploy.remote.ssh import Remote, port_open
 from tests.lab.helpers import inv, lab_hosts, write_inventory
 
 pytestmark = pytest.mark.lab
@@ -110,3 +110,20 @@ def test_a_path_signed_with_a_key_the_host_does_not_trust_is_refused(lab: LabLay
     assert "so nothing was switched" in text
     assert "lacks a valid signature" in text, text
     assert on_host(host, ["readlink", host_paths.SYSTEM_PROFILE]) == before
+
+
+def test_lab_down_leaves_nothing_of_the_cache(lab: LabLayout) -> None:
+    caddy = int((binary_cache.directory(lab) / "caddy.pid").read_text())
+    assert port_open(binary_cache.address(lab), binary_cache.PORT, timeout=5)
+    inv("lab.down")
+    assert not binary_cache.directory(lab).exists()  # store, key pair, Caddy's files
+    assert not Path(f"/proc/{caddy}").exists()
+    # Nothing listens on the port (lab1's veth, and its address, are gone with the lab).
+    listening = subprocess.run(
+        ["ss", "-H", "-l", "-t", "-n", f"sport = :{binary_cache.PORT}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert listening.strip() == ""
+    assert "cache" not in control.inventory_defaults(lab, "example")

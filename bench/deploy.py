@@ -232,7 +232,7 @@ def run(workspace: Workspace) -> None:
         for count in FLEET_SIZES:
             fleet = workspace.release(f"1.3.{run_number}-{count}")
             hosts = [fleet.hosts[f"lab{index}"] for index in range(1, count + 1)]
-            seconds, deployer_cpu, hosts_cpu = measured_deploy(workspace.layout, hosts)
+            seconds, deployer_cpu, hosts_cpu, _ = measured_deploy(workspace.layout, hosts)
             walls[count].append(seconds)
             floor = (deployer_cpu + hosts_cpu) / CORES
             figures.append(
@@ -249,14 +249,17 @@ def run(workspace: Workspace) -> None:
         )
 
 
-def measured_deploy(layout: LabLayout, hosts: Sequence[inventory.Host]) -> tuple[float, float, float]:
-    """Wall time of a deploy, and the CPU seconds this process (with its children) and the hosts used."""
+def measured_deploy(
+    layout: LabLayout, hosts: Sequence[inventory.Host]
+) -> tuple[float, float, float, list[host_run.Result]]:
+    """Wall time of a deploy, the CPU seconds this process (with its children) and the hosts used, and the
+    hosts' results."""
     cgroup_names = [layout.host(int(host.name.removeprefix("lab"))).netns for host in hosts]
     deployer_before = _deployer_cpu()
     hosts_before = sum(cgroups.cpu_seconds(name) or 0.0 for name in cgroup_names)
-    seconds, _ = timed_deploy(hosts)
+    seconds, results = timed_deploy(hosts)
     hosts_cpu = sum(cgroups.cpu_seconds(name) or 0.0 for name in cgroup_names) - hosts_before
-    return seconds, _deployer_cpu() - deployer_before, hosts_cpu
+    return seconds, _deployer_cpu() - deployer_before, hosts_cpu, results
 
 
 def _deployer_cpu() -> float:

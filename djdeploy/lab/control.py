@@ -14,7 +14,7 @@ import yaml
 from rich.console import Console
 
 from djdeploy.errors import DjdeployError
-from djdeploy.lab import image, machine, network
+from djdeploy.lab import binary_cache, image, machine, network
 from djdeploy.lab.layout import MAX_HOSTS, LabHost, LabLayout
 from djdeploy.remote.ssh import Remote
 
@@ -69,10 +69,16 @@ def check_can_run() -> None:
 
 
 def up(
-    layout: LabLayout, count: int, console: Console, recipe: image.ImageRecipe = image.DEBIAN_12
+    layout: LabLayout,
+    count: int,
+    console: Console,
+    recipe: image.ImageRecipe = image.DEBIAN_12,
+    *,
+    with_cache: bool = False,
 ) -> list[LabHost]:
     """Make sure lab1..lab<count> are running on the recipe's image; hosts already running on it are kept
-    as they are, those running on another are booted anew on it."""
+    as they are, those running on another are booted anew on it. With the cache (asked for now, or by an
+    earlier lab.up that lab.down has not undone) the hosts substitute from it."""
     check_host_count(count)
     check_can_run()
     network.guard(layout)
@@ -94,6 +100,11 @@ def up(
         ThreadPoolExecutor(max_workers=MAX_HOSTS) as pool,
     ):
         list(pool.map(lambda host: _bring_up(layout, host, lab_image), missing))
+    if with_cache or binary_cache.configured(layout):
+        with console.status("Starting the lab's binary cache"):
+            binary_cache.ensure(layout)
+        for host in _known_hosts(layout):
+            binary_cache.configure_host(layout, host)
     write_inventory(layout)
     for host in missing:
         console.print(f"[green]up[/] {host.name} at {host.address}")
@@ -141,6 +152,7 @@ def down(layout: LabLayout, console: Console) -> None:
         machine.remove(layout, host)
         console.print(f"[yellow]down[/] {host.name}")
     _remove_networks(layout, keep=set())
+    binary_cache.stop(layout)
     network.remove_lan(layout)
     network.unguard(layout)
     shutil.rmtree(layout.projects_dir, ignore_errors=True)
@@ -236,8 +248,9 @@ def write_inventory(layout: LabLayout) -> None:
 
 
 def inventory_defaults(layout: LabLayout, site: str) -> dict[str, object]:
-    """The `defaults` of an inventory of lab hosts that run site: the lab's SSH key and host keys."""
-    return {
+    """The `defaults` of an inventory of lab hosts that run site: the lab's SSH key and host keys, and the
+    lab's binary cache while it runs."""
+    defaults: dict[str, object] = {
         "ssh": {
             "user": "root",
             "port": 22,
@@ -248,3 +261,6 @@ def inventory_defaults(layout: LabLayout, site: str) -> dict[str, object]:
         "sites": [site],
         "tags": ["lab"],
     }
+    if binary_cache.running(layout):
+        defaults["cache"] = binary_cache.inventory_section(layout)
+    return defaults

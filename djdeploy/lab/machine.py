@@ -171,10 +171,14 @@ def nspawn_pids(layout: LabLayout, host: LabHost | None = None) -> list[int]:
 
 def power_off(layout: LabLayout, host: LabHost) -> None:
     """Stop the container cleanly (SIGTERM makes systemd shut down); kill it if it does not stop in time."""
-    pids = nspawn_pids(layout, host)
+    terminate(nspawn_pids(layout, host), POWEROFF_TIMEOUT)
+
+
+def terminate(pids: list[int], timeout: float) -> None:
+    """SIGTERM the processes, and SIGKILL those that have not stopped within timeout seconds."""
     for pid in pids:
         _signal(pid, signal.SIGTERM)
-    deadline = time.monotonic() + POWEROFF_TIMEOUT
+    deadline = time.monotonic() + timeout
     while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     for pid in pids:

@@ -16,12 +16,17 @@ from djdeploy.tasks import deploy as deploy_task
 from djdeploy.tasks import ops
 
 
-@task(help={"hosts": "how many hosts to run, lab1..labN (1 to 8; default 1)"})
+@task(
+    help={
+        "hosts": "how many hosts to run, lab1..labN (1 to 8; default 1)",
+        "cache": "also run a signed binary cache the hosts fetch deploys from (until lab.down)",
+    }
+)
 @reports_errors
-def up(context: Context, hosts: int = 1) -> None:
+def up(context: Context, hosts: int = 1, cache: bool = False) -> None:
     """Boot lab hosts lab1..labN (building the Debian image the first time)."""
     layout = LabLayout.from_environment()
-    control.up(layout, hosts, console)
+    control.up(layout, hosts, console, with_cache=cache)
     console.print(f"Inventory for the lab: {layout.inventory}")
 
 

@@ -48,9 +48,10 @@ def build(expression: Path, **arguments: str) -> Path:
 
 
 @contextlib.contextmanager
-def lab_hosts(count: int) -> Iterator[LabLayout]:
-    """lab1..lab<count> up for the block, booted by `inv lab.up`; the lab goes down afterwards."""
-    inv("lab.up", "--hosts", str(count))
+def lab_hosts(count: int, *, cache: bool = False) -> Iterator[LabLayout]:
+    """lab1..lab<count> up for the block, booted by `inv lab.up` (with its binary cache when asked); the
+    lab goes down afterwards."""
+    inv("lab.up", "--hosts", str(count), *(["--cache"] if cache else []))
     try:
         yield LabLayout.from_environment()
     finally:

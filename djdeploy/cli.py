@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from importlib.metadata import version
-
 from invoke.program import Program
 
 from djdeploy.tasks import namespace, ops
@@ -12,6 +10,13 @@ from djdeploy.tasks.common import end_options_before_django_words
 
 class Djdeploy(Program):
     """Invoke's program over djdeploy's collection (as Fabric's `fab` is), with Django's words kept whole."""
+
+    def print_version(self) -> None:
+        # Read from the installed package only when asked: importlib.metadata costs start-up time.
+        from importlib.metadata import version
+
+        self.version = version("djdeploy")
+        super().print_version()
 
     def parse_tasks(self) -> None:
         # In `manage HOST COMMAND --flag` the flag is Django's: Invoke must not parse it as djdeploy's.
@@ -24,5 +29,4 @@ program = Djdeploy(
     binary="djdeploy",
     binary_names=["djdeploy"],
     namespace=namespace,
-    version=version("djdeploy"),
 )

@@ -49,7 +49,13 @@ def _problems(remote: Remote, address: str, sites: Sequence[Site]) -> list[str]:
         url = site.canonical_url + site.health_path
         try:
             response = probe.request(
-                address, site.hostname, site.health_path, port=site.port, tls=site.tls, verify=False
+                address,
+                site.hostname,
+                site.health_path,
+                port=site.port,
+                tls=site.tls,
+                verify=False,
+                read_certificate=False,
             )
         except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
             problems.append(f"{url} did not answer: {exc}")

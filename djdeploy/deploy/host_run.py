@@ -28,7 +28,6 @@ from djdeploy.host import system as host_system
 from djdeploy.host.records import Action, DeployRecord, RecordOutcome
 from djdeploy.host.sites import CADDY_UNIT, Site, of_remote_system, of_system
 from djdeploy.inventory import BuildPlace, Host
-from djdeploy.ops import verify
 from djdeploy.remote.ssh import ConnectionLost, Remote, RemoteCommandError
 
 
@@ -571,6 +570,8 @@ class HostRun:
                 problems = (f"it could not run: {exc.message}",)
             failure = "the health check failed: " + "; ".join(problems) if problems else None
             if failure is None and self.options.verify:
+                from djdeploy.ops import verify  # testinfra: imported only for --verify
+
                 with log.step("verify (named checks of the deployed state)") as step:
                     failed = [r for r in verify.check_host(self.remote, host.address, sites) if not r.passed]
                     step.failed = bool(failed)

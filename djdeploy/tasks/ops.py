@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
-from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
-from rich.table import Table
-from rich.text import Text
 
 from djdeploy.console import console, error_console, reports_errors
 from djdeploy.host import sites
 from djdeploy.ops import logs as journal
 from djdeploy.ops import manage as management
 from djdeploy.ops import status as host_status
-from djdeploy.ops import status_view
-from djdeploy.ops import verify as named_checks
 from djdeploy.tasks.common import (
     HOST_HELP,
     INVENTORY_HELP,
@@ -28,6 +24,12 @@ from djdeploy.tasks.common import (
     select_hosts,
     sudo_password,
 )
+
+if TYPE_CHECKING:
+    from invoke.context import Context
+    from rich.table import Table
+
+    from djdeploy.ops import verify as named_checks
 
 SITE_HELP = "the site, when the host runs several (default: its only site)"
 
@@ -90,6 +92,8 @@ def status(
     be reached, a unit of a site is not active, a site gives another answer than expected, or a site the
     inventory lists is not in the host's system.
     """
+    from djdeploy.ops import status_view
+
     hosts = select_hosts(inventory, host, on)
     statuses = host_status.query(hosts, timeout=timeout, sudo_password=sudo_password(hosts))
     if json:
@@ -139,6 +143,8 @@ def verify(
     context: Context, host: str | None = None, on: str | None = None, inventory: str | None = None
 ) -> None:
     """Check deployed hosts (Caddy, gunicorn, PostgreSQL, manage command, secret key), each check by name."""
+    from djdeploy.ops import verify as named_checks  # testinfra: imported only for this task
+
     hosts = select_hosts(inventory, host, on)
     password = sudo_password(hosts)
     with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
@@ -155,6 +161,9 @@ def verify(
 
 
 def _checks_table(host: str, results: list[named_checks.CheckResult]) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table("check", "site", "result", "detail", title=host, title_justify="left")
     for result in results:
         verdict = Text("pass", style="green") if result.passed else Text("FAIL", style="bold red")

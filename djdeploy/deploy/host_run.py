@@ -28,6 +28,7 @@ from djdeploy.host import system as host_system
 from djdeploy.host.records import Action, DeployRecord, RecordOutcome
 from djdeploy.host.sites import CADDY_UNIT, Site, of_remote_system, of_system
 from djdeploy.inventory import BuildPlace, Host
+from djdeploy.ops.status import migrated_command
 from djdeploy.remote.ssh import ConnectionLost, Remote, RemoteCommandError
 
 
@@ -585,7 +586,9 @@ class HostRun:
                 with log.step("confirm over a new SSH connection"):
                     try:
                         with fresh_connection.result() as fresh:
-                            supervisor.confirm(fresh, activation_id)
+                            supervisor.confirm(
+                                fresh, activation_id, then=self._migrated(activation_id, sites)
+                            )
                     except DjdeployError as exc:
                         failure = f"a new SSH connection to the switched host failed: {exc.message}"
             else:
@@ -595,6 +598,12 @@ class HostRun:
             reason, units = failure, [*(unit for site in sites for unit in site.units), CADDY_UNIT]
             self._on_host(lambda remote: supervisor.reject(remote, activation_id, reason, units))
         return failure
+
+    @staticmethod
+    def _migrated(activation_id: str, sites: Sequence[Site]) -> str:
+        """What the confirmation records for `status`: the sites this activation migrated have nothing to
+        apply, so the first status after a deploy starts no Django."""
+        return migrated_command(sites, f"{supervisor.directory(activation_id)}/started")
 
     def _wait(self, activation_id: str, states: Set[State], timeout: float) -> supervisor.Progress:
         """Wait for the supervisor; after a dropped connection, ask again over a new one."""

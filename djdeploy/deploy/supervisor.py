@@ -217,8 +217,13 @@ def _number(word: str) -> int | None:
     return int(word) if word.isdigit() else None
 
 
-def confirm(remote: Remote, activation_id: str) -> None:
-    remote.run(["touch", f"{directory(activation_id)}/confirmed"], privileged=True)
+def confirm(remote: Remote, activation_id: str, then: str = "") -> None:
+    """Confirm the activation; then: a shell command run on the host after it, whose failure is no failure
+    of the confirmation (the supervisor makes the system the boot default meanwhile)."""
+    confirmed = shlex.join(["touch", f"{directory(activation_id)}/confirmed"])
+    remote.run_shell(
+        f"{confirmed} || exit; {{ {then}\n}} >/dev/null 2>&1; exit 0" if then else confirmed, privileged=True
+    )
 
 
 def reject(remote: Remote, activation_id: str, reason: str, units: Sequence[str] = ()) -> None:

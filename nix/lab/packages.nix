@@ -111,20 +111,36 @@ rec {
 
   # collectstatic's output for the site's settings module; extraEnv: the site's own environment, which its
   # settings may read at import.
+  # collectstatic runs with the site's code, so its derivation changes with every release. The static files
+  # that reach a host are a copy of its output named by their content alone (builtins.path of the output,
+  # which evaluation builds first): a release that changed no static file keeps the same path, and a deploy
+  # of it copies none of them. Needs only Nix 2.0's builtins.path and import from derivation (on by default:
+  # allow-import-from-derivation); the hosts store a plain path. A system for another platform than the
+  # evaluating machine's (or evaluated without builtins.currentSystem, as a flake is) keeps the derivation's
+  # own output: evaluation cannot build it here.
   staticFiles =
     {
       site,
       settingsModule,
       extraEnv ? { },
     }:
-    shellDerivation (
-      extraEnv
-      // {
+    let
+      collected = shellDerivation (
+        extraEnv
+        // {
+          name = "${site.name}-static";
+          inherit site settingsModule;
+          script = ./builders/static-files.sh;
+        }
+      );
+    in
+    if (builtins.currentSystem or null) == system then
+      builtins.path {
         name = "${site.name}-static";
-        inherit site settingsModule;
-        script = ./builders/static-files.sh;
+        path = collected;
       }
-    );
+    else
+      collected;
 
   # A project the lab has never seen, from a directory and a pinned requirements file (nix/lab/project.nix).
   # Only the chosen worker class's packages and one PostgreSQL driver (psycopg 3 or psycopg2) are required.

@@ -14,6 +14,11 @@ from djdeploy.host.sites import Site
 from djdeploy.remote import probe
 from djdeploy.remote.ssh import Remote
 
+# Between two rounds of a check that found problems, doubling: a unit that was still starting is usually up
+# within a tenth of a second; a site that stays down is asked about once a second.
+FIRST_RETRY_SECONDS = 0.1
+LAST_RETRY_SECONDS = 1.0
+
 
 @dataclass(frozen=True)
 class Report:
@@ -35,10 +40,12 @@ def check(
     """
     deadline = time.monotonic() + timeout
     pause = stop or threading.Event()
+    retry = FIRST_RETRY_SECONDS
     while True:
         problems = _problems(remote, address, sites)
-        if not problems or time.monotonic() > deadline or pause.wait(0.5):
+        if not problems or time.monotonic() > deadline or pause.wait(retry):
             return Report(tuple(problems))
+        retry = min(2 * retry, LAST_RETRY_SECONDS)
 
 
 def _problems(remote: Remote, address: str, sites: Sequence[Site]) -> list[str]:

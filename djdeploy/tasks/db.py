@@ -9,13 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from invoke.tasks import task
-
 from djdeploy.console import console, reports_errors
 from djdeploy.errors import DjdeployError
 from djdeploy.host import sites
 from djdeploy.ops import db
-from djdeploy.tasks.common import INVENTORY_HELP, connect, one_host, sudo_password
+from djdeploy.tasks.common import INVENTORY_HELP, connect, one_host, sudo_password, task
 
 if TYPE_CHECKING:
     from invoke.context import Context

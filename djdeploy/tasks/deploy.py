@@ -8,8 +8,6 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
-from invoke.tasks import task
-
 from djdeploy.console import console, error_console, reports_errors
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import Host, Inventory, at_least_one, positive_seconds
@@ -22,6 +20,7 @@ from djdeploy.tasks.common import (
     one_host,
     select_hosts,
     sudo_password,
+    task,
 )
 
 if TYPE_CHECKING:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from invoke.tasks import task
-
 from djdeploy.console import console, reports_errors
 from djdeploy.lab.layout import LabLayout
 from djdeploy.tasks import deploy as deploy_task
 from djdeploy.tasks import ops
+from djdeploy.tasks.common import task
 
 if TYPE_CHECKING:
     from invoke.context import Context

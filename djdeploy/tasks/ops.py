@@ -6,9 +6,6 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from invoke.exceptions import Exit
-from invoke.tasks import task
-
 from djdeploy.console import console, error_console, reports_errors
 from djdeploy.host import sites
 from djdeploy.ops import logs as journal
@@ -20,9 +17,11 @@ from djdeploy.tasks.common import (
     TAG_HELP,
     connect,
     django_words,
+    exit_with,
     one_host,
     select_hosts,
     sudo_password,
+    task,
 )
 
 if TYPE_CHECKING:
@@ -65,7 +64,7 @@ def manage(
         chosen = sites.pick(sites.of_inventory(sites.read(remote), target.sites), site, target.name)
         code = management.run(remote, chosen, arguments, terminal=terminal)
     if code:
-        raise Exit(code=code)
+        raise exit_with(code)
 
 
 @task(
@@ -103,7 +102,7 @@ def status(
     if any(not state.healthy for state in statuses):
         if not json:
             error_console.print(status_view.problems(statuses))
-        raise Exit(code=1)
+        raise exit_with(1)
 
 
 @task(
@@ -134,7 +133,7 @@ def logs(
         chosen = [sites.pick(host_sites, site, target.name)] if site else host_sites
         code = journal.show(remote, chosen, follow=follow, since=since, lines=lines)
     if code:
-        raise Exit(code=code)
+        raise exit_with(code)
 
 
 @task(help={"host": HOST_HELP, "on": TAG_HELP, "inventory": INVENTORY_HELP})
@@ -157,7 +156,7 @@ def verify(
         ]
     if failed:
         error_console.print(f"[red]{len(failed)} check(s) failed:[/] {', '.join(failed)}")
-        raise Exit(code=1)
+        raise exit_with(1)
 
 
 def _checks_table(host: str, results: list[named_checks.CheckResult]) -> Table:

@@ -1,12 +1,12 @@
-"""Wall time of `inv status` on 1 and on 8 lab hosts with the example site (targets: 8 hosts at most 1.3 x
-1 host warm, 2 x cold).
+"""Wall time of `djdeploy status` on 1 and on 8 lab hosts with the example site (targets: 8 hosts at most
+1.3 x 1 host warm, 2 x cold).
 
 Run as root: python3 -m bench.status [--runs N]. Boots lab1..lab8 with the example site deployed, then
 times, for each host count, the first run after the deploy (which left each site's migration plan on its
 host), a cold run (the hosts' cached migration plans removed first: each host starts Django) and N warm
-runs, both of the `inv` command line and of the query alone (in this process, without Python's start-up),
-and prints medians with their range. The lab's hosts share this machine's CPUs, so it prints how busy other
-work keeps them too.
+runs, both of the `djdeploy` command beside this Python and of the query alone (in this process, without
+Python's start-up), and prints medians with their range. The lab's hosts share this machine's CPUs, so it
+prints how busy other work keeps them too.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from collections.abc import Callable
 
 from djdeploy import inventory
@@ -70,7 +71,7 @@ def main() -> None:
             names = ",".join(host.name for host in hosts)
 
             def command_line(names: str = names) -> None:
-                argv = [sys.executable, "-m", "invoke", "status", "--host", names]
+                argv = [str(Path(sys.executable).parent / "djdeploy"), "status", "--host", names]
                 subprocess.run(argv, env=environment, stdout=subprocess.DEVNULL, check=True)
 
             def query(hosts: list[inventory.Host] = hosts) -> None:
@@ -85,7 +86,7 @@ def main() -> None:
             warm, alone = statistics.median(warm_runs), statistics.median(alone_runs)
             results[count] = (after_deploy, cold, warm, alone)
             print(
-                f"inv status, {count} host(s): first after the deploy {after_deploy:.2f} s, "
+                f"djdeploy status, {count} host(s): first after the deploy {after_deploy:.2f} s, "
                 f"cold {cold:.2f} s, warm {warm:.2f} s (median of {options.runs}, {_range(warm_runs)}); "
                 f"the query alone {alone:.2f} s ({_range(alone_runs)})"
             )

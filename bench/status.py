@@ -17,8 +17,8 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from djdeploy import inventory
 from djdeploy.ops import status

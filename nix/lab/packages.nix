@@ -116,8 +116,8 @@ rec {
   # which evaluation builds first): a release that changed no static file keeps the same path, and a deploy
   # of it copies none of them. Needs only Nix 2.0's builtins.path and import from derivation (on by default:
   # allow-import-from-derivation); the hosts store a plain path. A system for another platform than the
-  # evaluating machine's (or evaluated without builtins.currentSystem, as a flake is) keeps the derivation's
-  # own output: evaluation cannot build it here.
+  # evaluating machine's keeps the derivation's own output: evaluation cannot build it here. A flake, which
+  # cannot ask for the machine's platform, is taken to be evaluated on its own (the lab flake is).
   staticFiles =
     {
       site,
@@ -134,7 +134,7 @@ rec {
         }
       );
     in
-    if (builtins.currentSystem or null) == system then
+    if (builtins.currentSystem or system) == system then
       builtins.path {
         name = "${site.name}-static";
         path = collected;

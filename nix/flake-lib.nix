@@ -116,6 +116,12 @@ rec {
   # (one that needs no database or secret, such as the base settings). `environment` adds or overrides
   # variables the settings read. `site` is the project's package or, as for the module's `pythonEnv`, a ready
   # environment (uv2nix, poetry2nix) given as `pythonEnv`.
+  # byContent: return collectstatic's output copied to a store path named by its content alone (not a
+  # derivation), so that a release that changed no static file keeps the same path and a deploy copies none
+  # of them. collectstatic runs with the site's code, so without it every release makes a new path of every
+  # static file. It needs Nix 2.0 or later (builtins.path) with import from derivation allowed (the default,
+  # allow-import-from-derivation): evaluation builds the static files first, so the evaluating machine must
+  # be able to build for the server's platform.
   mkStaticFiles =
     {
       pkgs,
@@ -125,6 +131,7 @@ rec {
       python ? site.python or site.pythonModule,
       extraPackages ? [ ],
       environment ? { },
+      byContent ? false,
     }:
     let
       environmentOfSite =
@@ -132,20 +139,30 @@ rec {
           pythonEnv
         else
           python.withPackages (_: [ (python.pkgs.toPythonModule site) ] ++ extraPackages);
+      name = "${site.pname or "django-site"}-static";
+      collected =
+        pkgs.runCommand "${name}-${site.version or "0"}"
+          (
+            {
+              DJANGO_SETTINGS_MODULE = settingsModule;
+              SECRET_KEY = "collectstatic";
+              DATABASE_URL = "sqlite://:memory:";
+              MEDIA_ROOT = "/dev/null";
+              ALLOWED_HOSTS = "localhost";
+            }
+            // environment
+          )
+          ''
+            export STATIC_ROOT="$out"
+            ${environmentOfSite}/bin/python -m django collectstatic --noinput
+          '';
     in
-    pkgs.runCommand "${site.pname or "django-site"}-static-${site.version or "0"}"
-      (
-        {
-          DJANGO_SETTINGS_MODULE = settingsModule;
-          SECRET_KEY = "collectstatic";
-          DATABASE_URL = "sqlite://:memory:";
-          MEDIA_ROOT = "/dev/null";
-          ALLOWED_HOSTS = "localhost";
-        }
-        // environment
-      )
-      ''
-        export STATIC_ROOT="$out"
-        ${environmentOfSite}/bin/python -m django collectstatic --noinput
-      '';
+    if byContent then
+      builtins.path {
+        # Without the version: the name is part of the path.
+        inherit name;
+        path = collected;
+      }
+    else
+      collected;
 }

@@ -175,5 +175,5 @@ def install(
 ) -> FakeNetwork:
     """Make every Remote connect to these hosts, by address; any other address is unreachable."""
     network = FakeNetwork(dict(hosts), passthrough=passthrough)
-    monkeypatch.setattr(ssh, "Connection", network.connection)
+    monkeypatch.setattr(ssh, "fabric_connection", network.connection)
     return network

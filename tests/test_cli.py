@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from djdeploy import cli
 from djdeploy.cli import program
 from djdeploy.tasks import ops
 from djdeploy.tasks.common import (
@@ -167,3 +168,67 @@ def test_djangos_flags_are_not_taken_for_djdeploys(project: Path, command: list[
     assert result.returncode == 1
     assert "No idea what" not in result.stderr
     assert "inventory.yaml has no host named nohost. Hosts it lists: lab1, lab2." in result.stderr
+
+
+def invoke_reads(words: list[str]) -> tuple[str | None, dict[str, object]]:
+    """The task and the arguments Invoke's program parses from a command line."""
+    reader = cli.invoke_program.__wrapped__()
+    reader.create_config()
+    reader.parse_core(["djdeploy", *words])
+    reader.parse_collection()
+    reader.parse_tasks()
+    [parsed] = reader.tasks
+    return parsed.name, {
+        argument.name: argument.value for argument in parsed.args.values() if argument.got_value
+    }
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["deploy"],
+        ["deploy", "--host", "web1,web2", "--dry-run", "--parallel=3", "--build-on", "target"],
+        ["deploy", "--on", "@web", "--verify", "--confirm-timeout", "30", "--inventory=prod.yaml"],
+        ["status", "--json", "--timeout", "5"],
+        ["status", "--host=lab1", "--timeout=2.5"],
+        ["verify", "--on", "@db"],
+    ],
+)
+def test_a_plain_command_line_gets_the_arguments_invoke_would_parse(words: list[str]) -> None:
+    plain = cli.plain_arguments(words)
+    assert plain is not None
+    declared, arguments = plain
+    assert (declared.invoke_task.name, arguments) == invoke_reads(words)
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        [],
+        ["--list"],
+        ["deploy", "--help"],
+        ["deploy", "-H", "web1"],
+        ["deploy", "--host"],
+        ["deploy", "--host", "--dry-run"],
+        ["deploy", "--host", "a", "--host", "b"],
+        ["deploy", "--dry_run"],
+        ["deploy", "--dry-run=yes"],
+        ["deploy", "status"],
+        ["status", "--timeout", "soon"],
+        ["rollback", "--host", "web1"],
+        ["manage", "web1", "migrate"],
+        ["db.backups", "web1"],
+    ],
+)
+def test_any_other_command_line_goes_to_invoke(words: list[str]) -> None:
+    assert cli.plain_arguments(words) is None
+
+
+def test_a_plain_command_line_runs_without_invoke() -> None:
+    script = (
+        "import sys; from djdeploy import cli; cli.plain_arguments(['deploy', '--dry-run']); "
+        "heavy = ('invoke', 'fabric', 'paramiko'); "
+        "print(sorted(name for name in sys.modules if name.split('.')[0] in heavy))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout == "[]\n"

@@ -40,6 +40,7 @@ from djdeploy.host import lock, records, sites
 from djdeploy.host import paths as host_paths
 from djdeploy.host import system as host_system
 from djdeploy.inventory import BuildSpec, Host, Timeouts
+from djdeploy.ops import status
 from djdeploy.remote import process
 from djdeploy.remote.ssh import Remote, SshSettings, SshTarget
 from djdeploy.tasks import deploy as deploy_tasks
@@ -100,6 +101,12 @@ def waits_for_the_switch(command: str) -> bool:
 
 
 ACTIVATION_ID = "20261123T000000-abcdef"
+
+
+def confirms(activation_dir: str) -> str:
+    """The confirmation, which also records for `status` that the activation migrated the site."""
+    migrated = status.migrated_command([SITE], f"{activation_dir}/started")
+    return f"touch {activation_dir}/confirmed || exit; {{ {migrated}\n}} </dev/null >/dev/null 2>&1 &"
 
 
 @dataclass
@@ -324,7 +331,7 @@ def test_deploy_runs_these_commands_in_this_order(host: Host, fakes: DeployHost)
     assert "deadline=" in commands[5]
     assert waits_for_the_switch(commands[5])
     # Confirmation goes over a second, new connection.
-    assert confirmation.commands == [f"touch {activation_dir}/confirmed"]
+    assert confirmation.commands == [confirms(activation_dir)]
     assert "deadline=" in commands[6]
     assert not waits_for_the_switch(commands[6])
     # The supervisor wrote the deploy log's line and released the lock when it ended: the deployer neither.
@@ -457,7 +464,7 @@ def test_a_wait_cut_off_asks_again_over_a_new_connection_and_keeps_it(host: Host
     main, reconnected, confirmation = fakes
     assert main.commands[-1].startswith("deadline=")
     assert reconnected.commands[0] == main.commands[-1]  # the same wait, asked again
-    assert confirmation.commands == [f"touch {supervisor.directory(ACTIVATION_ID)}/confirmed"]
+    assert confirmation.commands == [confirms(supervisor.directory(ACTIVATION_ID))]
     assert reconnected.commands[-1].startswith("deadline=")  # the wait for the final state
     assert not any(writes_the_log_or_unlocks(c) for connection in fakes for c in connection.commands)
 

@@ -298,7 +298,9 @@ def test_builder_script_parses(script: Path) -> None:
 PACKAGE_DERIVATIONS = """
   let packages = import ./nix/lab/packages.nix { };
   in builtins.mapAttrs (_: package: package.drvPath) {
-    inherit (packages.example) deps site static;
+    inherit (packages.example) deps site;
+    # The static files themselves are a path named by their content, which only a build gives.
+    static = packages.example.collectedStatic;
     inherit (packages) caddy;
     script = packages.writeScript "hello" "echo hello";
   }

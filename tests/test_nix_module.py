@@ -588,6 +588,48 @@ def test_static_files_of_a_ready_environment_use_its_python() -> None:
     )
 
 
+# A stand-in for pkgs.runCommand that builds for real: its output holds the environment's STATIC_CONTENT only.
+_STATIC_BY_CONTENT = """
+{ flakeLib, version, content }:
+flakeLib.mkStaticFiles {
+  pkgs.runCommand = name: environment: _script: builtins.derivation (environment // {
+    inherit name;
+    system = builtins.currentSystem;
+    builder = "/bin/sh";
+    args = [ "-c" "echo $STATIC_CONTENT > $out" ];
+  });
+  site = { pname = "example-site"; inherit version; };
+  pythonEnv = { outPath = "/nix/store/00000000000000000000000000000000-mysite-env"; };
+  settingsModule = "mysite.settings";
+  environment = { STATIC_CONTENT = content; SITE_RELEASE = version; };
+  byContent = true;
+}
+"""
+
+
+def static_by_content(version: str, content: str) -> str:
+    """The static files' path of a release, built (the evaluation builds collectstatic's output first)."""
+    output = run_nix(
+        nix_tool("nix-instantiate"),
+        "--eval",
+        "--read-write-mode",
+        *NO_SUBSTITUTERS,
+        "--expr",
+        f"({_STATIC_BY_CONTENT}) {{ flakeLib = import {REPO}/nix/flake-lib.nix; "
+        f"version = {json.dumps(version)}; content = {json.dumps(content)}; }}",
+    )
+    return str(json.loads(output))
+
+
+def test_static_files_by_content_keep_their_path_while_they_do_not_change() -> None:
+    first = static_by_content("1.0.0", "a { color: red }")
+    assert first.endswith("-example-site-static")
+    assert Path(first).read_text() == "a { color: red }\n"
+    # Another release (its collectstatic derivation differs) with the same files: the same path.
+    assert static_by_content("1.0.1", "a { color: red }") == first
+    assert static_by_content("1.0.2", "a { color: blue }") != first
+
+
 # Scripts, built and run -------------------------------------------------------------------------------------
 
 

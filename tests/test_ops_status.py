@@ -258,6 +258,30 @@ def test_a_failing_plan_is_reported_and_not_kept(fake_bin: Path) -> None:
     assert (fake_bin / "runs").read_text().count("run") == 2
 
 
+def test_a_deploy_that_migrated_the_site_leaves_a_plan_with_nothing_to_apply(fake_bin: Path) -> None:
+    [site] = sites.parse_manifest(json.dumps([EXAMPLE_SITE]), "of the test")
+    since = fake_bin / "started"
+    systemctl = fake_bin / "bin" / "systemctl"
+    systemctl.write_text(f"#!/bin/sh\ncat {fake_bin}/migrated\n")
+    systemctl.chmod(0o755)
+
+    def record_migrated(migrated: str, started: int) -> None:
+        (fake_bin / "migrated").write_text(migrated)
+        since.write_text(f"{started}\n")
+        subprocess.run(["sh", "-c", status.migrated_command([site], str(since))], check=True)
+
+    record_migrated("@1700000000\n", 1700000001)  # migrated before this activation: nothing recorded
+    record_migrated("\n", 1700000000)  # never active
+    assert not (fake_bin / "cache").exists()
+    record_migrated("@1700000005\n", 1700000001)
+    assert plan_of() == status.Section("", 0)
+    assert not (fake_bin / "runs").exists()  # no Django started
+    (fake_bin / "fingerprint").write_text("20|21\n")  # the table changed since: the plan is asked again
+    assert plan_of() == status.Section(
+        "[X]  auth.0001_initial\n[ ]  notes.0002_tags\n@@djdeploy-applied\nauth.0001_initial", 0
+    )
+
+
 @pytest.fixture
 def tarpit() -> Iterator[int]:
     """A port that accepts connections and never says anything, as a hung host does."""

@@ -24,6 +24,10 @@ from djdeploy.remote.ssh import Remote
 # Run in the site's `manage-<site> shell` on the host: the exception of a request that answers 500.
 REQUEST_ERROR_SCRIPT = resources.files("djdeploy.deploy").joinpath("request-error.py").read_text()
 _REQUEST_ERROR_MARKER = "@@djdeploy-request-error "
+# Between two rounds of a check that found problems, doubling: a unit that was still starting is usually up
+# within a tenth of a second; a site that stays down is asked about once a second.
+FIRST_RETRY_SECONDS = 0.1
+LAST_RETRY_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -46,12 +50,14 @@ def check(
     """
     deadline = time.monotonic() + timeout
     pause = stop or threading.Event()
+    retry = FIRST_RETRY_SECONDS
     while True:
         problems, failing = _problems(remote, address, sites)
-        if not problems or time.monotonic() > deadline or pause.wait(0.5):
+        if not problems or time.monotonic() > deadline or pause.wait(retry):
             for index, site in failing.items():
                 problems[index] = _server_error(remote, site) or problems[index]
             return Report(tuple(problems))
+        retry = min(2 * retry, LAST_RETRY_SECONDS)
 
 
 def _problems(remote: Remote, address: str, sites: Sequence[Site]) -> tuple[list[str], dict[int, Site]]:
@@ -64,7 +70,13 @@ def _problems(remote: Remote, address: str, sites: Sequence[Site]) -> tuple[list
         url = site.canonical_url + site.health_path
         try:
             response = probe.request(
-                address, site.hostname, site.health_path, port=site.port, tls=site.tls, verify=False
+                address,
+                site.hostname,
+                site.health_path,
+                port=site.port,
+                tls=site.tls,
+                verify=False,
+                read_certificate=False,
             )
         except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
             problems.append(f"{url} did not answer: {exc}")

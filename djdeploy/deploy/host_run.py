@@ -41,7 +41,8 @@ from djdeploy.host import system as host_system
 from djdeploy.host.records import Action, DeployRecord, RecordedBackup, RecordOutcome
 from djdeploy.host.sites import CADDY_UNIT, Site, of_remote_system, of_system
 from djdeploy.inventory import BeforeMigrate, BuildPlace, Host
-from djdeploy.ops import db, verify
+from djdeploy.ops import db
+from djdeploy.ops.status import migrated_command
 from djdeploy.remote.ssh import ConnectionLost, Remote, RemoteCommandError
 
 
@@ -665,6 +666,8 @@ class HostRun:
                 problems = (f"it could not run: {exc.message}",)
             failure = "the health check failed: " + "; ".join(problems) if problems else None
             if failure is None and self.options.verify:
+                from djdeploy.ops import verify  # testinfra: imported only for --verify
+
                 with log.step("verify (named checks of the deployed state)") as step:
                     failed = [r for r in verify.check_host(self.remote, host.address, sites) if not r.passed]
                     step.failed = bool(failed)
@@ -678,7 +681,9 @@ class HostRun:
                 with log.step("confirm over a new SSH connection"):
                     try:
                         with fresh_connection.result() as fresh:
-                            supervisor.confirm(fresh, activation_id)
+                            supervisor.confirm(
+                                fresh, activation_id, then=self._migrated(activation_id, sites)
+                            )
                     except DjdeployError as exc:
                         failure = f"a new SSH connection to the switched host failed: {exc.message}"
             else:
@@ -688,6 +693,12 @@ class HostRun:
             reason, units = failure, [*(unit for site in sites for unit in site.units), CADDY_UNIT]
             self._on_host(lambda remote: supervisor.reject(remote, activation_id, reason, units))
         return failure
+
+    @staticmethod
+    def _migrated(activation_id: str, sites: Sequence[Site]) -> str:
+        """What the confirmation records for `status`: the sites this activation migrated have nothing to
+        apply, so the first status after a deploy starts no Django."""
+        return migrated_command(sites, f"{supervisor.directory(activation_id)}/started")
 
     def _wait(self, activation_id: str, states: Set[State], timeout: float) -> supervisor.Progress:
         """Wait for the supervisor; after a dropped connection, ask again over a new one."""

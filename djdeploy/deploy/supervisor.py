@@ -229,8 +229,14 @@ def _number(word: str) -> int | None:
     return int(word) if word.isdigit() else None
 
 
-def confirm(remote: Remote, activation_id: str) -> None:
-    remote.run(["touch", f"{directory(activation_id)}/confirmed"], privileged=True)
+def confirm(remote: Remote, activation_id: str, then: str = "") -> None:
+    """Confirm the activation; then: a shell command the host runs after it, in the background (the
+    confirmation neither waits for it nor fails with it)."""
+    confirmed = shlex.join(["touch", f"{directory(activation_id)}/confirmed"])
+    remote.run_shell(
+        f"{confirmed} || exit; {{ {then}\n}} </dev/null >/dev/null 2>&1 &" if then else confirmed,
+        privileged=True,
+    )
 
 
 def reject(remote: Remote, activation_id: str, reason: str, units: Sequence[str] = ()) -> None:

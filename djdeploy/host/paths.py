@@ -13,5 +13,7 @@ DEPLOY_LOG = "/var/lib/djdeploy/deploys.jsonl"
 ACTIVATION_DIR = "/run/djdeploy/activations"
 # The sites' database dumps, one directory per site, readable by root only (never in the Nix store).
 BACKUP_DIR = "/var/backup/djdeploy"
+# The status task's answers that cost a Django start (each site's migration plan), kept across reboots.
+STATUS_CACHE = "/var/lib/djdeploy/status-cache"
 # Every activation supervisor of the host holds this file's flock while it changes what the host runs.
 SWITCH_LOCK = "/run/djdeploy/switch.lock"

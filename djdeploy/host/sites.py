@@ -62,6 +62,10 @@ class Site:
         return f"gunicorn-{self.name}.service"
 
     @property
+    def migrate_unit(self) -> str:
+        return f"django-migrate-{self.name}.service"
+
+    @property
     def tls(self) -> bool:
         """Whether Caddy serves the site over HTTPS: on every port but 80 (nix/sites/addresses.nix)."""
         return self.port != 80

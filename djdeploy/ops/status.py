@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from djdeploy.errors import DjdeployError
+from djdeploy.host import paths as host_paths
 from djdeploy.host import records, sites
 from djdeploy.host import system as host_system
 from djdeploy.host.lock import LockOwner
@@ -36,7 +37,7 @@ from djdeploy.remote.ssh import Remote
 PROBE_TIMEOUT = 5.0
 # Time for the answers of a connected host; a host gets its connect timeout on top of it.
 QUERY_TIMEOUT = 30.0
-MIGRATIONS_CACHE = "/run/djdeploy/status-cache"
+MIGRATIONS_CACHE = host_paths.STATUS_CACHE
 
 
 @dataclass(frozen=True)
@@ -157,9 +158,13 @@ def _site_commands(host_sites: Sequence[Site]) -> list[tuple[str, str]]:
 
 # Starting Django takes the host about a second per site; its answer is kept on the host and reused
 # while the site's code (named by store paths in its manage command) and its migrations table are unchanged.
-_CACHED_PLAN = """\
+_PLAN_KEY = """\
 fingerprint=$(runuser -u postgres -- psql -XAtq -d {database} -c {query} 2>/dev/null)
 key="$(cksum <"$(command -v {manage})") $fingerprint"
+"""
+_CACHED_PLAN = (
+    _PLAN_KEY
+    + """\
 if [ -n "$fingerprint" ] && [ "$(head -n 1 {cache} 2>/dev/null)" = "$key" ]; then
   tail -n +2 {cache}
   exit
@@ -174,6 +179,22 @@ if [ -n "$fingerprint" ] && mkdir -p {cache_dir}; then
 fi
 printf '%s\\n' "$plan"
 """
+)
+# A site whose migrate unit became active since the second in {since}: `migrate` ran for its code and
+# succeeded, so its plan has nothing to apply. The deploy records that, and the next status needs no Django.
+_MIGRATED_PLAN = (
+    """\
+ran=$(systemctl show --timestamp=unix --property=ActiveEnterTimestamp --value {unit})
+if [ "${{ran#@}}" -ge "$(cat {since})" ] 2>/dev/null; then
+"""
+    + _PLAN_KEY
+    + """\
+  if [ -n "$fingerprint" ] && mkdir -p {cache_dir}; then
+    printf '%s\\n\\n' "$key" >{cache}.$$ && mv -f {cache}.$$ {cache}
+  fi
+fi
+"""
+)
 
 
 # After the plan, the migrations the database has applied, one a line.
@@ -187,16 +208,32 @@ def migrations_command(site: Site) -> str:
     if site.database is None:
         # A database elsewhere: no cheap way to tell whether its migrations table changed.
         return showmigrations
-    return _CACHED_PLAN.format(
-        database=shlex.quote(site.database.name),
-        query=shlex.quote("SELECT count(*), max(id) FROM django_migrations"),
-        rows=shlex.quote("SELECT app || '.' || name FROM django_migrations ORDER BY id"),
-        applied_mark=shlex.quote(APPLIED_MARK),
-        manage=shlex.quote(site.manage_command),
-        showmigrations=showmigrations,
-        cache_dir=shlex.quote(MIGRATIONS_CACHE),
-        cache=shlex.quote(f"{MIGRATIONS_CACHE}/{site.name}"),
+    return _CACHED_PLAN.format(showmigrations=showmigrations, **_plan_fields(site))
+
+
+def migrated_command(host_sites: Sequence[Site], since_file: str) -> str:
+    """Shell command that records, for each site migrated since the second since_file holds, that it has no
+    unapplied migration (what `status` would otherwise start Django to learn)."""
+    return "".join(
+        _MIGRATED_PLAN.format(unit=shlex.quote(site.migrate_unit), since=shlex.quote(since_file), **fields)
+        for site in host_sites
+        if (fields := _plan_fields(site))
     )
+
+
+def _plan_fields(site: Site) -> dict[str, str]:
+    """What the cached plan's scripts say of a site with a local database (none without one)."""
+    if site.database is None:
+        return {}
+    return {
+        "database": shlex.quote(site.database.name),
+        "query": shlex.quote("SELECT count(*), max(id) FROM django_migrations"),
+        "rows": shlex.quote("SELECT app || '.' || name FROM django_migrations ORDER BY id"),
+        "applied_mark": shlex.quote(APPLIED_MARK),
+        "manage": shlex.quote(site.manage_command),
+        "cache_dir": shlex.quote(MIGRATIONS_CACHE),
+        "cache": shlex.quote(f"{MIGRATIONS_CACHE}/{site.name}"),
+    }
 
 
 def query_host(remote: Remote, host: Host, timeout: float = QUERY_TIMEOUT) -> HostStatus:

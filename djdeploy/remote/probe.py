@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from cryptography import x509
-
 
 @dataclass(frozen=True)
 class Certificate:
@@ -79,9 +77,14 @@ def request(
     verify: bool = True,
     tls: bool = True,
     timeout: float = 10.0,
+    read_certificate: bool = True,
 ) -> Response:
     """GET https://hostname:port/path from address (http:// without tls); raise OSError/ssl.SSLError when it
-    cannot be reached."""
+    cannot be reached.
+
+    read_certificate: parse the certificate the site presented (cryptography, about 60 ms to import); a
+    check that needs only the answer leaves it out.
+    """
     connection: http.client.HTTPConnection = (
         _TlsConnectionToAddress(address, hostname, port, _context(cafile, verify), timeout)
         if tls
@@ -95,7 +98,7 @@ def request(
         response = connection.getresponse()
         body = response.read(1_000_000).decode(errors="replace")
         tls_socket = connection.sock if isinstance(connection.sock, ssl.SSLSocket) else None
-        der = tls_socket.getpeercert(binary_form=True) if tls_socket else None
+        der = tls_socket.getpeercert(binary_form=True) if tls_socket and read_certificate else None
         return Response(
             status=response.status,
             headers={key.lower(): value for key, value in response.getheaders()},
@@ -107,6 +110,8 @@ def request(
 
 
 def _certificate(der: bytes) -> Certificate:
+    from cryptography import x509
+
     certificate = x509.load_der_x509_certificate(der)
     try:
         alternative = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)

@@ -4,28 +4,58 @@ A project's tasks.py that wants them under `inv`:
 
     from djdeploy.tasks import namespace as ns
     ns.add_task(my_task)  # optional: the project's own tasks beside djdeploy's
+
+The collection (and Invoke with it) is made when first asked for: the djdeploy program runs a plain command
+line without it (djdeploy/cli.py).
 """
 
+from __future__ import annotations
+
+import functools
 import sys
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-from invoke.collection import Collection
+from djdeploy.tasks.common import DjdeployTask, end_options_before_django_words
 
-from djdeploy.tasks import db, deploy, lab, ops
-from djdeploy.tasks.common import end_options_before_django_words
-
-namespace = Collection()
-namespace.add_task(deploy.deploy)
-namespace.add_task(deploy.rollback)
-namespace.add_task(deploy.unlock)
-namespace.add_task(ops.manage)
-namespace.add_task(ops.status)
-namespace.add_task(ops.logs)
-namespace.add_task(ops.verify)
-namespace.add_collection(Collection.from_module(db, name="db"))
-namespace.add_collection(Collection.from_module(lab, name="lab"))
+if TYPE_CHECKING:
+    from invoke.collection import Collection
 
 
-def _end_options_in_running_inv() -> None:
+def __getattr__(name: str) -> Collection:
+    if name == "namespace":
+        return _namespace()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def _namespace() -> Collection:
+    from invoke.collection import Collection
+
+    from djdeploy.tasks import db, deploy, lab, ops
+
+    namespace = Collection()
+    top_level = (deploy.deploy, deploy.rollback, deploy.unlock, ops.manage, ops.status, ops.logs, ops.verify)
+    for declared in top_level:
+        namespace.add_task(declared.invoke_task)
+    namespace.add_collection(_collection_of(db, "db"))
+    namespace.add_collection(_collection_of(lab, "lab"))
+    _end_options_in_running_inv(ops.manage)
+    return namespace
+
+
+def _collection_of(module: ModuleType, name: str) -> Collection:
+    """The tasks a module declares, as a collection of that name (as Invoke's Collection.from_module)."""
+    from invoke.collection import Collection
+
+    collection = Collection(name)
+    for value in vars(module).values():
+        if isinstance(value, DjdeployTask) and value.__module__ == module.__name__:
+            collection.add_task(value.invoke_task)
+    return collection
+
+
+def _end_options_in_running_inv(manage: DjdeployTask) -> None:
     """Let Django's words after `inv manage HOST COMMAND` through to the manage task.
 
     `inv` (the program invoke.main.program) imports tasks.py, and with it this collection, after it has set
@@ -36,7 +66,4 @@ def _end_options_in_running_inv() -> None:
     running = getattr(sys.modules.get("invoke.main"), "program", None)
     core = getattr(running, "core", None)
     if core is not None:
-        end_options_before_django_words(core.unparsed, ops.manage)
-
-
-_end_options_in_running_inv()
+        end_options_before_django_words(core.unparsed, manage)

@@ -1,21 +1,80 @@
-"""What every task that works on inventory hosts shares: finding the inventory, picking hosts, connecting."""
+"""What every task shares: how it is declared, finding the inventory, picking hosts, connecting."""
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
-
-from invoke.parser.argument import Argument
-from invoke.parser.context import to_flag
-from invoke.tasks import Task
+from typing import TYPE_CHECKING, Any, overload
 
 from djdeploy import inventory
 from djdeploy.errors import DjdeployError
 from djdeploy.remote.ssh import Remote
+
+if TYPE_CHECKING:
+    from invoke.parser.argument import Argument
+    from invoke.tasks import Task
+
+
+class DjdeployTask:
+    """A task: its body and what Invoke's @task is given for it. Invoke's Task is made when first asked for
+    (by the collection, `inv`, help), so the tasks import without Invoke and the djdeploy program runs a plain
+    command line without it (djdeploy/cli.py). Called, it runs its body."""
+
+    def __init__(
+        self,
+        body: Callable[..., None],
+        help: dict[str, str] | None = None,
+        positional: list[str] | None = None,
+    ) -> None:
+        self.body = body
+        self.help = help or {}
+        self.positional = positional
+        functools.update_wrapper(self, body)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        self.body(*args, **kwargs)
+
+    @functools.cached_property
+    def invoke_task(self) -> Task[Any]:
+        from invoke.tasks import Task
+
+        return Task(self.body, help=self.help, positional=self.positional)
+
+
+@overload
+def task(body: Callable[..., None]) -> DjdeployTask: ...
+
+
+@overload
+def task(
+    *, help: dict[str, str] | None = None, positional: list[str] | None = None
+) -> Callable[[Callable[..., None]], DjdeployTask]: ...
+
+
+def task(
+    body: Callable[..., None] | None = None,
+    *,
+    help: dict[str, str] | None = None,
+    positional: list[str] | None = None,
+) -> DjdeployTask | Callable[[Callable[..., None]], DjdeployTask]:
+    """Declare a task as Invoke's @task does (`@task` or `@task(help=..., positional=...)`)."""
+
+    def declare(body: Callable[..., None]) -> DjdeployTask:
+        return DjdeployTask(body, help, positional)
+
+    return declare(body) if body is not None else declare
+
+
+def exit_with(code: int) -> BaseException:
+    """What a task raises to end the program with this exit status (Invoke's Exit)."""
+    from invoke.exceptions import Exit
+
+    return Exit(code=code)
+
 
 INVENTORY_ENV = "DJDEPLOY_INVENTORY"
 SUDO_PASSWORD_ENV = "DJDEPLOY_SUDO_PASSWORD"
@@ -73,7 +132,7 @@ def connect(host: inventory.Host, sudo_password: str | None = None) -> Remote:
     return Remote(host.ssh_target, sudo_password)
 
 
-def django_words_start(words: Sequence[str], manage: Task[Any]) -> int | None:
+def django_words_start(words: Sequence[str], manage: DjdeployTask) -> int | None:
     """Where the words for Django start in a command line that runs `manage [OPTIONS] HOST COMMAND WORDS...`.
 
     Finds the manage task by name (`manage`, or `x.manage` in a collection nested under x), steps over its own
@@ -82,12 +141,15 @@ def django_words_start(words: Sequence[str], manage: Task[Any]) -> int | None:
     when the line has no manage task with both HOST and COMMAND, or has `--` before them: Invoke then reports
     what is missing.
     """
-    names = {manage.name, *manage.aliases}
+    from invoke.parser.context import to_flag
+
+    arguments = manage.invoke_task.get_arguments()
+    names = {manage.invoke_task.name, *manage.invoke_task.aliases}
     found = [index for index, word in enumerate(words) if word.rpartition(".")[2] in names]
     if not found:
         return None
-    options = {to_flag(name): argument for argument in manage.get_arguments() for name in argument.names}
-    unfilled = [argument.name for argument in manage.get_arguments() if argument.positional]
+    options = {to_flag(name): argument for argument in arguments for name in argument.names}
+    unfilled = [argument.name for argument in arguments if argument.positional]
     index = found[0] + 1
     while index < len(words) and unfilled:
         word = words[index]
@@ -122,7 +184,7 @@ def _option(word: str, options: dict[str, Argument]) -> tuple[str | None, bool]:
     return argument.name, argument.takes_value and not equals
 
 
-def end_options_before_django_words(task_words: list[str], manage: Task[Any]) -> None:
+def end_options_before_django_words(task_words: list[str], manage: DjdeployTask) -> None:
     """Insert `--` where Django's words start in the task words Invoke is about to parse (in place).
 
     Invoke would read `check --deploy` as its own --deploy flag; after `--` it leaves every word alone.
@@ -133,7 +195,7 @@ def end_options_before_django_words(task_words: list[str], manage: Task[Any]) ->
         task_words.insert(start, "--")
 
 
-def django_words(manage: Task[Any], argv: Sequence[str] | None = None) -> list[str]:
+def django_words(manage: DjdeployTask, argv: Sequence[str] | None = None) -> list[str]:
     """The words for Django on the process' command line (sys.argv), exactly as the shell passed them.
 
     Read from the command line because Invoke keeps only a space-joined copy of the words after `--`, which

@@ -7,21 +7,20 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from invoke.context import Context
-from invoke.tasks import task
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from djdeploy.console import console, reports_errors
-from djdeploy.deploy import health
 from djdeploy.errors import DjdeployError
 from djdeploy.host import sites
-from djdeploy.host.sites import Site
-from djdeploy.inventory import Host
 from djdeploy.ops import db
-from djdeploy.remote.ssh import Remote
-from djdeploy.tasks.common import INVENTORY_HELP, connect, one_host, sudo_password
+from djdeploy.tasks.common import INVENTORY_HELP, connect, one_host, sudo_password, task
+
+if TYPE_CHECKING:
+    from invoke.context import Context
+
+    from djdeploy.host.sites import Site
+    from djdeploy.inventory import Host
+    from djdeploy.remote.ssh import Remote
 
 HOST_HELP = "the inventory host the site runs on"
 SITE_HELP = "the site (default: its only site with a database on the host)"
@@ -68,6 +67,8 @@ def backups(context: Context, host: str, inventory: str | None = None) -> None:
     if not found:
         console.print(f"{target.name} has no database backup yet.")
         return
+    from rich.table import Table
+
     table = Table("site", "backup", "made", "why", "size")
     for made in found:
         table.add_row(
@@ -100,6 +101,8 @@ def restore(
     inventory: str | None = None,
 ) -> None:
     """Restore a site's database from a backup: stops its gunicorn, restores, starts it, checks its health."""
+    from djdeploy.deploy import health
+
     with _site_of(inventory, host, site) as (target, remote, chosen):
         restored = db.find(remote, chosen, backup)
         question = (
@@ -149,6 +152,8 @@ def pull(
     inventory: str | None = None,
 ) -> None:
     """Download a dump of a site's database, for a local copy: `pg_restore -d mydb FILE` loads it."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
     with _site_of(inventory, host, site) as (target, remote, chosen):
         pulled = db.find(remote, chosen, backup) if backup else db.backup(remote, chosen, "pull")
         destination = Path(to or f"{chosen.name}-{target.name}-{pulled.name}")

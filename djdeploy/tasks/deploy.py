@@ -6,20 +6,12 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TypeVar
-
-from invoke.context import Context
-from invoke.tasks import task
-from rich.panel import Panel
-from rich.table import Table
+from typing import TYPE_CHECKING, TypeVar
 
 from djdeploy.console import console, error_console, reports_errors
-from djdeploy.deploy import fleet, host_run, interrupt
-from djdeploy.deploy import unlock as lock_breaking
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import Host, Inventory, at_least_one, positive_seconds
 from djdeploy.inventory import build_on as build_on_of
-from djdeploy.remote.ssh import Remote
 from djdeploy.tasks.common import (
     HOST_HELP,
     INVENTORY_HELP,
@@ -28,8 +20,15 @@ from djdeploy.tasks.common import (
     one_host,
     select_hosts,
     sudo_password,
+    task,
 )
 
+if TYPE_CHECKING:
+    from invoke.context import Context
+
+    from djdeploy.deploy import host_run
+
+# The task bodies import the modules that do the work (djdeploy/deploy/...): the program starts without them.
 T = TypeVar("T")
 # The exit status of a deployer that left at a second Ctrl-C, as a shell's for SIGINT.
 LEFT_EARLY_STATUS = 130
@@ -39,9 +38,13 @@ LEFT_EARLY_STATUS = 130
 def leaves_at_once() -> Iterator[None]:
     """On interrupt.LeftEarly, print it and leave now: host runs still waiting on their hosts must not hold
     the process (the hosts decide by themselves)."""
+    from djdeploy.deploy import interrupt
+
     try:
         yield
     except interrupt.LeftEarly as exc:
+        from rich.panel import Panel
+
         error_console.print(Panel(exc.message, title="left early", title_align="left", border_style="red"))
         console.file.flush()
         error_console.file.flush()
@@ -101,6 +104,8 @@ def deploy(
 
     Ctrl-C rolls back the hosts under way and waits for them; a second Ctrl-C leaves them to decide alone.
     """
+    from djdeploy.deploy import fleet, host_run
+
     seconds, count = positive_seconds, at_least_one
     positive, whole = "a positive number of seconds", "a whole number from 1"
     options = host_run.Options(
@@ -151,6 +156,8 @@ def _summarize(results: list[host_run.Result]) -> None:
     """A table of the hosts when there are several; every failure in full once, in the error's box."""
     failed = [result for result in results if not result.ok]
     if len(results) > 1:
+        from rich.table import Table
+
         table = Table("host", "outcome", "detail")
         for result in results:
             style = "green" if result.ok else "red"
@@ -174,6 +181,8 @@ def rollback(context: Context, host: str, to: int = -1, inventory: str | None = 
 
     Without --to: the newest earlier generation whose deploy passed its checks and was confirmed.
     """
+    from djdeploy.deploy import host_run, interrupt
+
     target = one_host(inventory, host)
     options = host_run.Options(sudo_password=sudo_password([target]))
     stopper: interrupt.Stopper[host_run.Result] = interrupt.Stopper(console.print)
@@ -192,6 +201,9 @@ def rollback(context: Context, host: str, to: int = -1, inventory: str | None = 
 @reports_errors
 def unlock(context: Context, host: str, inventory: str | None = None, force: bool = False) -> None:
     """Break a host's deploy lock on purpose (when the deploy that held it died)."""
+    from djdeploy.deploy import unlock as lock_breaking
+    from djdeploy.remote.ssh import Remote
+
     target = one_host(inventory, host)
     with Remote(target.ssh_target, sudo_password([target])) as remote:
         holder = lock_breaking.unlock(remote, target, force=force, console=console)

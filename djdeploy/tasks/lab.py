@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-from invoke.context import Context
-from invoke.tasks import task
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from djdeploy.console import console, reports_errors
-from djdeploy.lab import control
-from djdeploy.lab import project as lab_project
 from djdeploy.lab.layout import LabLayout
 from djdeploy.tasks import deploy as deploy_task
 from djdeploy.tasks import ops
+from djdeploy.tasks.common import task
+
+if TYPE_CHECKING:
+    from invoke.context import Context
 
 
 @task(
@@ -25,6 +24,8 @@ from djdeploy.tasks import ops
 @reports_errors
 def up(context: Context, hosts: int = 1, cache: bool = False) -> None:
     """Boot lab hosts lab1..labN (building the Debian image the first time)."""
+    from djdeploy.lab import control
+
     layout = LabLayout.from_environment()
     control.up(layout, hosts, console, with_cache=cache)
     console.print(f"Inventory for the lab: {layout.inventory}")
@@ -34,6 +35,8 @@ def up(context: Context, hosts: int = 1, cache: bool = False) -> None:
 @reports_errors
 def down(context: Context) -> None:
     """Power off every lab host and remove its namespace, veth, mounts and files."""
+    from djdeploy.lab import control
+
     control.down(LabLayout.from_environment(), console)
 
 
@@ -41,6 +44,8 @@ def down(context: Context) -> None:
 @reports_errors
 def reboot(context: Context, host: str) -> None:
     """Power a lab host off and boot it again, keeping its disk: it boots its boot default system."""
+    from djdeploy.lab import control
+
     control.reboot(LabLayout.from_environment(), host, console)
 
 
@@ -48,6 +53,10 @@ def reboot(context: Context, host: str) -> None:
 @reports_errors
 def status(context: Context) -> None:
     """List lab hosts with address, state and current system generation."""
+    from rich.table import Table
+
+    from djdeploy.lab import control
+
     rows = control.status(LabLayout.from_environment())
     if not rows:
         console.print("No lab hosts. Start some with `djdeploy lab.up --hosts N`.")
@@ -62,6 +71,8 @@ def status(context: Context) -> None:
 @reports_errors
 def demo(context: Context, hosts: int = 1) -> None:
     """The main job on the lab: boot hosts, deploy the example site to them, show their status."""
+    from djdeploy.lab import control
+
     layout = LabLayout.from_environment()
     control.up(layout, hosts, console)
     inventory = str(layout.inventory)
@@ -83,6 +94,9 @@ def demo(context: Context, hosts: int = 1) -> None:
 @reports_errors
 def rehearse(context: Context, file: str = "lab.yaml", hosts: int = 1) -> None:
     """Deploy your own project, described by lab.yaml, to lab hosts lab1..labN."""
+    from djdeploy.lab import control
+    from djdeploy.lab import project as lab_project
+
     layout = LabLayout.from_environment()
     project = lab_project.load(Path(file).resolve())
     control.check_host_count(hosts)

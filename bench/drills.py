@@ -22,7 +22,7 @@ from tests.lab.helpers import lab_hosts
 def main(names: list[str]) -> int:
     chosen = names or list(DRILLS)
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory() as directory, lab_hosts(1) as layout:
+    with tempfile.TemporaryDirectory() as directory, lab_hosts(3) as layout:
         lab = Lab(layout, Path(directory))
         for name in chosen:
             try:

@@ -113,6 +113,8 @@ class DeployHost(FakeHost):
     waits_dropped: int = 0
     # Refuse the rejection of an activation, with this message.
     reject_refused: str = ""
+    # Whether the activation of ACTIVATION_ID was ever started (its folder exists).
+    activation_started: bool = True
     # A test's own answers: the output of commands that start with a key.
     answers: dict[str, str] = field(default_factory=dict)
 
@@ -165,6 +167,8 @@ class DeployHost(FakeHost):
             return ok(json.dumps([MANIFEST_ENTRY]))
         elif command == records.ALL_COMMAND:
             return ok("".join(json.dumps(entry, sort_keys=True) + "\n" for entry in self.deploy_log))
+        elif command == f"test -d {folder}" and not self.activation_started:
+            return Answer(exit_code=1)
         elif command.endswith(f"cat > {folder}/rejected") and self.reject_refused:
             return Answer(exit_code=1, stderr=self.reject_refused)
         return ok()
@@ -873,8 +877,36 @@ def test_unlock_of_a_lock_without_a_running_activation_breaks_it(
     del fakes.answers[RUNNING]
     holder = unlock.unlock(locked, host, force=False, console=Console(file=io.StringIO()))
     assert holder is not None
-    assert len(fakes[0].commands) == 3
-    assert "rm -rf /run/djdeploy/lock" in fakes[0].commands[2]
+    # Its activation was started (and ended without releasing the lock): there is a line for it already.
+    assert fakes[0].commands[2] == f"test -d {ACTIVATION}"
+    assert len(fakes[0].commands) == 4
+    assert "rm -rf /run/djdeploy/lock" in fakes[0].commands[3]
+
+
+def test_unlock_of_a_deployer_that_died_before_its_activation_records_it_as_not_switched(
+    host: Host, fakes: DeployHost, locked: Remote
+) -> None:
+    del fakes.answers[RUNNING]
+    fakes.activation_started = False
+    fakes.answers[lock.OWNER_COMMAND] = (
+        json.dumps({**json.loads(HELD), "command": f"deploy {NEW.name}"}) + "\n"
+    )
+    holder = unlock.unlock(locked, host, force=False, console=Console(file=io.StringIO()))
+    assert holder is not None
+    *_, recorded = fakes[0].commands
+    record = records.DeployRecord(
+        id=ACTIVATION_ID,
+        user="ana",
+        machine="desk",
+        commit="-",
+        started="2026-11-23T10:00:00+00:00",
+        system=str(NEW),
+        action=records.Action.DEPLOY,
+        finished=re.search(r'"finished": "([^"]+)"', recorded).group(1),  # type: ignore[union-attr]
+        outcome=records.RecordOutcome.NOT_SWITCHED,
+        reason=unlock.NEVER_STARTED_REASON,
+    )
+    assert recorded == f"{records.append_command(record)} && {lock.release_command(ACTIVATION_ID)}"
 
 
 def interrupt_main_thread_when(condition: Callable[[], bool]) -> threading.Thread:

@@ -415,7 +415,9 @@ def test_a_host_lost_during_the_activation_keeps_its_lock(host: Host, fakes: Dep
     assert result.outcome == "failed"
     assert result.message.startswith("web1: lost the host while its activation ran (Lost the SSH connection")
     assert result.message.endswith(
-        "then records the outcome and releases its lock: `djdeploy status --host web1` shows it."
+        "then records the outcome and releases its lock: `djdeploy status --host web1` shows it. If it "
+        "restarts before, it boots its boot default (the generation before) and its deploy log gets no line "
+        "for this deploy."
     )
     commands = [command for remote in fakes for command in remote.commands]
     assert not any(writes_the_log_or_unlocks(command) for command in commands)

@@ -109,13 +109,18 @@ def power_off_during_activation(lab: Lab) -> Row:
     deploy work."""
     release = _with_migration(lab, "power-off", "time.sleep(120)")
     notes = []
+    told = []
 
     def fault(deployer: Deployer) -> None:
         deployer.wait_for_state("activating")
         time.sleep(3)  # well into the switch: the profile set, the migration running
         machine.reboot(lab.layout, lab.layout.host(1), power_loss=True)
+        deployer.finish()
+        told.append(deployer.said("If it restarts before, it boots its boot default"))
 
     row = lab.run("power off during activation", fault, release, expected_lines=0)
+    if told != [True]:
+        row = replace(row, problems=(*row.problems, "the deploy did not say what a restarted host does"))
     status = inv("status", "--inventory", str(lab.baseline), "--host", "lab1", check=False)
     again = deploy(lab.baseline)
     notes += [f"status after: {status.returncode}", f"deploy after: {again.returncode}"]
@@ -132,9 +137,15 @@ def disk_full_during_copy(lab: Lab) -> Row:
     release = lab.release(name)
     # More than the host's store has room for.
     (lab.workspace / f"example-{name}" / "ballast.bin").write_bytes(os.urandom(BALLAST_BYTES))
+    told = []
+
+    def fault(deployer: Deployer) -> None:
+        deployer.finish()
+        told.append(deployer.said("the host's disk is full"))
+
     with store_full(lab):
-        row = lab.run("disk full during copy", lambda deployer: None, release)
-    if "disk is full" not in row.exit:
+        row = lab.run("disk full during copy", fault, release)
+    if told != [True]:
         return replace(row, problems=(*row.problems, "the deploy did not say the host's disk is full"))
     return row
 

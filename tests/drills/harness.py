@@ -244,7 +244,8 @@ class Deployer:
             self.output.append(line)
 
     def said(self, text: str) -> bool:
-        return text in "".join(self.output)
+        """Whether the deploy printed text (its words; the error box wraps long lines)."""
+        return " ".join(text.split()) in _words("".join(self.output))
 
     def wait_until(self, condition: Callable[[], bool], what: str) -> None:
         """Wait (bounded) until condition holds or the deployer has ended."""
@@ -294,8 +295,13 @@ class Deployer:
 
 def last_words(output: str, characters: int = SUMMARY_CHARACTERS) -> str:
     """A command's last words, on one line without the error box's frame."""
-    words = " ".join(output.translate(str.maketrans("│╭╮╰╯─", "      ")).split())
+    words = _words(output)
     return words if len(words) <= characters else "…" + words[-characters:].split(" ", 1)[-1]
+
+
+def _words(output: str) -> str:
+    """What a command printed as one line of words, without the error box's frame."""
+    return " ".join(output.translate(str.maketrans("│╭╮╰╯─", "      ")).split())
 
 
 def _children(pid: int) -> list[list[str]]:

@@ -103,10 +103,12 @@ def killed_at_copy(lab: Lab) -> Row:
 
 def power_off_during_activation(lab: Lab) -> Row:
     """The host loses its power while it activates (its migration runs) and boots again: on its boot default,
-    the generation before, which the supervisor makes the boot default only once confirmed, as NixOS's
-    `switch-to-configuration boot` writes the boot loader entry. /run is gone with the lock and the
-    supervisor; the deploy gets no log line (the host died before it decided), and the next status and
-    deploy work."""
+    the generation before. The supervisor switches with `switch-to-configuration test`, which leaves the
+    boot loader alone, and makes a generation the boot default (`switch-to-configuration boot`: the
+    loader.conf default of NixOS's systemd-boot builder) only once confirmed. The profile still names the
+    unconfirmed generation, as on NixOS after `nix-env --set` and a power cut. /run is gone with the lock and
+    the supervisor; the deploy gets no log line (the host died before it decided; the deployer says so), and
+    the next status and deploy work."""
     release = _with_migration(lab, "power-off", "time.sleep(120)")
     notes = []
     told = []

@@ -1,7 +1,7 @@
-"""The fault drills' table: run as root, python3 -m bench.drills [DRILL...]. It brings up lab1 (of
-DJDEPLOY_LAB_INSTANCE), runs each drill of tests/drills from the same baseline, prints one row per drill
-(host generation after, the release it serves, the deploy's exit code and last words, the lock, the deploy-log
-lines it added and their outcome, the verdict) and takes the lab down."""
+"""The fault drills' table: run as root, python3 -m bench.drills [DRILL...]. It brings up lab1 to lab3 (of
+DJDEPLOY_LAB_INSTANCE; the fleet drill uses all three), runs each drill of tests/drills from the same
+baseline, prints one row per drill (host generation after, the release it serves, the deploy's exit code and
+last words, the lock, the deploy-log lines it added and their outcome, the verdict) and takes the lab down."""
 
 from __future__ import annotations
 

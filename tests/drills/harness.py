@@ -1,5 +1,6 @@
-"""Fault drills on a lab host: faults a user causes (Ctrl-C, a killed deployer, a cut network, a second
-deploy, a bad release) during a real `djdeploy deploy`, and what the host and its record say afterwards.
+"""Fault drills on lab hosts: faults a user causes (Ctrl-C, a killed deployer, a cut network, a second
+deploy, a bad release, a power cut, a full disk, a bad host in a fleet) during a real `djdeploy deploy`, and
+what the hosts and their records say afterwards.
 
 Each drill returns a Row; its verdict holds when the host runs a working generation and serves, the deploy
 exits non-zero whenever the new release is not what runs, the lock is free once the host decided, and the
@@ -82,10 +83,11 @@ class Lab:
 
     @property
     def host(self) -> inventory.Host:
-        return self.host_of(1)
+        """lab1 as the drills' inventories have it (their timeouts)."""
+        return inventory.load(self.baseline).hosts["lab1"]
 
     def host_of(self, number: int) -> inventory.Host:
-        return inventory.load(self.layout.inventory).hosts[f"lab{number}"]
+        return self.host if number == 1 else inventory.load(self.layout.inventory).hosts[f"lab{number}"]
 
     def release(self, name: str, **system: str) -> Path:
         """An inventory deploying release `name` of the example site (a new build) to lab1."""
@@ -123,10 +125,10 @@ class Lab:
             listing = remote.run_shell(f"ls {host_paths.ACTIVATION_DIR} 2>/dev/null; true").stdout
         return set(listing.split())
 
-    def settle(self, number: int = 1) -> None:
+    def settle(self) -> None:
         """Wait (bounded) until no activation supervisor runs on the host: the host has decided."""
         deadline = time.monotonic() + DECIDE_SECONDS
-        with self.remote(number) as remote:
+        with self.remote() as remote:
             while time.monotonic() < deadline:
                 units = remote.run_shell(
                     "systemctl list-units --no-legend --state=active,activating 'djdeploy-activate-*'; true"
@@ -134,7 +136,7 @@ class Lab:
                 if not units.strip():
                     return
                 time.sleep(0.5)
-        raise AssertionError(f"a supervisor still ran on lab{number} {DECIDE_SECONDS} s later")
+        raise AssertionError(f"a supervisor still ran on lab1 {DECIDE_SECONDS} s later")
 
     def log_lines(self, number: int = 1) -> int:
         with self.remote(number) as remote:

@@ -225,6 +225,10 @@ class Deployer:
     """`djdeploy deploy` of one release to lab1 in the background, its output read as it comes."""
 
     def __init__(self, lab: Lab, release: Path, *args: str) -> None:
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            # Started in the background by a shell, which ignores SIGINT for it: the deployer would inherit
+            # that and never see the drills' Ctrl-C. A handler of ours becomes the default in the child.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         self.lab = lab
         self.known = lab.activations()
         self.output: list[str] = []

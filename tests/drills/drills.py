@@ -271,7 +271,9 @@ def _with_migration(lab: Lab, name: str, body: str) -> Path:
     """A release whose second migration of the notes app runs body (Python, in a function of apps)."""
     release = lab.release(name)
     migrations = lab.workspace / f"example-{name}" / "example_site" / "notes" / "migrations"
-    (migrations / "0002_drill.py").write_text(
+    # Named after the release: a migration that ended once (a slow one, after its rollback) is applied for
+    # good, and one of the same name in a later release would not run again.
+    (migrations / f"0002_drill_{name.replace('-', '_')}.py").write_text(
         "import time\n\nfrom django.db import migrations\n\n\n"
         f"def run(apps, schema_editor):\n    {body}\n\n\n"
         "class Migration(migrations.Migration):\n"

@@ -1,7 +1,7 @@
-"""The fault drills' table: run as root, python3 -m bench.drills [DRILL...]. It brings up lab1 (of
-DJDEPLOY_LAB_INSTANCE), runs each drill of tests/drills from the same baseline, prints one row per drill
-(host generation after, the release it serves, the deploy's exit code and last words, the lock, the deploy-log
-lines it added and their outcome, the verdict) and takes the lab down."""
+"""The fault drills' table: run as root, python3 -m bench.drills [DRILL...]. It brings up lab1 to lab3 (of
+DJDEPLOY_LAB_INSTANCE; the fleet drill uses all three), runs each drill of tests/drills from the same
+baseline, prints one row per drill (host generation after, the release it serves, the deploy's exit code and
+last words, the lock, the deploy-log lines it added and their outcome, the verdict) and takes the lab down."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from tests.lab.helpers import lab_hosts
 def main(names: list[str]) -> int:
     chosen = names or list(DRILLS)
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory() as directory, lab_hosts(1) as layout:
+    with tempfile.TemporaryDirectory() as directory, lab_hosts(3) as layout:
         lab = Lab(layout, Path(directory))
         for name in chosen:
             try:

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from djdeploy.deploy import build, nix, platform
-from djdeploy.errors import DjdeployError
+from djdeploy.errors import CommandError, DjdeployError
 from djdeploy.inventory import BuildSpec, Host, Timeouts
-from djdeploy.remote.ssh import SshSettings
+from djdeploy.remote import process
+from djdeploy.remote.ssh import SshSettings, SshTarget
 from tests.lab.flake import LAB_FLAKE, SOURCES, lab_flake_reference
 from tests.lab.helpers import REPO
 
@@ -238,3 +239,21 @@ def _git_status() -> str:
         text=True,
         check=True,
     ).stdout
+
+
+def test_a_copy_to_a_full_host_says_its_disk_is_full_and_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    output = "copying path '/nix/store/abc-site'\nerror: writing to file: No space left on device\n"
+
+    def full_host(argv: list[str], on_line: object, **options: object) -> str:
+        raise CommandError(argv, 1, output)
+
+    monkeypatch.setattr(process, "stream", full_host)
+    target = SshTarget("web1", "192.0.2.1", SshSettings())
+    with pytest.raises(nix.HostDiskFull) as refused:
+        nix.copy_closure(target, Path("/nix/store/abc-system"))
+    message = refused.value.message
+    assert "web1" in message
+    assert "disk is full" in message
+    assert "Nothing was switched" in message
+    assert "nix-collect-garbage" in message
+    assert "\n" not in message

@@ -132,6 +132,8 @@ class DeployHost(FakeHost):
     waits_dropped: int = 0
     # Refuse the rejection of an activation, with this message.
     reject_refused: str = ""
+    # Whether the activation of ACTIVATION_ID was ever started (its folder exists).
+    activation_started: bool = True
     # A test's own answers: the output of commands that start with a key.
     answers: dict[str, str] = field(default_factory=dict)
     # The new release's migration plan (migration-plan.py's answer); None: its database has them all.
@@ -188,19 +190,16 @@ class DeployHost(FakeHost):
             return ok("active\n" * (command.count(".service") + command.count(".socket")))
         elif command.startswith(f"[ -s {folder}/failed-units ]"):
             return ok("".join(f"@@djdeploy-unit {unit}\n{log}\n" for unit, log in self.unit_journals.items()))
-        elif command in {
-            f"cat {OLD}/{host_paths.SITES_MANIFEST}",
-            f"cat {host_paths.CURRENT_SYSTEM}/{host_paths.SITES_MANIFEST}",
-        }:
+        elif command == f"cat {OLD}/{host_paths.SITES_MANIFEST}":
             return ok(json.dumps([MANIFEST_ENTRY]))
-        elif command.startswith(f"{NEW}/sw/bin/manage-example shell -c "):
-            return ok(f"@@djdeploy-migration-plan {json.dumps(self.migration_plan)}\n")
         elif " djdeploy-db backup " in command:
             return ok("20261123T000000Z-before-deploy.dump 2048\n")
         elif command.startswith("timeout ") and " migrate --noinput" in command:
             return self.migrate_answer
         elif command == records.ALL_COMMAND:
             return ok("".join(json.dumps(entry, sort_keys=True) + "\n" for entry in self.deploy_log))
+        elif command == f"test -d {folder}" and not self.activation_started:
+            return Answer(exit_code=1)
         elif command.endswith(f"mv -f {folder}/rejected.new {folder}/rejected") and self.reject_refused:
             return Answer(exit_code=1, stderr=self.reject_refused)
         return ok()
@@ -450,7 +449,9 @@ def test_a_host_lost_during_the_activation_keeps_its_lock(host: Host, fakes: Dep
     assert result.outcome == "failed"
     assert result.message.startswith("web1: lost the host while its activation ran (Lost the SSH connection")
     assert result.message.endswith(
-        "then records the outcome and releases its lock: `djdeploy status --host web1` shows it."
+        "then records the outcome and releases its lock: `djdeploy status --host web1` shows it. If it "
+        "restarts before, it boots its boot default (the generation before) and its deploy log gets no line "
+        "for this deploy."
     )
     commands = [command for remote in fakes for command in remote.commands]
     assert not any(writes_the_log_or_unlocks(command) for command in commands)
@@ -919,8 +920,36 @@ def test_unlock_of_a_lock_without_a_running_activation_breaks_it(
     del fakes.answers[RUNNING]
     holder = unlock.unlock(locked, host, force=False, console=Console(file=io.StringIO()))
     assert holder is not None
-    assert len(fakes[0].commands) == 3
-    assert "rm -rf /run/djdeploy/lock" in fakes[0].commands[2]
+    # Its activation was started (and ended without releasing the lock): there is a line for it already.
+    assert fakes[0].commands[2] == f"test -d {ACTIVATION}"
+    assert len(fakes[0].commands) == 4
+    assert "rm -rf /run/djdeploy/lock" in fakes[0].commands[3]
+
+
+def test_unlock_of_a_deployer_that_died_before_its_activation_records_it_as_not_switched(
+    host: Host, fakes: DeployHost, locked: Remote
+) -> None:
+    del fakes.answers[RUNNING]
+    fakes.activation_started = False
+    fakes.answers[lock.OWNER_COMMAND] = (
+        json.dumps({**json.loads(HELD), "command": f"deploy {NEW.name}"}) + "\n"
+    )
+    holder = unlock.unlock(locked, host, force=False, console=Console(file=io.StringIO()))
+    assert holder is not None
+    *_, recorded = fakes[0].commands
+    record = records.DeployRecord(
+        id=ACTIVATION_ID,
+        user="ana",
+        machine="desk",
+        commit="-",
+        started="2026-11-23T10:00:00+00:00",
+        system=str(NEW),
+        action=records.Action.DEPLOY,
+        finished=re.search(r'"finished": "([^"]+)"', recorded).group(1),  # type: ignore[union-attr]
+        outcome=records.RecordOutcome.NOT_SWITCHED,
+        reason=unlock.NEVER_STARTED_REASON,
+    )
+    assert recorded == f"{records.append_command(record)} && {lock.release_command(ACTIVATION_ID)}"
 
 
 def interrupt_main_thread_when(condition: Callable[[], bool]) -> threading.Thread:

@@ -371,7 +371,8 @@ class HostRun:
         by = f" by {self.decides_by:%H:%M:%S} UTC" if self.decides_by else ""
         return (
             f"{name} decides by itself: unconfirmed, it rolls back{by}, then records the outcome and "
-            f"releases its lock: `djdeploy status --host {name}` shows it."
+            f"releases its lock: `djdeploy status --host {name}` shows it. If it restarts before, it "
+            "boots its boot default (the generation before) and its deploy log gets no line for this deploy."
         )
 
     @property

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from djdeploy.errors import DjdeployError
+from djdeploy.errors import CommandError, DjdeployError
 from djdeploy.remote import process
 from djdeploy.remote.ssh import SshTarget
 
@@ -99,13 +99,33 @@ def copy_closure(
     if substitute_on_destination:
         argv.append("--substitute-on-destination")
 
-    process.stream(
-        argv,
-        _copied_paths(on_path),
-        env={"NIX_SSHOPTS": shlex.join(ssh_options(target))},
-        hint=f"Check that {target.display} is reachable and that its user may write to the Nix store "
-        "(a non-root SSH user must be in the host's nix.settings.trusted-users).",
-    )
+    try:
+        process.stream(
+            argv,
+            _copied_paths(on_path),
+            env={"NIX_SSHOPTS": shlex.join(ssh_options(target))},
+            hint=f"Check that {target.display} is reachable and that its user may write to the Nix store "
+            "(a non-root SSH user must be in the host's nix.settings.trusted-users).",
+        )
+    except CommandError as exc:
+        if DISK_FULL in exc.output:
+            raise HostDiskFull(target) from exc
+        raise
+
+
+# What a Nix store that cannot grow says (ENOSPC); `nix copy` only reads on this side.
+DISK_FULL = "No space left on device"
+
+
+class HostDiskFull(DjdeployError):
+    def __init__(self, target: SshTarget) -> None:
+        super().__init__(
+            f"The copy to {target.display} failed because the host's disk is full: its Nix store has no "
+            "space left for the new system. Nothing was switched. Free space on the host "
+            "(`nix-collect-garbage --delete-older-than 30d` there removes old generations and what only "
+            "they used; `df -h /nix/store` "
+            "shows how much is free), then deploy again."
+        )
 
 
 def _copied_paths(on_path: Callable[[str], None] | None) -> Callable[[str], None]:

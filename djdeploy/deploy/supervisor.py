@@ -140,6 +140,11 @@ def directory(activation_id: str) -> str:
     return f"{host_paths.ACTIVATION_DIR}/{activation_id}"
 
 
+def started(remote: Remote, activation_id: str) -> bool:
+    """Whether the activation was ever started on the host (since its last boot: the folder is in /run)."""
+    return remote.run_shell(f"test -d {directory(activation_id)}", check=False).ok
+
+
 def start(
     remote: Remote,
     record: DeployRecord,

@@ -6,12 +6,18 @@ from rich.console import Console
 
 from djdeploy.deploy import supervisor
 from djdeploy.errors import DjdeployError
-from djdeploy.host import lock
+from djdeploy.host import lock, records
 from djdeploy.host.lock import LockOwner
+from djdeploy.host.records import Action, DeployRecord, RecordOutcome
 from djdeploy.inventory import Host
 from djdeploy.remote.ssh import Remote
 
 FORCED_REASON = "the deploy lock was broken with `djdeploy unlock --force`"
+NEVER_STARTED_REASON = (
+    "its deployer left before starting the activation; the lock was broken with `djdeploy unlock`"
+)
+# Where the system named in a lock's command lives.
+NIX_STORE = "/nix/store"
 
 
 def unlock(remote: Remote, host: Host, *, force: bool, console: Console) -> LockOwner | None:
@@ -51,6 +57,27 @@ def unlock(remote: Remote, host: Host, *, force: bool, console: Console) -> Lock
         else:
             ended = str(progress.state)
         console.print(f"Activation {running.activation_id} ended: {ended}.")
+    if running is None and holder.id and not supervisor.started(remote, holder.id):
+        # The deployer died before it started an activation: no supervisor will write its deploy's line.
+        lock.record_and_release(remote, never_switched(holder), holder.id)
+        return holder
     # The supervisor released its own lock; any other (a deployer that died before its activation) goes here.
     lock.release(remote, holder.id or None)
     return holder
+
+
+def never_switched(holder: LockOwner) -> DeployRecord:
+    """The deploy-log line of a deploy whose deployer left (killed, cut off) before it switched anything."""
+    action, _, system_name = holder.command.partition(" ")
+    return DeployRecord(
+        id=holder.id,
+        user=holder.user,
+        machine=holder.machine,
+        commit="-",
+        started=holder.since,
+        system=f"{NIX_STORE}/{system_name}" if system_name else "",
+        action=Action.ROLLBACK if action == Action.ROLLBACK else Action.DEPLOY,
+        finished=records.now(),
+        outcome=RecordOutcome.NOT_SWITCHED,
+        reason=NEVER_STARTED_REASON,
+    )

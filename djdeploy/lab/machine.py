@@ -186,12 +186,14 @@ def terminate(pids: list[int], timeout: float) -> None:
             _signal(pid, signal.SIGKILL)
 
 
-def reboot(layout: LabLayout, host: LabHost) -> None:
+def reboot(layout: LabLayout, host: LabHost, *, power_loss: bool = False) -> None:
     """Power the host off cleanly and boot it again on the same disk (its overlay's upper directory).
 
     Only /run is lost, as on a real reboot: the host comes up on the system its boot default names.
+    power_loss: no shutdown at all, every process of the host killed at once, as when its power is cut.
     """
-    power_off(layout, host)
+    if not power_loss:
+        power_off(layout, host)
     cgroups.kill_and_remove(host.netns)
     pid = boot(layout, host)
     wait_until_running(layout, host, pid)

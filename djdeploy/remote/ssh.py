@@ -338,13 +338,21 @@ class _Lines(io.TextIOBase):
         return len(text)
 
 
+# The exit code of a command whose channel closed without an exit status (as Paramiko reports it).
+NO_EXIT_STATUS = -1
+
+
 class RemoteCommandError(DjdeployError):
     def __init__(self, target: SshTarget, result: RemoteResult) -> None:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-20:])
-        super().__init__(
-            f"`{result.command}` failed on {target.display} with exit code {result.exit_code}."
-            + (f"\n{tail}" if tail else "")
-        )
+        if result.exit_code == NO_EXIT_STATUS:
+            what = (
+                f"A command on {target.display} ended without an exit status: the host closed the SSH "
+                "connection under it (it restarted or lost its power), or the command was killed"
+            )
+        else:
+            what = f"`{result.command}` failed on {target.display} with exit code {result.exit_code}"
+        super().__init__(what + "." + (f"\n{tail}" if tail else ""))
         self.result = result
 
 

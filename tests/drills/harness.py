@@ -1,5 +1,6 @@
-"""Fault drills on a lab host: faults a user causes (Ctrl-C, a killed deployer, a cut network, a second
-deploy, a bad release) during a real `djdeploy deploy`, and what the host and its record say afterwards.
+"""Fault drills on lab hosts: faults a user causes (Ctrl-C, a killed deployer, a cut network, a second
+deploy, a bad release, a power cut, a full disk, a bad host in a fleet) during a real `djdeploy deploy`, and
+what the hosts and their records say afterwards.
 
 Each drill returns a Row; its verdict holds when the host runs a working generation and serves, the deploy
 exits non-zero whenever the new release is not what runs, the lock is free once the host decided, and the
@@ -19,10 +20,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from djdeploy import inventory
 from djdeploy.host import lock
 from djdeploy.host import paths as host_paths
+from djdeploy.host import system as host_system
 from djdeploy.lab.layout import LabLayout
 from djdeploy.remote import process
 from djdeploy.remote.ssh import Remote
@@ -53,9 +58,20 @@ class Row:
         return "pass" if not self.problems else "FAIL: " + "; ".join(self.problems)
 
 
+@dataclass(frozen=True)
+class HostAfter:
+    """What one host says once a drill is over: its columns of the table, and the promises it broke."""
+
+    generation: str
+    serving: str
+    lock: str
+    log: str
+    problems: tuple[str, ...]
+
+
 @dataclass
 class Lab:
-    """lab1 with its baseline release deployed; every drill starts from it."""
+    """The lab's hosts up, lab1 with its baseline release deployed; every drill starts from it."""
 
     layout: LabLayout
     workspace: Path
@@ -67,12 +83,29 @@ class Lab:
 
     @property
     def host(self) -> inventory.Host:
+        """lab1 as the drills' inventories have it (their timeouts)."""
         return inventory.load(self.baseline).hosts["lab1"]
+
+    def host_of(self, number: int) -> inventory.Host:
+        return self.host if number == 1 else inventory.load(self.layout.inventory).hosts[f"lab{number}"]
 
     def release(self, name: str, **system: str) -> Path:
         """An inventory deploying release `name` of the example site (a new build) to lab1."""
         arguments = {"exampleSource": str(release_source(self.workspace, name)), **system}
         return write_inventory(self.layout, self.workspace, f"drill-{name}", 1, **arguments)
+
+    def fleet(self, name: str, systems: dict[int, dict[str, str]]) -> Path:
+        """One inventory of several hosts: lab<number> runs the test system built with systems[number]."""
+        hosts: dict[str, Any] = {}
+        for number, arguments in systems.items():
+            one = write_inventory(
+                self.layout, self.workspace, f"drill-{name}-lab{number}", number, **arguments
+            )
+            fleet = yaml.safe_load(one.read_text())
+            hosts.update(fleet["hosts"])
+        path = self.workspace / f"drill-{name}.yaml"
+        path.write_text(yaml.safe_dump({**fleet, "hosts": hosts}))
+        return path
 
     def back_to_baseline(self) -> None:
         self.settle()
@@ -83,8 +116,8 @@ class Lab:
         assert result.returncode == 0, said(result)
 
     @contextmanager
-    def remote(self) -> Iterator[Remote]:
-        with Remote(self.host.ssh_target) as remote:
+    def remote(self, number: int = 1) -> Iterator[Remote]:
+        with Remote(self.host_of(number).ssh_target) as remote:
             yield remote
 
     def activations(self) -> set[str]:
@@ -105,8 +138,8 @@ class Lab:
                 time.sleep(0.5)
         raise AssertionError(f"a supervisor still ran on lab1 {DECIDE_SECONDS} s later")
 
-    def log_lines(self) -> int:
-        with self.remote() as remote:
+    def log_lines(self, number: int = 1) -> int:
+        with self.remote(number) as remote:
             return len(remote.run(["cat", host_paths.DEPLOY_LOG], check=False).stdout.splitlines())
 
     def run(
@@ -131,36 +164,51 @@ class Lab:
         return self.observe(drill, deployer, before, expected_lines, new_release)
 
     def observe(self, drill: str, deployer: Deployer, before: int, lines: int, new_release: str) -> Row:
-        host = self.host
-        with self.remote() as remote:
-            generation = remote.run(["readlink", host_paths.SYSTEM_PROFILE]).stdout.strip()
+        after = self.after(1, before, lines)
+        problems = list(after.problems)
+        new_runs = bool(new_release) and after.serving == new_release
+        if not new_runs and deployer.exit_code == 0:
+            problems.append("exit code 0 though the new release does not run")
+        return Row(
+            drill=drill,
+            generation=after.generation,
+            serving=after.serving,
+            exit=f"{deployer.exit_code}: {deployer.summary()}",
+            lock=after.lock,
+            log=after.log,
+            problems=tuple(problems),
+        )
+
+    def after(self, number: int, before: int, lines: int) -> HostAfter:
+        """What lab<number> says now, its deploy log having had `before` lines and `lines` more expected."""
+        host = self.host_of(number)
+        with self.remote(number) as remote:
+            facts = host_system.facts(remote)
+            numbers = {generation.system: generation.number for generation in host_system.generations(remote)}
             units = remote.run_shell(
                 "systemctl is-active gunicorn-example.service caddy.service", check=False
             )
-            holder = lock.read(remote)
             last = remote.run_shell(f"tail -n 1 {host_paths.DEPLOY_LOG}").stdout
         served = page(host)
         release = served.split('id="release">', 1)[-1].split("<", 1)[0] if 'id="release">' in served else "?"
-        added = self.log_lines() - before
+        added = self.log_lines(number) - before
         problems = []
         if not units.ok:
             problems.append(f"units not active: {units.stdout.split()}")
         if release == "?":
             problems.append("the site does not serve its page")
-        new_runs = bool(new_release) and release == new_release
-        if not new_runs and deployer.exit_code == 0:
-            problems.append("exit code 0 though the new release does not run")
-        if holder is not None:
-            problems.append(f"the lock is held: {holder.describe()}")
+        if facts.lock is not None:
+            problems.append(f"the lock is held: {facts.lock.describe()}")
         if added != lines:
             problems.append(f"{added} deploy-log line(s), expected {lines}")
         outcome = (added and _field(last, "outcome")) or "-"
-        return Row(
-            drill=drill,
-            generation=generation.removeprefix("system-").removesuffix("-link"),
+        running = numbers.get(facts.current_system) if facts.current_system else None
+        # After a reboot the host runs its boot default, which need not be the profile's newest generation.
+        generation = f"{running}" if facts.runs_profile else f"{running} (profile: {facts.generation_number})"
+        return HostAfter(
+            generation=generation,
             serving=release,
-            exit=f"{deployer.exit_code}: {deployer.summary()}",
-            lock="held" if holder else "free",
+            lock="held" if facts.lock else "free",
             log=f"{added} ({outcome})",
             problems=tuple(problems),
         )
@@ -177,6 +225,10 @@ class Deployer:
     """`djdeploy deploy` of one release to lab1 in the background, its output read as it comes."""
 
     def __init__(self, lab: Lab, release: Path, *args: str) -> None:
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            # Started in the background by a shell, which ignores SIGINT for it: the deployer would inherit
+            # that and never see the drills' Ctrl-C. A handler of ours becomes the default in the child.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         self.lab = lab
         self.known = lab.activations()
         self.output: list[str] = []
@@ -198,7 +250,8 @@ class Deployer:
             self.output.append(line)
 
     def said(self, text: str) -> bool:
-        return text in "".join(self.output)
+        """Whether the deploy printed text (its words; the error box wraps long lines)."""
+        return " ".join(text.split()) in _words("".join(self.output))
 
     def wait_until(self, condition: Callable[[], bool], what: str) -> None:
         """Wait (bounded) until condition holds or the deployer has ended."""
@@ -229,6 +282,11 @@ class Deployer:
         if self.child.poll() is None:
             os.kill(self.child.pid, number)
 
+    def kill_all(self) -> None:
+        """SIGKILL the deployer with the commands it runs (its `nix copy`), as a closed terminal would."""
+        if self.child.poll() is None:
+            os.killpg(self.child.pid, signal.SIGKILL)
+
     def finish(self) -> None:
         try:
             self.exit_code = self.child.wait(timeout=DECIDE_SECONDS + PHASE_SECONDS)
@@ -238,12 +296,18 @@ class Deployer:
         self.reader.join(timeout=10)
 
     def summary(self) -> str:
-        """The deploy's last words, on one line without the error box's frame."""
-        text = "".join(self.output).translate(str.maketrans("│╭╮╰╯─", "      "))
-        words = " ".join(text.split())
-        return (
-            words if len(words) <= SUMMARY_CHARACTERS else "…" + words[-SUMMARY_CHARACTERS:].split(" ", 1)[-1]
-        )
+        return last_words("".join(self.output))
+
+
+def last_words(output: str, characters: int = SUMMARY_CHARACTERS) -> str:
+    """A command's last words, on one line without the error box's frame."""
+    words = _words(output)
+    return words if len(words) <= characters else "…" + words[-characters:].split(" ", 1)[-1]
+
+
+def _words(output: str) -> str:
+    """What a command printed as one line of words, without the error box's frame."""
+    return " ".join(output.translate(str.maketrans("│╭╮╰╯─", "      ")).split())
 
 
 def _children(pid: int) -> list[list[str]]:
@@ -289,3 +353,31 @@ def link_down(link: str) -> Iterator[None]:
         yield
     finally:
         process.run(["ip", "link", "set", link, "up"])
+
+
+# Where a drill puts the small filesystem that holds what is written to a lab host's /nix/store.
+SMALL_STORE = "/run/djdeploy-drill-store"
+
+
+@contextmanager
+def store_full(lab: Lab, size: str = "1m") -> Iterator[None]:
+    """lab1's /nix/store with only `size` to grow, for the block: an overlay on it whose upper layer is a
+    tmpfs of that size, so a copy fails with ENOSPC on the host (and nothing of this machine fills up).
+    Afterwards the paths the copy completed (valid in the store's database) move to the real store."""
+    with lab.remote() as remote:
+        remote.run_shell(
+            f"mkdir -p {SMALL_STORE} && mount -t tmpfs -o size={size} drill-store {SMALL_STORE} && "
+            f"mkdir {SMALL_STORE}/upper {SMALL_STORE}/work && mount -t overlay drill-store -o "
+            f"lowerdir=/nix/store,upperdir={SMALL_STORE}/upper,workdir={SMALL_STORE}/work /nix/store"
+        )
+    try:
+        yield
+    finally:
+        with lab.remote() as remote:
+            remote.run_shell(
+                f"cd {SMALL_STORE}/upper && valid=$(for p in *; do "
+                'nix-store --check-validity "/nix/store/$p" 2>/dev/null && echo "$p"; done); '
+                "cd / && umount /nix/store && "
+                f'for p in $valid; do cp -a "{SMALL_STORE}/upper/$p" /nix/store/; done; '
+                f"umount {SMALL_STORE} && rmdir {SMALL_STORE}"
+            )

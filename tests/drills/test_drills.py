@@ -16,7 +16,7 @@ pytestmark = pytest.mark.lab
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with lab_hosts(1) as layout:
+    with lab_hosts(3) as layout:
         yield Lab(layout, tmp_path_factory.mktemp("drills"))
 
 

@@ -109,7 +109,8 @@ def power_off_during_activation(lab: Lab) -> Row:
     unconfirmed generation, as on NixOS after `nix-env --set` and a power cut. /run is gone with the lock and
     the supervisor; the deploy gets no log line (the host died before it decided; the deployer says so), and
     the next status and deploy work."""
-    release = _with_migration(lab, "power-off", "time.sleep(120)")
+    # Unsafe, so that it runs in the switch rather than before it.
+    release = _with_migration(lab, "power-off", "time.sleep(120)", unsafe=True)
     notes = []
     told = []
 

@@ -111,7 +111,7 @@ def test_a_slow_safe_migration_runs_while_the_old_release_serves(
     assert len(served_meanwhile) >= 5
     assert set(served_meanwhile) == {"1.0.0"}
     words = " ".join(stdout.split())
-    assert "✓ plan the migrations" in words
+    assert "✓ migration plan: example: notes.0002_note_colour, notes.0003_fill_colour (apply 2)" in words
     assert "✓ migrate example before the switch (2 migration(s), old release serving)" in words
     assert release_served(host) == "2.0.0"
     assert applied(first) == ["0001_initial", "0002_note_colour", "0003_fill_colour"]

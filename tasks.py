@@ -34,7 +34,8 @@ def test(context: Context, lab: bool = True) -> None:  # noqa: PT028 (an Invoke 
     context.run(f"{python} -m mypy", echo=True)
     context.run(f"shellcheck {' '.join(SHELL_SCRIPTS)}", echo=True)
     selection = "" if lab else " -m 'not lab'"
-    context.run(f"{python} -m pytest{selection}", echo=True, pty=False)
+    # The slowest tests are listed at the end: where a run's time goes.
+    context.run(f"{python} -m pytest --durations=15{selection}", echo=True, pty=False)
 
 
 ns.add_task(test)

@@ -35,7 +35,9 @@ import yaml
 from rich.console import Console
 
 from djdeploy import inventory
-from djdeploy.deploy import build, fleet, host_run, nix
+from djdeploy.deploy import build, fleet, nix
+from djdeploy.deploy.options import Options
+from djdeploy.deploy.outcome import Result
 from djdeploy.lab import cgroups, control
 from djdeploy.lab.layout import LabLayout
 from djdeploy.remote import probe, process
@@ -74,9 +76,9 @@ class Workspace:
         return inventory.load(path)
 
 
-def timed_deploy(hosts: Sequence[inventory.Host]) -> tuple[float, list[host_run.Result]]:
+def timed_deploy(hosts: Sequence[inventory.Host]) -> tuple[float, list[Result]]:
     started = time.monotonic()
-    results = fleet.deploy(hosts, host_run.Options(), QUIET)
+    results = fleet.deploy(hosts, Options(), QUIET)
     seconds = time.monotonic() - started
     failed = [result for result in results if not result.ok]
     if failed:
@@ -84,7 +86,7 @@ def timed_deploy(hosts: Sequence[inventory.Host]) -> tuple[float, list[host_run.
     return seconds, results
 
 
-def print_steps(label: str, seconds: float, result: host_run.Result) -> None:
+def print_steps(label: str, seconds: float, result: Result) -> None:
     steps = ", ".join(f"{name} {duration:.2f} s" for name, duration in result.steps)
     print(f"{label}: {seconds:.2f} s ({steps})")
 
@@ -290,7 +292,7 @@ def compare_one_line_change(workspace: Workspace) -> None:
 
 def measured_deploy(
     layout: LabLayout, hosts: Sequence[inventory.Host]
-) -> tuple[float, float, float, list[host_run.Result]]:
+) -> tuple[float, float, float, list[Result]]:
     """Wall time of a deploy, the CPU seconds this process (with its children) and the hosts used, and the
     hosts' results."""
     cgroup_names = [layout.host(int(host.name.removeprefix("lab"))).netns for host in hosts]

@@ -3,7 +3,8 @@
 Run as any user: python3 -m bench.startup [--runs N]. Runs `djdeploy deploy` beside this Python N times
 (default 21) against a host nobody listens for, with stand-in `nix` commands first on PATH that write the
 moment they start and fail (so nothing builds), and prints the median and the range of that time, with the
-same for a bare Python that starts the same stand-in. Needs no lab and no Nix.
+same for a bare Python that starts the same stand-in. Needs no lab and no Nix. The commands may write
+Python's bytecode caches (as an installed package has them), and a first run of each, untimed, writes them.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def first_command_seconds(argv: list[str], directory: Path) -> float:
     mark = directory / "mark"
     mark.unlink(missing_ok=True)
     environment = {**os.environ, "PATH": f"{directory}:{os.environ['PATH']}", "STARTUP_MARK": str(mark)}
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)
     started = time.time()
     subprocess.run(argv, cwd=directory, env=environment, capture_output=True, timeout=60, check=False)
     return float(mark.read_text().split()[0]) - started
@@ -62,6 +64,8 @@ def main() -> None:
         bare = [sys.executable, "-c", BARE]
         # In turn, so that other work on the machine weighs on both alike.
         measured: dict[str, list[float]] = {"djdeploy deploy": [], "bare python": []}
+        first_command_seconds(deploy, directory)
+        first_command_seconds(bare, directory)
         for _ in range(runs):
             measured["djdeploy deploy"].append(first_command_seconds(deploy, directory))
             measured["bare python"].append(first_command_seconds(bare, directory))

@@ -32,14 +32,15 @@ def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Re
     Ctrl-C stops every host under way (interrupt.Stopper) and raises interrupt.Stopped with their outcome.
     """
     batches = _batches(hosts, options.batch)
-    # The first batch's connections open while the systems build, so a host that cannot be reached (or
-    # offers an unknown key) is known before a long build ends, and the deploy starts sooner. Each host
-    # waits only for its own connection.
-    opener = ThreadPoolExecutor(max_workers=max(1, options.parallel))
-    opened = {host.name: opener.submit(_connect, host, options, console) for host in batches[0]}
-    opener.shutdown(wait=False)
+    opened: dict[str, Future[Remote]] = {}
     try:
         with console.status("Building") as status:
+            # The first batch's connections open while the systems build, so a host that cannot be reached
+            # (or offers an unknown key) is known before a long build ends, and the deploy starts sooner.
+            # Each host waits only for its own connection.
+            opener = ThreadPoolExecutor(max_workers=max(1, options.parallel))
+            opened = {host.name: opener.submit(_connect, host, options, console) for host in batches[0]}
+            opener.shutdown(wait=False)
             started = time.monotonic()
             systems = _build(hosts, options, lambda text: status.update(f"Building {text}"))
     except BaseException as exc:

@@ -8,7 +8,10 @@ end. Prints:
   the ratio of djdeploy's wall time to theirs (the one-line change five times: each ratio, their median and
   the ratio of the medians), and each side's switch apart from the rest: the switch takes 1 to 2 s by
   itself (gunicorn's gevent worker notices SIGTERM at its one-second tick); what lies outside it is the
-  tool's;
+  tool's. The switch is also timed on the host itself, on both sides (djdeploy's from the supervisor's
+  files: `generation` written just before switch-to-configuration starts, `deadline` just after it ends;
+  the bare side's by `date` around it), so that the tick stays inside the switch and what the deployer
+  takes to notice the switch's end counts as outside it;
 - failed HTTPS requests out of a steady load on lab1 while a changed site is deployed to it;
 - the wall time of deploying a changed site to 1, 2 and 4 hosts, five times each, with the CPU time the
   deployer and the lab hosts used: the lab hosts share this machine's cores, so the CPU time divided by the
@@ -35,7 +38,10 @@ import yaml
 from rich.console import Console
 
 from djdeploy import inventory
-from djdeploy.deploy import build, fleet, host_run, nix
+from djdeploy.deploy import build, fleet, nix
+from djdeploy.deploy.options import Options
+from djdeploy.deploy.outcome import Result
+from djdeploy.host import paths as host_paths
 from djdeploy.lab import cgroups, control
 from djdeploy.lab.layout import LabLayout
 from djdeploy.remote import probe, process
@@ -74,9 +80,9 @@ class Workspace:
         return inventory.load(path)
 
 
-def timed_deploy(hosts: Sequence[inventory.Host]) -> tuple[float, list[host_run.Result]]:
+def timed_deploy(hosts: Sequence[inventory.Host]) -> tuple[float, list[Result]]:
     started = time.monotonic()
-    results = fleet.deploy(hosts, host_run.Options(), QUIET)
+    results = fleet.deploy(hosts, Options(), QUIET)
     seconds = time.monotonic() - started
     failed = [result for result in results if not result.ok]
     if failed:
@@ -84,7 +90,7 @@ def timed_deploy(hosts: Sequence[inventory.Host]) -> tuple[float, list[host_run.
     return seconds, results
 
 
-def print_steps(label: str, seconds: float, result: host_run.Result) -> None:
+def print_steps(label: str, seconds: float, result: Result) -> None:
     steps = ", ".join(f"{name} {duration:.2f} s" for name, duration in result.steps)
     print(f"{label}: {seconds:.2f} s ({steps})")
 
@@ -102,11 +108,25 @@ def bare_deploy(host: inventory.Host, systems: Path) -> dict[str, float]:
     times["nix copy"] = time.monotonic() - mark
     mark = time.monotonic()
     profile = "/nix/var/nix/profiles/system"
-    command = f"nix-env -p {profile} --set {system} && {system}/bin/switch-to-configuration switch"
-    process.run([*ssh, command])
+    command = (
+        f"nix-env -p {profile} --set {system} && date +%s.%N && {system}/bin/switch-to-configuration switch "
+        ">&2 && date +%s.%N"
+    )
+    began, ended = process.output([*ssh, command]).split()
     times["ssh switch"] = time.monotonic() - mark
+    times["switch on the host"] = float(ended) - float(began)
     times["total"] = time.monotonic() - started
     return times
+
+
+def host_switch_seconds(host: inventory.Host) -> float:
+    """How long the newest activation's switch-to-configuration took, from the supervisor's files."""
+    with Remote(host.ssh_target) as remote:
+        newest = remote.run_shell(
+            f"cd {host_paths.ACTIVATION_DIR}/$(ls {host_paths.ACTIVATION_DIR} | tail -n 1) && "
+            "stat -c %.9Y generation deadline"
+        ).stdout.split()
+    return float(newest[1]) - float(newest[0])
 
 
 def bare_build(host: inventory.Host, systems: Path) -> Path:
@@ -256,6 +276,7 @@ def compare_one_line_change(workspace: Workspace) -> None:
     # Single runs on a 2-core machine shared with the lab are noisy: repeat, print each run and the medians.
     djdeploy_times, bare_times = [], []
     djdeploy_switches, bare_switches, djdeploy_builds, bare_builds = [], [], [], []
+    djdeploy_host_switches, bare_host_switches = [], []
     for run_number in range(1, ROUNDS + 1):
         change = workspace.release(f"1.0.{run_number}")
         seconds, [result] = timed_deploy([change.hosts["lab1"]])
@@ -267,6 +288,8 @@ def compare_one_line_change(workspace: Workspace) -> None:
         bare_times.append(bare["total"])
         steps = dict(result.steps)
         djdeploy_switches.append(steps[SWITCH_STEP])
+        djdeploy_host_switches.append(host_switch_seconds(change.hosts["lab1"]))
+        bare_host_switches.append(bare["switch on the host"])
         djdeploy_builds.append(steps["build"])
         bare_switches.append(bare["ssh switch"])
         bare_builds.append(bare["nix-build"])
@@ -286,11 +309,23 @@ def compare_one_line_change(workspace: Workspace) -> None:
             total - switch - built for total, switch, built in zip(totals, switches, builds, strict=True)
         ]
         print(f"  {side}: switch {_spread(switches)}; outside the switch and the build {_spread(outside)}")
+    # The switch as the host timed it: what the deployer takes to learn that it ended is outside it.
+    for side, totals, switches, builds in (
+        ("djdeploy", djdeploy_times, djdeploy_host_switches, djdeploy_builds),
+        ("bare commands", bare_times, bare_host_switches, bare_builds),
+    ):
+        outside = [
+            total - switch - built for total, switch, built in zip(totals, switches, builds, strict=True)
+        ]
+        print(
+            f"  {side}, switch timed on the host: switch {_spread(switches)}; outside the switch and the "
+            f"build {_spread(outside)}"
+        )
 
 
 def measured_deploy(
     layout: LabLayout, hosts: Sequence[inventory.Host]
-) -> tuple[float, float, float, list[host_run.Result]]:
+) -> tuple[float, float, float, list[Result]]:
     """Wall time of a deploy, the CPU seconds this process (with its children) and the hosts used, and the
     hosts' results."""
     cgroup_names = [layout.host(int(host.name.removeprefix("lab"))).netns for host in hosts]

@@ -21,6 +21,8 @@ from rich.console import Console
 
 from djdeploy import inventory
 from djdeploy.deploy import fleet, host_run, interrupt
+from djdeploy.deploy.options import Options
+from djdeploy.deploy.outcome import Result
 from djdeploy.errors import DjdeployError
 from tests.lab.helpers import lab_hosts, write_inventory
 from tests.lab.test_deploy import release_source
@@ -34,23 +36,23 @@ def spread(values: list[float]) -> str:
     return f"median {statistics.median(values):.3f} s (lowest {min(values):.3f}, highest {max(values):.3f})"
 
 
-def deployed(path: Path) -> host_run.Result:
-    [result] = fleet.deploy([inventory.load(path).hosts["lab1"]], host_run.Options(), QUIET)
+def deployed(path: Path) -> Result:
+    [result] = fleet.deploy([inventory.load(path).hosts["lab1"]], Options(), QUIET)
     if not result.ok:
         raise DjdeployError(f"the deploy failed: {result.message}")
     return result
 
 
-def rolled_back(path: Path, to: int | None) -> host_run.Result:
+def rolled_back(path: Path, to: int | None) -> Result:
     host = inventory.load(path).hosts["lab1"]
-    stopper: interrupt.Stopper[host_run.Result] = interrupt.Stopper(QUIET.print)
-    result = host_run.rollback(host, to, host_run.Options(), QUIET, stopper)
+    stopper: interrupt.Stopper[Result] = interrupt.Stopper(QUIET.print)
+    result = host_run.rollback(host, to, Options(), QUIET, stopper)
     if not result.ok:
         raise DjdeployError(f"the rollback failed: {result.message}")
     return result
 
 
-def step(result: host_run.Result, prefix: str) -> float:
+def step(result: Result, prefix: str) -> float:
     """The seconds of the result's steps whose names start with prefix (0 when it had none)."""
     return sum(seconds for name, seconds in result.steps if name.startswith(prefix))
 

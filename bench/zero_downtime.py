@@ -27,7 +27,9 @@ from pathlib import Path
 from rich.console import Console
 
 from djdeploy import inventory
-from djdeploy.deploy import fleet, host_run
+from djdeploy.deploy import fleet
+from djdeploy.deploy.options import Options
+from djdeploy.deploy.outcome import Result
 from djdeploy.lab.layout import LabLayout
 from djdeploy.remote import probe
 from tests.lab.helpers import lab_hosts, write_inventory
@@ -111,8 +113,8 @@ class Releases:
         return inventory.load(path).hosts["lab1"]
 
 
-def deploy(host: inventory.Host) -> host_run.Result:
-    [result] = fleet.deploy([host], host_run.Options(), QUIET)
+def deploy(host: inventory.Host) -> Result:
+    [result] = fleet.deploy([host], Options(), QUIET)
     if not result.ok:
         raise SystemExit(f"deploy failed: {result.message}")
     return result

@@ -296,7 +296,7 @@ def test_a_build_host_copies_to_the_target_itself_with_the_deployers_key_and_hos
     assert shlex.split(argv[-1]) == [
         "sh",
         "-c",
-        nix.COPY_TO_HOST,
+        nix.copy_to_host_script(),
         "copy-to-host",
         "ssh://root@192.0.2.1",
         "22",
@@ -325,7 +325,7 @@ def test_the_build_hosts_script_copies_with_the_given_host_keys_alone(tmp_path: 
         [
             "sh",
             "-c",
-            nix.COPY_TO_HOST,
+            nix.copy_to_host_script(),
             "copy-to-host",
             "ssh://root@192.0.2.1",
             "2222",

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from djdeploy.deploy import cache, fleet, host_run, nix
+from djdeploy.deploy import cache, fleet, nix
+from djdeploy.deploy.options import Options
+from djdeploy.deploy.outcome import Result
 from djdeploy.inventory import Cache, Host
 from tests import fake_ssh
 from tests.fake_ssh import Answer, ok
@@ -117,9 +119,9 @@ def cached(
     return dataclasses.replace(host, cache=BINARY_CACHE), web1, pushed, copied
 
 
-def deploy(target: Host) -> tuple[host_run.Result, str]:
+def deploy(target: Host) -> tuple[Result, str]:
     output = io.StringIO()
-    [result] = fleet.deploy([target], host_run.Options(), Console(file=output, width=200))
+    [result] = fleet.deploy([target], Options(), Console(file=output, width=200))
     return result, output.getvalue()
 
 

@@ -35,6 +35,8 @@ from djdeploy.deploy import (
     toplevel,
     unlock,
 )
+from djdeploy.deploy.options import Options
+from djdeploy.deploy.outcome import Outcome, Result
 from djdeploy.errors import DjdeployError
 from djdeploy.host import lock, records, sites
 from djdeploy.host import paths as host_paths
@@ -243,8 +245,8 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> DeployHost:
     return web1
 
 
-def run_deploy(host: Host, **options: Any) -> host_run.Result:
-    [result] = fleet.deploy([host], host_run.Options(**options), Console(file=io.StringIO()))
+def run_deploy(host: Host, **options: Any) -> Result:
+    [result] = fleet.deploy([host], Options(**options), Console(file=io.StringIO()))
     return result
 
 
@@ -375,7 +377,7 @@ def test_unchanged_host_is_checked_once_and_left_alone(
 ) -> None:
     fakes.current = NEW
     console = io.StringIO()
-    [result] = fleet.deploy([host], host_run.Options(), Console(file=console, width=200))
+    [result] = fleet.deploy([host], Options(), Console(file=console, width=200))
     assert result.outcome == "unchanged"
     assert result.ok
     assert fakes[0].commands == [host_system.FACTS_COMMAND]
@@ -660,10 +662,10 @@ def test_rollback_records_the_commit_of_the_generation_it_returns_to(
     assert (fixed["action"], fixed["commit"]) == ("rollback", "1111111")
 
 
-def rollback(host: Host, to: int | None, console: io.StringIO | None = None) -> host_run.Result:
-    stopper: interrupt.Stopper[host_run.Result] = interrupt.Stopper(print)
+def rollback(host: Host, to: int | None, console: io.StringIO | None = None) -> Result:
+    stopper: interrupt.Stopper[Result] = interrupt.Stopper(print)
     shown = Console(file=console or io.StringIO(), width=300)
-    return host_run.rollback(host, to, host_run.Options(), shown, stopper)
+    return host_run.rollback(host, to, Options(), shown, stopper)
 
 
 THREE_GENERATIONS = (
@@ -747,7 +749,7 @@ def test_the_sudo_password_is_in_no_repr_output_or_message(
     host: Host, fakes: DeployHost, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     password = "s3cret-sudo-pw"
-    options = host_run.Options(sudo_password=password)
+    options = Options(sudo_password=password)
     assert password not in repr(options)
     sudo_host = dataclasses.replace(host, ssh=SshSettings(user="deploy", sudo=True))
     fakes.sudo_asks_password = True
@@ -805,9 +807,7 @@ def test_batches_stop_after_the_first_batch_with_a_failure(
 ) -> None:
     unreachable = dataclasses.replace(host, name="web2", address="192.0.2.2")
     later = [dataclasses.replace(host, name=name) for name in ("web3", "web4")]
-    results = fleet.deploy(
-        [host, unreachable, *later], host_run.Options(batch=2), Console(file=io.StringIO())
-    )
+    results = fleet.deploy([host, unreachable, *later], Options(batch=2), Console(file=io.StringIO()))
     assert [(result.host, result.outcome) for result in results] == [
         ("web1", "deployed"),
         ("web2", "failed"),
@@ -820,15 +820,13 @@ def test_batches_stop_after_the_first_batch_with_a_failure(
 def test_a_failure_is_printed_once(monkeypatch: pytest.MonkeyPatch) -> None:
     output = io.StringIO()
     monkeypatch.setattr(deploy_tasks, "console", Console(file=output, width=200))
-    failure = host_run.Result(
-        "web1", host_run.Outcome.ROLLED_BACK, "web1: rolled back to generation 1.\nNo module named 'x'"
-    )
+    failure = Result("web1", Outcome.ROLLED_BACK, "web1: rolled back to generation 1.\nNo module named 'x'")
     with pytest.raises(DjdeployError) as one_host:
         deploy_tasks._summarize([failure])
     assert one_host.value.message == failure.message
     assert output.getvalue() == ""  # no table for one host: the error's box says it all
     with pytest.raises(DjdeployError) as two_hosts:
-        deploy_tasks._summarize([failure, host_run.Result("web2", host_run.Outcome.DEPLOYED, "generation 4")])
+        deploy_tasks._summarize([failure, Result("web2", Outcome.DEPLOYED, "generation 4")])
     assert two_hosts.value.message == failure.message
     table = output.getvalue()
     assert "web1: rolled back to generation 1." in table
@@ -844,7 +842,7 @@ def test_a_failed_health_check_is_printed_as_failed(
     )
     fakes.state_after_confirm = "rolled-back"
     output = io.StringIO()
-    [result] = fleet.deploy([host], host_run.Options(), Console(file=output, width=200))
+    [result] = fleet.deploy([host], Options(), Console(file=output, width=200))
     assert result.outcome == "rolled back"
     lines = output.getvalue().splitlines()
     assert any(line.startswith("✗ health check ") for line in lines), lines
@@ -981,7 +979,7 @@ def test_ctrl_c_during_the_health_check_rejects_at_once_and_reports_the_rollback
     output = io.StringIO()
     interrupt_main_thread_when(checking.is_set)
     with pytest.raises(interrupt.Stopped) as stopped:
-        fleet.deploy([host], host_run.Options(), Console(file=output, width=300))
+        fleet.deploy([host], Options(), Console(file=output, width=300))
     said = output.getvalue()
     assert "stopping: rejecting generation 2 on web1, it rolls back now" in said
     assert "✗ health check" in said
@@ -1016,7 +1014,7 @@ def test_ctrl_c_during_the_copy_says_nothing_was_switched_and_records_it(
     output = io.StringIO()
     interrupt_main_thread_when(copying.is_set)
     with pytest.raises(interrupt.Stopped) as stopped:
-        fleet.deploy([host], host_run.Options(), Console(file=output, width=300))
+        fleet.deploy([host], Options(), Console(file=output, width=300))
     assert "stopping: nothing was switched on web1; its deploy lock is released." in output.getvalue()
     assert stopped.value.message == (
         "Stopped by Ctrl-C.\n\nweb1: stopped by Ctrl-C during the copy: nothing was switched, the host runs "
@@ -1061,7 +1059,7 @@ def test_a_second_ctrl_c_leaves_at_once_saying_when_the_host_decides(
     interrupt_main_thread_when(a_moment_after_the_rejection)
     started = time.monotonic()
     with pytest.raises(interrupt.LeftEarly) as left:
-        fleet.deploy([host], host_run.Options(), Console(file=io.StringIO(), width=300))
+        fleet.deploy([host], Options(), Console(file=io.StringIO(), width=300))
     assert time.monotonic() - started < 2.5
     assert left.value.message == (
         "Leaving now. web1 was told to roll back and does so by itself as soon as its switch ends, then "

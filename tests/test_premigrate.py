@@ -12,6 +12,8 @@ from typing import Any
 from rich.console import Console
 
 from djdeploy.deploy import fleet, host_run, interrupt, migrations, premigrate
+from djdeploy.deploy.options import Options
+from djdeploy.deploy.outcome import Result
 from djdeploy.host import paths as host_paths
 from djdeploy.host import system as host_system
 from djdeploy.inventory import Host
@@ -56,9 +58,9 @@ MIGRATE = f"timeout --kill-after=10 600 {NEW}/sw/bin/manage-example migrate --no
 PLAN = f"{NEW}/sw/bin/manage-example shell -c "
 
 
-def run_deploy(target: Host, **options: Any) -> tuple[host_run.Result, str]:
+def run_deploy(target: Host, **options: Any) -> tuple[Result, str]:
     output = io.StringIO()
-    [result] = fleet.deploy([target], host_run.Options(**options), Console(file=output, width=300))
+    [result] = fleet.deploy([target], Options(**options), Console(file=output, width=300))
     return result, output.getvalue()
 
 
@@ -196,8 +198,8 @@ def test_migrations_that_outlast_their_timeout_say_which_setting_gives_them_long
 def test_a_rollback_plans_and_migrates_nothing_before_its_switch(host: Host, fakes: DeployHost) -> None:
     fakes.migration_plan = SAFE
     fakes.generation = 2
-    stopper = interrupt.Stopper[host_run.Result](lambda text: None)
-    result = host_run.rollback(host, 1, host_run.Options(), Console(file=io.StringIO()), stopper)
+    stopper = interrupt.Stopper[Result](lambda text: None)
+    result = host_run.rollback(host, 1, Options(), Console(file=io.StringIO()), stopper)
     assert result.outcome == "deployed", result.message
     assert not any(command.startswith(PLAN) or " migrate " in command for command in fakes[0].commands)
     assert started_supervisor(next(c for c in fakes[0].commands if "systemd-run" in c))[-5] == "1"

@@ -137,3 +137,24 @@ def test_a_500_is_explained_by_the_exception_the_site_raises_on_the_host(
     manage, *arguments, script = shlex.split(command)
     assert (manage, arguments) == ("/run/current-system/sw/bin/manage-plain", ["shell", "-c"])
     assert script.endswith("\nexplain('plain.test', '/healthz', False)\n")
+
+
+def test_a_service_its_request_started_is_found_active_in_the_same_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a switch a socket-activated service is stopped until the health check's request starts it."""
+    started: list[str] = []
+
+    def request(address: str, hostname: str, path: str = "/", **options: object) -> probe.Response:
+        started.append(hostname)
+        return probe.Response(200, {}, "", None)
+
+    def systemctl(command: str) -> Answer:
+        if started:
+            return systemctl_all_active(command)
+        return ok("inactive\n" * (len(command.split()) - 2))
+
+    monkeypatch.setattr(probe, "request", request)
+    remote, _ = connected(monkeypatch, Host(respond=systemctl))
+    assert health.check(remote, ADDRESS, [PLAIN_SITE], timeout=0) == health.Report(())
+    assert started == ["plain.test"]

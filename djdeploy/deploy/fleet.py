@@ -8,14 +8,22 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-
-from djdeploy.deploy import build, cache, interrupt, remote_build
-from djdeploy.deploy.host_run import DeployFailed, HostRun, Options, Outcome, Result, StepLog, connect
+from djdeploy.deploy import build, interrupt
+from djdeploy.deploy.options import Options
+from djdeploy.deploy.outcome import Outcome, Result
 from djdeploy.errors import DjdeployError
 from djdeploy.inventory import BuildPlace, Host
-from djdeploy.remote.ssh import Remote
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from djdeploy.remote.ssh import Remote
+
+# What follows the build (host_run and the modules it uses, the cache's push, the builders' hosts) is
+# imported where it is used: the build starts without it, and the connections' threads load host_run while
+# the build runs.
 
 
 def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Result]:
@@ -24,14 +32,15 @@ def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Re
     Ctrl-C stops every host under way (interrupt.Stopper) and raises interrupt.Stopped with their outcome.
     """
     batches = _batches(hosts, options.batch)
-    # The first batch's connections open while the systems build, so a host that cannot be reached (or
-    # offers an unknown key) is known before a long build ends, and the deploy starts sooner. Each host
-    # waits only for its own connection.
-    opener = ThreadPoolExecutor(max_workers=max(1, options.parallel))
-    opened = {host.name: opener.submit(_connect, host, options, console) for host in batches[0]}
-    opener.shutdown(wait=False)
+    opened: dict[str, Future[Remote]] = {}
     try:
         with console.status("Building") as status:
+            # The first batch's connections open while the systems build, so a host that cannot be reached
+            # (or offers an unknown key) is known before a long build ends, and the deploy starts sooner.
+            # Each host waits only for its own connection.
+            opener = ThreadPoolExecutor(max_workers=max(1, options.parallel))
+            opened = {host.name: opener.submit(_connect, host, options, console) for host in batches[0]}
+            opener.shutdown(wait=False)
             started = time.monotonic()
             systems = _build(hosts, options, lambda text: status.update(f"Building {text}"))
     except BaseException as exc:
@@ -47,6 +56,8 @@ def deploy(hosts: Sequence[Host], options: Options, console: Console) -> list[Re
         f"[green]✓[/] build {', '.join(h.name for h in hosts)}{_where(hosts)} [dim]{build_seconds:.2f} s[/]"
     )
     if not options.dry_run:  # before any host is touched: a cache that cannot be written stops here
+        from djdeploy.deploy import cache
+
         cache.push_for_hosts(
             [
                 (host.cache, systems[host.name].path)
@@ -98,6 +109,8 @@ def _build(
 ) -> dict[str, build.BuiltSystem]:
     if all(host.build.on.place is BuildPlace.LOCAL for host in hosts):
         return build.build_systems(hosts, on_progress)
+    from djdeploy.deploy import remote_build
+
     return remote_build.build_systems(hosts, options.sudo_password, on_progress, parallel=options.parallel)
 
 
@@ -108,13 +121,17 @@ def _where(hosts: Sequence[Host]) -> str:
         if host.build.on.place is BuildPlace.TARGET:
             places.add("the target" if len(hosts) == 1 else "the targets")
         elif host.build.on.place is BuildPlace.BUILD_HOST:
+            from djdeploy.deploy import remote_build
+
             places.add(remote_build.builder_of(host).name)
     return f" on {', '.join(sorted(places))}" if places else ""
 
 
 def _connect(host: Host, options: Options, console: Console) -> Remote:
+    from djdeploy.deploy import host_run
+
     try:
-        return connect(host, options)
+        return host_run.connect(host, options)
     except DjdeployError:
         console.print(f"[red]✗[/] [bold]{host.name}[/]: cannot connect (details in the summary)")
         raise
@@ -141,6 +158,8 @@ def _deploy_host(
     show_host: bool,
     opened: Future[Remote] | None,
 ) -> Result:
+    from djdeploy.deploy.host_run import DeployFailed, HostRun, StepLog
+
     log = StepLog(console, host.name, show_host)
     try:
         remote = opened.result() if opened else _connect(host, options, console)

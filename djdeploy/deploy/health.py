@@ -61,10 +61,12 @@ def check(
 
 
 def _problems(remote: Remote, address: str, sites: Sequence[Site]) -> tuple[list[str], dict[int, Site]]:
-    """What is wrong, and which of it is a site's 500 (whose exception is asked for once, at the end)."""
-    units = [unit for site in sites for unit in site.units] + ["caddy.service"]
-    states = remote.run(["systemctl", "is-active", *units], check=False, timeout=30).stdout.split()
-    problems = [f"{unit} is {state}" for unit, state in zip(units, states, strict=False) if state != "active"]
+    """What is wrong, and which of it is a site's 500 (whose exception is asked for once, at the end).
+
+    The sites are asked before the units: a request starts a socket-activated service that the switch left
+    stopped, so the units asked after it are active, not found inactive for one more round of the check.
+    """
+    answers: list[str] = []
     failing: dict[int, Site] = {}
     for site in sites:
         url = site.canonical_url + site.health_path
@@ -79,14 +81,18 @@ def _problems(remote: Remote, address: str, sites: Sequence[Site]) -> tuple[list
                 read_certificate=False,
             )
         except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
-            problems.append(f"{url} did not answer: {exc}")
+            answers.append(f"{url} did not answer: {exc}")
             continue
         problem = _wrong_answer(site, url, response)
         if problem and response.status == 500:
-            failing[len(problems)] = site
+            failing[len(answers)] = site
         if problem:
-            problems.append(problem)
-    return problems, failing
+            answers.append(problem)
+    units = [unit for site in sites for unit in site.units] + ["caddy.service"]
+    states = remote.run(["systemctl", "is-active", *units], check=False, timeout=30).stdout.split()
+    problems = [f"{unit} is {state}" for unit, state in zip(units, states, strict=False) if state != "active"]
+    # The units' problems first, as a report reads best: what is down, then what it answers.
+    return [*problems, *answers], {len(problems) + index: site for index, site in failing.items()}
 
 
 def _wrong_answer(site: Site, url: str, response: probe.Response) -> str | None:

@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
@@ -34,6 +33,8 @@ from djdeploy.deploy import (
     unit_failures,
 )
 from djdeploy.deploy.migrations import SitePlan
+from djdeploy.deploy.options import Options
+from djdeploy.deploy.outcome import Outcome, Result
 from djdeploy.deploy.supervisor import State
 from djdeploy.errors import DjdeployError
 from djdeploy.host import lock, records
@@ -44,19 +45,6 @@ from djdeploy.inventory import BeforeMigrate, BuildPlace, Host
 from djdeploy.ops import db
 from djdeploy.ops.status import migrated_command
 from djdeploy.remote.ssh import ConnectionLost, Remote, RemoteCommandError
-
-
-class Outcome(StrEnum):
-    """How a host's deploy or rollback ended, as its summary says."""
-
-    DEPLOYED = "deployed"
-    UNCHANGED = "unchanged"
-    DRY_RUN = "dry run"
-    ROLLED_BACK = "rolled back"
-    UNHEALTHY = "unhealthy"
-    FAILED = "failed"
-    # Not tried: an earlier batch failed.
-    SKIPPED = "skipped"
 
 
 class DeployFailed(DjdeployError):
@@ -74,35 +62,6 @@ class ActivationUnfinished(DeployFailed):
 # Seconds the supervisor's confirmation window grows by when --verify runs the named checks first.
 VERIFY_SECONDS = 120
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Options:
-    dry_run: bool = False
-    substitute_on_destination: bool = False
-    parallel: int = 4
-    batch: int | None = None
-    activation_timeout: float | None = None
-    confirm_timeout: float | None = None
-    migrate_timeout: float | None = None
-    sudo_password: str | None = field(default=None, repr=False)
-    # Also run every named check of `verify` before confirming.
-    verify: bool = False
-    # Refuse a plan with a migration unsafe while the old release serves (or the inventory's setting).
-    require_safe_migrations: bool = False
-
-
-@dataclass(frozen=True)
-class Result:
-    host: str
-    outcome: Outcome
-    message: str
-    generation: int | None = None
-    steps: tuple[tuple[str, float], ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome in {Outcome.DEPLOYED, Outcome.UNCHANGED, Outcome.DRY_RUN}
 
 
 @dataclass

@@ -9,7 +9,6 @@ import re
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from djdeploy.errors import CommandError, DjdeployError
@@ -19,13 +18,20 @@ from djdeploy.remote.ssh import SshTarget
 # `nix copy` and `nix build` of flakes are still marked experimental in every Nix we support: djdeploy enables
 # them for its own commands, so that no nix.conf needs changing.
 NIX_COMMAND = ("nix", "--extra-experimental-features", "nix-command flakes")
-# Run on a build host to copy a system to a target (see copy_between).
-COPY_TO_HOST = resources.files("djdeploy.deploy").joinpath("copy_to_host.sh").read_text()
 # The oldest Nix djdeploy works with: Debian 12's nix-bin.
 MINIMUM_NIX_VERSION = (2, 8)
 # "nix (Nix) 2.8.0", "nix (Nix) 2.26.3", "nix (Lix, like Nix) 2.91.1", "nix (Nix) 2.8pre20220311_d532269":
 # the version is the line's last word.
 _VERSION = re.compile(r"(\d+)\.(\d+)\S*\s*$")
+
+
+@functools.cache
+def copy_to_host_script() -> str:
+    """Run on a build host to copy a system to a target (see copy_between); read when first needed (Python's
+    importlib.resources costs start-up time)."""
+    from importlib import resources
+
+    return resources.files("djdeploy.deploy").joinpath("copy_to_host.sh").read_text()
 
 
 def parse_version(version_output: str) -> tuple[int, int] | None:
@@ -162,7 +168,14 @@ def copy_between(
         ["ssh-keygen", "-F", destination.known_hosts_name, "-f", str(known_hosts)], check=False
     ).stdout.splitlines()
     keys = [line for line in lines if line.strip() and not line.startswith("#")]
-    on_source = ["sh", "-c", COPY_TO_HOST, "copy-to-host", store_uri(destination), str(destination.ssh.port)]
+    on_source = [
+        "sh",
+        "-c",
+        copy_to_host_script(),
+        "copy-to-host",
+        store_uri(destination),
+        str(destination.ssh.port),
+    ]
     ssh = [
         "ssh",
         *ssh_options(source),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import shlex
-import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,6 +178,8 @@ class Remote:
             transport.set_keepalive(15)
             # Each command is a few small packets: with Nagle's algorithm, every one waited ~40 ms for the
             # host's delayed acknowledgement.
+            import socket
+
             if isinstance(transport.sock, socket.socket):
                 transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return self
@@ -358,6 +359,8 @@ class RemoteCommandError(DjdeployError):
 
 def port_open(address: str, port: int, timeout: float) -> bool:
     """Whether a TCP connection to address:port succeeds within timeout."""
+    import socket
+
     try:
         with socket.create_connection((address, port), timeout=timeout):
             return True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import getpass
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -124,6 +123,8 @@ def sudo_password(hosts: Sequence[inventory.Host]) -> str | None:
         return from_environment
     if not sys.stdin.isatty():
         return ""
+    import getpass
+
     return getpass.getpass(f"sudo password of {', '.join(users)} on the hosts: ")
 
 

@@ -26,7 +26,7 @@ from djdeploy.tasks.common import (
 if TYPE_CHECKING:
     from invoke.context import Context
 
-    from djdeploy.deploy import host_run
+    from djdeploy.deploy.outcome import Result
 
 # The task bodies import the modules that do the work (djdeploy/deploy/...): the program starts without them.
 T = TypeVar("T")
@@ -104,11 +104,12 @@ def deploy(
 
     Ctrl-C rolls back the hosts under way and waits for them; a second Ctrl-C leaves them to decide alone.
     """
-    from djdeploy.deploy import fleet, host_run
+    from djdeploy.deploy import fleet
+    from djdeploy.deploy.options import Options
 
     seconds, count = positive_seconds, at_least_one
     positive, whole = "a positive number of seconds", "a whole number from 1"
-    options = host_run.Options(
+    options = Options(
         dry_run=dry_run,
         substitute_on_destination=substitute,
         parallel=option("parallel", parallel, count, whole, "4 hosts at once") or 4,
@@ -152,7 +153,7 @@ def builders(hosts: list[Host], known: Inventory) -> list[Host]:
     return [known.hosts[name] for name in sorted(names) if name in known.hosts]
 
 
-def _summarize(results: list[host_run.Result]) -> None:
+def _summarize(results: list[Result]) -> None:
     """A table of the hosts when there are several; every failure in full once, in the error's box."""
     failed = [result for result in results if not result.ok]
     if len(results) > 1:
@@ -182,10 +183,11 @@ def rollback(context: Context, host: str, to: int = -1, inventory: str | None = 
     Without --to: the newest earlier generation whose deploy passed its checks and was confirmed.
     """
     from djdeploy.deploy import host_run, interrupt
+    from djdeploy.deploy.options import Options
 
     target = one_host(inventory, host)
-    options = host_run.Options(sudo_password=sudo_password([target]))
-    stopper: interrupt.Stopper[host_run.Result] = interrupt.Stopper(console.print)
+    options = Options(sudo_password=sudo_password([target]))
+    stopper: interrupt.Stopper[Result] = interrupt.Stopper(console.print)
     goal = to if to >= 0 else None
     with leaves_at_once():
         stopper.run([lambda: host_run.rollback(target, goal, options, console, stopper)], 1)

@@ -58,6 +58,11 @@ def pids(name: str) -> set[int]:
 
 def kill_and_remove(name: str, timeout: float = 10.0) -> None:
     """Kill every process left in the host's cgroups, then remove them."""
+    # cgroup.kill (cgroup v2) kills the whole tree at once, as a power cut does: no process of the host sees
+    # another die first and acts on it (the supervisor rolling back a migration it saw killed, say).
+    for tree in _trees(name):
+        if (tree / "cgroup.kill").exists():
+            (tree / "cgroup.kill").write_text("1\n")
     deadline = time.monotonic() + timeout
     while (remaining := pids(name)) and time.monotonic() < deadline:
         for pid in remaining:

@@ -187,6 +187,36 @@ def test_home_page_needs_no_collected_files_when_debugging(site: Site) -> None:
     assert 'href="/static/example_site/site.css"' in answer.body
 
 
+# Writes a note through the form as a browser does (the token from the page, the cookie back), then once
+# without the token; prints the statuses and the home page after.
+WRITE_NOTE = """
+import json, re
+import django
+django.setup()
+from django.test import Client
+client = Client(enforce_csrf_checks=True, headers={"host": "example.test"})
+form = client.get("/notes/new")
+token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.content.decode()).group(1)
+saved = client.post("/notes/new", {"title": "written over HTTP", "csrfmiddlewaretoken": token})
+forged = Client(enforce_csrf_checks=True, headers={"host": "example.test"}).post(
+    "/notes/new", {"title": "forged"}
+)
+empty = client.post("/notes/new", {"title": "", "csrfmiddlewaretoken": token})
+home = client.get("/").content.decode()
+print(json.dumps([form.status_code, saved.status_code, saved["Location"], forged.status_code,
+                  empty.status_code, home]))
+"""
+
+
+def test_a_note_is_written_through_the_form_with_its_csrf_token(site: Site) -> None:
+    form, saved, location, forged, empty, home = json.loads(expect_success(site.run("-c", WRITE_NOTE)))
+    assert (form, saved, location) == (200, 302, "/")
+    assert forged == 403
+    assert empty == 400
+    assert "<li>written over HTTP</li>" in home
+    assert "forged" not in home
+
+
 def test_admin_asks_for_login(site: Site) -> None:
     answer = site.get("/admin/")
     assert answer.status == 302

@@ -114,3 +114,75 @@ def test_a_release_with_new_migrations_is_then_asked_with_its_own_code(
         "example: notes.0002_colour, notes.0003_drop, shop.0001_initial (apply 3)"
     )
     assert plans[0].now == (("notes", "0001_initial"), ("shop", "zero"))
+
+
+# What django-migration-linter 6.0 printed of these migrations of the example (the summary shortened).
+LINT_SUMMARY = "*** Summary ***\nValid migrations: 0/1\nErroneous migrations: 1/1\n"
+LINTED = {
+    "apply": [
+        {
+            "app": "notes",
+            "name": "0003_remove_note_colour",
+            "unsafe": ["removes the field note.colour"],
+            "irreversible": [],
+            "lint": {
+                "report": "(notes, 0003_remove_note_colour)... ERR\n"
+                "\tDROPPING columns (table: notes_note, column: colour)\n" + LINT_SUMMARY
+            },
+        },
+        {
+            "app": "notes",
+            "name": "0004_titles",
+            "unsafe": [],
+            "irreversible": ["runs Python without reverse code"],
+            "lint": {
+                "report": "(notes, 0004_titles)... WARNING\n"
+                "\t'shout': RunPython data migration is not reversible\n" + LINT_SUMMARY
+            },
+        },
+        {
+            "app": "notes",
+            "name": "0005_ignored",
+            "unsafe": [],
+            "irreversible": [],
+            "lint": {"report": "(notes, 0005_ignored)... OK (ignored)\n\tDROPPING table\n" + LINT_SUMMARY},
+        },
+        {
+            "app": "notes",
+            "name": "0006_broken",
+            "unsafe": [],
+            "irreversible": [],
+            "lint": {"failed": "ProgrammingError: relation missing"},
+        },
+    ],
+    "now": {"notes": "0002_note_colour"},
+}
+
+
+def test_the_linters_errors_are_unsafe_and_its_warnings_shown() -> None:
+    plan = migrations.parse("example", json.dumps(LINTED))
+    removal, titles, ignored, broken = plan.apply
+    assert removal.unsafe == (
+        "removes the field note.colour",
+        "django-migration-linter: DROPPING columns (table: notes_note, column: colour)",
+    )
+    assert titles.unsafe == ()
+    assert titles.warnings == (
+        "django-migration-linter: 'shout': RunPython data migration is not reversible",
+    )
+    assert ignored == migrations.Migration("notes", "0005_ignored")
+    assert broken.warnings == ("django-migration-linter failed: ProgrammingError: relation missing",)
+    assert migrations.describe(plan)[1:] == [
+        "  unsafe while the old release serves: notes.0003_remove_note_colour "
+        "(removes the field note.colour; "
+        "django-migration-linter: DROPPING columns (table: notes_note, column: colour))",
+        "  cannot be unapplied: notes.0004_titles (runs Python without reverse code)",
+        "  warned of: notes.0004_titles (django-migration-linter: 'shout': RunPython data migration is not "
+        "reversible)",
+        "  warned of: notes.0006_broken (django-migration-linter failed: ProgrammingError: relation missing)",
+        "  to go back: migrate notes 0002_note_colour",
+    ]
+
+
+def test_a_plan_without_the_linter_has_no_warnings() -> None:
+    assert all(not migration.warnings for migration in migrations.parse("example", json.dumps(ANSWER)).apply)

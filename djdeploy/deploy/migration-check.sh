@@ -21,9 +21,11 @@ trap 'rm -rf "$work"' EXIT
 files_of() {
     kept="$cache/$(basename "$1")"
     if [ ! -s "$kept" ]; then
-        nix-store --query --requisites "$1" | while read -r path; do
-            find "$path" -path '*/migrations/*.py' ! -path '*/django/db/migrations/*'
-        done | sed -n 's|.*/\([^/]*\)/migrations/\([^/_][^/]*\)\.py$|\1 \2|p' | sort -u > "$kept.$$" &&
+        # One find for the whole closure, none when the query fails (store paths hold no spaces): a NixOS
+        # closure has hundreds of paths.
+        nix-store --query --requisites "$1" |
+            xargs -r sh -c 'exec find "$@" -path "*/migrations/*.py" ! -path "*/django/db/migrations/*"' find |
+            sed -n 's|.*/\([^/]*\)/migrations/\([^/_][^/]*\)\.py$|\1 \2|p' | sort -u > "$kept.$$" &&
             mv -f "$kept.$$" "$kept"
     fi
     cat "$kept"

@@ -2,8 +2,14 @@
 # one line of JSON after the marker, the migrations that release would apply to the site's real database, in
 # order, what each does that is unsafe while the old release still serves requests or cannot be reversed,
 # and for each app that would move the migration it is at now (what `migrate <app> <name>` returns to).
+# A site that has django-migration-linter among its INSTALLED_APPS also gets its report on each migration
+# (with the site's own linter settings); the deployer reads it.
+import contextlib
+import io
 import json
 
+from django.apps import apps
+from django.core.management import call_command
 from django.db import connection, migrations
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models.fields import NOT_PROVIDED
@@ -48,11 +54,25 @@ def irreversible_reasons(operation):
     return []
 
 
+def lint_report(migration):
+    """What `lintmigrations <app> <name>` prints of the migration, or why it could not say."""
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            call_command("lintmigrations", migration.app_label, migration.name, "--no-cache")
+    except SystemExit:
+        pass  # its exit status 1 after errors: the report names them
+    except Exception as error:  # a linter that fails leaves the built-in plan standing
+        return {"failed": f"{type(error).__name__}: {error}"}
+    return {"report": printed.getvalue()}
+
+
 def main():
     executor = MigrationExecutor(connection)
     graph = executor.loader.graph
     applied = set(executor.loader.applied_migrations)
     plan = executor.migration_plan(graph.leaf_nodes())
+    linting = apps.is_installed("django_migration_linter")
     steps = []
     for migration, backwards in plan:
         if backwards:
@@ -61,14 +81,15 @@ def main():
         for operation in migration.operations:
             unsafe += unsafe_reasons(operation)
             irreversible += irreversible_reasons(operation)
-        steps.append(
-            {
-                "app": migration.app_label,
-                "name": migration.name,
-                "unsafe": unsafe,
-                "irreversible": irreversible,
-            }
-        )
+        step = {
+            "app": migration.app_label,
+            "name": migration.name,
+            "unsafe": unsafe,
+            "irreversible": irreversible,
+        }
+        if linting:
+            step["lint"] = lint_report(migration)
+        steps.append(step)
     moving = sorted({step["app"] for step in steps})
     now = {}
     for app in moving:

@@ -4,7 +4,8 @@ migration-plan.py, shipped beside this module, runs in the new system's `manage-
 site's real database: it reads, it changes nothing. Starting Django costs a second or more per site, so a
 deploy first asks migration-check.sh, which compares the release's migration files with the database's
 django_migrations in one query: when every one that counts is applied, the plan is empty without starting
-Django (the script's top says which count).
+Django (the script's top says which count). A site with django-migration-linter among its apps gets the
+linter's errors among the unsafe reasons and its warnings shown (migration_lint.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
+from djdeploy.deploy import migration_lint
 from djdeploy.errors import DjdeployError
 from djdeploy.host import paths as host_paths
 from djdeploy.host.sites import Site
@@ -35,6 +38,8 @@ class Migration:
     # What it does that breaks the old release while it still serves, and why it cannot be unapplied.
     unsafe: tuple[str, ...] = ()
     irreversible: tuple[str, ...] = ()
+    # What the site's migration linter warns of, shown without refusing anything.
+    warnings: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -129,12 +134,18 @@ def plan(remote: Remote, system: Path, site: Site) -> SitePlan:
 def parse(site: str, text: str) -> SitePlan:
     answer = json.loads(text)
     return SitePlan(
-        site,
-        tuple(
-            Migration(step["app"], step["name"], tuple(step["unsafe"]), tuple(step["irreversible"]))
-            for step in answer["apply"]
-        ),
-        tuple(sorted(answer["now"].items())),
+        site, tuple(_migration(step) for step in answer["apply"]), tuple(sorted(answer["now"].items()))
+    )
+
+
+def _migration(step: dict[str, Any]) -> Migration:
+    linted = migration_lint.parse(step["lint"]) if "lint" in step else migration_lint.Findings()
+    return Migration(
+        step["app"],
+        step["name"],
+        (*step["unsafe"], *linted.errors),
+        tuple(step["irreversible"]),
+        linted.warnings,
     )
 
 
@@ -169,6 +180,9 @@ def describe(site_plan: SitePlan) -> list[str]:
         )
     for migration in site_plan.irreversible:
         lines.append(f"  cannot be unapplied: {migration.label} ({'; '.join(migration.irreversible)})")
+    for migration in site_plan.apply:
+        if migration.warnings:
+            lines.append(f"  warned of: {migration.label} ({'; '.join(migration.warnings)})")
     back = ", ".join(f"migrate {app} {name}" for app, name in site_plan.now)
     lines.append(f"  to go back: {back}")
     return lines

@@ -6,6 +6,7 @@ import base64
 import http.client
 import socket
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -78,9 +79,12 @@ def request(
     tls: bool = True,
     timeout: float = 10.0,
     read_certificate: bool = True,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
-    """GET https://hostname:port/path from address (http:// without tls); raise OSError/ssl.SSLError when it
-    cannot be reached.
+    """GET (or method, with body and extra headers) https://hostname:port/path from address (http:// without
+    tls); raise OSError/ssl.SSLError when it cannot be reached.
 
     read_certificate: parse the certificate the site presented (cryptography, about 60 ms to import); a
     check that needs only the answer leaves it out.
@@ -90,19 +94,19 @@ def request(
         if tls
         else _PlainConnectionToAddress(address, hostname, port, timeout)
     )
-    headers = {"User-Agent": "djdeploy"}
+    sent = {"User-Agent": "djdeploy", **(headers or {})}
     if auth:
-        headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        sent["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
     try:
-        connection.request("GET", path, headers=headers)
+        connection.request(method, path, body=body, headers=sent)
         response = connection.getresponse()
-        body = response.read(1_000_000).decode(errors="replace")
+        text = response.read(1_000_000).decode(errors="replace")
         tls_socket = connection.sock if isinstance(connection.sock, ssl.SSLSocket) else None
         der = tls_socket.getpeercert(binary_form=True) if tls_socket and read_certificate else None
         return Response(
             status=response.status,
             headers={key.lower(): value for key, value in response.getheaders()},
-            body=body,
+            body=text,
             certificate=_certificate(der) if der else None,
         )
     finally:

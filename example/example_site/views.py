@@ -1,13 +1,14 @@
-"""Views of the site itself: the home page and the health check."""
+"""Views of the site itself: the home page, a page to write a note, and the health check."""
 
 import logging
 
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 
+from example_site.notes.forms import NoteForm
 from example_site.notes.models import Note
 
 logger = logging.getLogger(__name__)
@@ -20,6 +21,16 @@ def home(request: HttpRequest) -> HttpResponse:
         "notes": Note.objects.all()[:5],
     }
     return render(request, "example_site/home.html", context)
+
+
+def new_note(request: HttpRequest) -> HttpResponse:
+    """A form for a note (GET); a posted note is saved, then the home page shows it (POST, with CSRF)."""
+    form = NoteForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        form.save()
+        return redirect("home")
+    status = 400 if form.is_bound else 200
+    return render(request, "example_site/new_note.html", {"form": form}, status=status)
 
 
 @never_cache

@@ -3,16 +3,20 @@ migrations when asked, and a rollback that puts the schema back with the code, a
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import yaml
 
+from djdeploy import inventory
 from djdeploy.lab.layout import LabLayout
+from djdeploy.remote import probe
 from djdeploy.remote.ssh import Remote
 from tests.lab.helpers import inv, write_inventory
-from tests.lab.test_deploy import deploy, deploy_log, generation, lab1, release_source, said
+from tests.lab.test_deploy import deploy, deploy_log, generation, lab1, page, release_source, said
 from tests.lab.test_migration_plan import MIGRATIONS, applied
 
 pytestmark = pytest.mark.lab
@@ -66,6 +70,28 @@ def notes(inventory_path: Path, code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess([], result.exit_code, result.stdout, result.stderr)
 
 
+def write_note(host: inventory.Host, title: str) -> probe.Response:
+    """Post a note through the site's form over HTTPS, as a browser does: the page's CSRF token and its
+    cookie go back with the form."""
+    form = probe.request(host.address, "example.lab", "/notes/new", verify=False)
+    assert form.status == 200, form.body
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.body)
+    assert token, form.body
+    return probe.request(
+        host.address,
+        "example.lab",
+        "/notes/new",
+        verify=False,
+        method="POST",
+        body=urlencode({"title": title, "csrfmiddlewaretoken": token.group(1)}).encode(),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": form.headers["set-cookie"].partition(";")[0],
+            "Origin": "https://example.lab",
+        },
+    )
+
+
 def test_a_nullable_field_is_planned_dumped_deployed_and_rolled_back_by_hand(
     lab: LabLayout, workspace: Path, first: Path
 ) -> None:
@@ -103,9 +129,10 @@ def test_a_failed_health_check_after_a_migration_rolls_back_code_and_schema(
     assert "(migrate notes 0001_initial)" in words
     assert generation(lab1(first)) == before
     assert applied(first) == ["0001_initial"]
-    # The old release writes again: the NOT NULL column it does not know is gone.
-    created = notes(first, "print(Note.objects.create(title='after the rollback').pk)")
-    assert created.returncode == 0, created.stderr
+    # The old release writes again, through the site: the NOT NULL column it does not know is gone.
+    saved = write_note(lab1(first), "after the rollback")
+    assert (saved.status, saved.location) == (302, "/"), saved.body
+    assert "<li>after the rollback</li>" in page(lab1(first))
 
 
 def test_require_safe_migrations_refuses_a_field_removal_before_the_switch(

@@ -221,6 +221,10 @@ def image_of(host: LabHost) -> Path | None:
     return None
 
 
+# Passes of removing a host's files before its removal fails.
+REMOVE_ATTEMPTS = 3
+
+
 def remove(layout: LabLayout, host: LabHost) -> None:
     """Power the host off and remove everything it had: processes, mounts, network, files."""
     power_off(layout, host)
@@ -230,7 +234,13 @@ def remove(layout: LabLayout, host: LabHost) -> None:
         if str(mount).startswith(host_prefix) or mount == host.root:
             process.run(["umount", "--lazy", str(mount)])
     network.remove(host)
-    process.run(["rm", "-rf", "--one-file-system", str(host.directory)])
+    remove_files = ["rm", "-rf", "--one-file-system", str(host.directory)]
+    # A lazily unmounted overlay can still be letting go of its last files: a second pass, a moment later.
+    for _ in range(REMOVE_ATTEMPTS - 1):
+        if process.run(remove_files, check=False).returncode == 0:
+            return
+        time.sleep(1)
+    process.run(remove_files)
 
 
 def running(layout: LabLayout, host: LabHost) -> bool:

@@ -16,7 +16,7 @@ from djdeploy.tasks import namespace as ns
 SHELL_SCRIPTS = (
     "djdeploy/deploy/supervisor.sh",
     "djdeploy/deploy/copy_to_host.sh",
-    "djdeploy/deploy/migration-check.sh",
+    "djdeploy/host/migration-check.sh",
     "djdeploy/deploy/schema-rollback.sh",
     "djdeploy/ops/db.sh",
     "nix/lab/stage-2.sh",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from djdeploy.deploy import migrations
-from djdeploy.host import sites
+from djdeploy.host import migration_files, sites
 from tests.fake_ssh import Answer, ok
 from tests.test_ops_fakes import EXAMPLE_SITE, Host, connected
 
@@ -71,7 +71,7 @@ def test_a_release_that_cannot_start_django_says_what_it_said(monkeypatch: pytes
 
 CHECK = (
     "printf '%s ' example; sh -c "
-    + shlex.quote(migrations.CHECK_SCRIPT)
+    + shlex.quote(migration_files.CHECK_SCRIPT)
     + f" djdeploy-migration-check {SYSTEM}/sw/bin/manage-example /run/current-system/sw/bin/manage-example"
     + " example /run/djdeploy/migration-files"
 )

@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 
 from djdeploy import inventory
-from djdeploy.host import sites
+from djdeploy.host import migration_files, sites
 from djdeploy.host.lock import LockOwner
 from djdeploy.host.records import Action, DeployRecord, RecordOutcome
 from djdeploy.host.system import Generation
@@ -202,8 +202,12 @@ def fake_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "applied").write_text("auth.0001_initial\n")
     (bin_dir / "runuser").write_text(
         f'#!/bin/sh\ncase "$*" in *"app ||"*) cat {tmp_path}/applied ;; '
+        f'*"app, name"*) exec cat {tmp_path}/pairs ;; *django_content_type*) cat {tmp_path}/modelled ;; '
         f"*) cat {tmp_path}/fingerprint ;; esac\n"
     )
+    # The release's closure, as nix-store lists it: one path, with the migration files of the test's apps.
+    release = tmp_path / "release"
+    (bin_dir / "nix-store").write_text(f"#!/bin/sh\necho {release}\n")
     (bin_dir / "manage-example").write_text(
         f"#!/bin/sh\necho run >> {tmp_path}/runs\n"
         f'[ -e {tmp_path}/broken ] && {{ echo "database is down" >&2; exit 1; }}\n'
@@ -213,7 +217,17 @@ def fake_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         tool.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setattr(status, "MIGRATIONS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(migration_files, "FILES_CACHE", str(tmp_path / "migration-files"))
     return tmp_path
+
+
+def ship_migrations(root: Path, *labels: str) -> None:
+    """Migration files in the release's closure, as APP.NAME, and the same rows applied in its database."""
+    for label in labels:
+        app, name = label.split(".")
+        (root / "release" / "lib" / app / "migrations").mkdir(parents=True, exist_ok=True)
+        (root / "release" / "lib" / app / "migrations" / f"{name}.py").write_text("")
+    (root / "pairs").write_text("".join(f"{label.replace('.', ' ')}\n" for label in labels))
 
 
 def plan_of() -> status.Section:
@@ -248,6 +262,39 @@ def test_migrations_applied_that_the_code_does_not_know_are_a_schema_ahead(fake_
         ("notes.0003_colour",),
     )
     assert status_view._migrations(seen).plain == "1 unapplied, 1 ahead of the code"
+
+
+def test_a_database_with_every_migration_file_applied_needs_no_django(fake_bin: Path) -> None:
+    ship_migrations(fake_bin, "auth.0001_initial", "notes.0001_initial")
+    (fake_bin / "applied").write_text("auth.0001_initial\nnotes.0001_initial\nnotes.0002_gone\n")
+    assert plan_of() == status.Section(
+        "[X]  auth.0001_initial\n[X]  notes.0001_initial\n@@djdeploy-applied\n"
+        "auth.0001_initial\nnotes.0001_initial\nnotes.0002_gone",
+        0,
+    )
+    assert not (fake_bin / "runs").exists()
+    assert sorted(path.name for path in (fake_bin / "cache").iterdir()) == ["example"]
+
+
+@pytest.mark.parametrize(
+    ("files", "applied", "modelled"),
+    [
+        # One not applied yet.
+        (("auth.0001_initial", "notes.0001_initial", "notes.0002_tags"), ("auth", "notes"), ""),
+        # Rows of an app without files: a label that is not its directory's.
+        (("notes.0001_initial",), ("auth", "notes"), ""),
+        # An installed app migrated back to zero: no rows, but its content types.
+        (("auth.0001_initial", "notes.0001_initial"), ("auth",), "auth\nnotes\n"),
+    ],
+)
+def test_anything_the_migration_files_cannot_tell_asks_django(
+    fake_bin: Path, files: tuple[str, ...], applied: tuple[str, ...], modelled: str
+) -> None:
+    ship_migrations(fake_bin, *files)
+    (fake_bin / "pairs").write_text("".join(f"{app} 0001_initial\n" for app in applied))
+    (fake_bin / "modelled").write_text(modelled)
+    assert plan_of().output.startswith("[X]  auth.0001_initial\n[ ]  notes.0002_tags\n")
+    assert (fake_bin / "runs").read_text().count("run") == 1
 
 
 def test_a_failing_plan_is_reported_and_not_kept(fake_bin: Path) -> None:

@@ -2,10 +2,9 @@
 
 migration-plan.py, shipped beside this module, runs in the new system's `manage-<site> shell` against the
 site's real database: it reads, it changes nothing. Starting Django costs a second or more per site, so a
-deploy first asks migration-check.sh, which compares the release's migration files with the database's
-django_migrations in one query: when every one that counts is applied, the plan is empty without starting
-Django (the script's top says which count). A site with django-migration-linter among its apps gets the
-linter's errors among the unsafe reasons and its warnings shown (migration_lint.py).
+deploy first asks host.migration_files: when the database has applied every migration file of the release
+that counts, the plan is empty without starting Django. A site with django-migration-linter among its apps
+gets the linter's errors among the unsafe reasons and its warnings shown (migration_lint.py).
 """
 
 from __future__ import annotations
@@ -20,14 +19,12 @@ from typing import Any
 
 from djdeploy.deploy import migration_lint
 from djdeploy.errors import DjdeployError
+from djdeploy.host import migration_files
 from djdeploy.host import paths as host_paths
 from djdeploy.host.sites import Site
 from djdeploy.remote.ssh import Remote
 
 SCRIPT = resources.files("djdeploy.deploy").joinpath("migration-plan.py").read_text()
-CHECK_SCRIPT = resources.files("djdeploy.deploy").joinpath("migration-check.sh").read_text()
-# Each release's list of migration files, kept by migration-check.sh.
-MIGRATION_FILES = "/run/djdeploy/migration-files"
 _MARKER = "@@djdeploy-migration-plan "
 
 
@@ -84,17 +81,10 @@ def check_command(system: Path, sites: Sequence[Site]) -> str:
     """One shell command that prints "SITE applied" or "SITE unknown" for each site with a local database."""
     return "; ".join(
         f"printf '%s ' {shlex.quote(site.name)}; "
-        + shlex.join(
-            [
-                "sh",
-                "-c",
-                CHECK_SCRIPT,
-                "djdeploy-migration-check",
-                manage_path(system, site),
-                manage_path(Path(host_paths.CURRENT_SYSTEM), site),
-                site.database.name,
-                MIGRATION_FILES,
-            ]
+        + migration_files.check_command(
+            shlex.quote(manage_path(system, site)),
+            shlex.quote(manage_path(Path(host_paths.CURRENT_SYSTEM), site)),
+            shlex.quote(site.database.name),
         )
         for site in sites
         if site.database is not None

@@ -1,0 +1,70 @@
+#!/bin/sh
+# Whether a release has migrations a site's database has not applied, told without starting Django, as
+#   sh -c "$(cat migration-check.sh)" djdeploy-migration-check MANAGE RUNNING DATABASE CACHE [KNOWN]
+# MANAGE: the release's manage-<site> command (a store path); RUNNING: the one the host runs now (it may be
+# missing, or MANAGE itself); DATABASE: the site's local PostgreSQL database; CACHE: a directory for each
+# release's list of migration files (a store path never changes, so neither does its list); KNOWN: a file
+# that gets, when the answer is "applied", the migrations that counted (APP.NAME a line), all applied.
+# Prints "applied" when the database's django_migrations has every migration file (APP/migrations/NAME.py) in
+# MANAGE's closure that counts, "new" when the database does not exist yet (the site's first deploy: every
+# migration applies and there is nothing to go back to), else "unknown": then only the release's own code
+# can tell. A file counts when its app has migrations applied already or content types (it was installed:
+# an app migrated back to zero keeps them), or when RUNNING's closure has no migrations of that app (an app
+# new in this release): a dependency ships migrations of apps that may not be installed
+# (django.contrib.sites), and only Django knows INSTALLED_APPS. So an app without models that was migrated
+# back to zero, or that a dependency already shipped and this release installs, is not seen here. An app
+# with migrations applied but no files (a directory that is not its app's label, as Wagtail's, or an app
+# removed from the project), or a squashed migration, makes the answer "unknown".
+set -u
+manage=$1 running=$2 database=$3 cache=$4 known=${5:-}
+cd / || exit 1
+work=$(mktemp -d) || exit 1
+trap 'rm -rf "$work"' EXIT
+# "APP NAME" for each migration file of a release (its manage script's store path), sorted; kept in CACHE.
+files_of() {
+    kept="$cache/$(basename "$1")"
+    if [ ! -s "$kept" ]; then
+        # One find for the whole closure, none when the query fails (store paths hold no spaces): a NixOS
+        # closure has hundreds of paths.
+        nix-store --query --requisites "$1" |
+            xargs -r sh -c 'exec find "$@" -path "*/migrations/*.py" ! -path "*/django/db/migrations/*"' find |
+            sed -n 's|.*/\([^/]*\)/migrations/\([^/_][^/]*\)\.py$|\1 \2|p' | sort -u > "$kept.$$" &&
+            mv -f "$kept.$$" "$kept"
+    fi
+    cat "$kept"
+}
+mkdir -p "$cache"
+# The files are listed while the database answers.
+{
+    files_of "$(readlink -f "$manage")" > "$work/disk"
+    if [ -e "$running" ]; then files_of "$(readlink -f "$running")"; fi > "$work/old"
+} &
+listing=$!
+psql() { runuser -u postgres -- psql -XAtq "$@" 2>/dev/null; }
+# No content types (a site without django.contrib.contenttypes) only makes fewer files count.
+psql -d "$database" -c 'SELECT DISTINCT app_label FROM django_content_type' > "$work/modelled" &
+if ! psql -F ' ' -d "$database" -c 'SELECT app, name FROM django_migrations' > "$work/applied.raw"; then
+    if echo "SELECT 'exists' FROM pg_database WHERE datname = :'name'" | psql -d postgres -v name="$database" |
+        grep -qx exists; then
+        echo unknown
+    else
+        echo new
+    fi
+    exit 0
+fi
+sort -u "$work/applied.raw" > "$work/applied"
+wait "$listing" || { echo unknown; exit 0; }
+wait
+awk 'FILENAME == ARGV[1] { installed[$1] = 1; next }
+     FILENAME == ARGV[2] { installed[$1] = 1; next }
+     FILENAME == ARGV[3] { before[$1] = 1; next }
+     installed[$1] || !before[$1]' "$work/applied" "$work/modelled" "$work/old" "$work/disk" > "$work/counted"
+cut -d " " -f 1 "$work/applied" | sort -u > "$work/applied-apps"
+cut -d " " -f 1 "$work/disk" | sort -u > "$work/disk-apps"
+if [ -s "$work/disk" ] && [ -z "$(comm -23 "$work/counted" "$work/applied")" ] &&
+    [ -z "$(comm -23 "$work/applied-apps" "$work/disk-apps")" ]; then
+    if [ -n "$known" ]; then sed 's/ /./' "$work/counted" > "$known" || exit 1; fi
+    echo applied
+else
+    echo unknown
+fi

@@ -234,6 +234,8 @@ def _plan_fields(site: Site) -> dict[str, str]:
     """What the cached plan's scripts say of a site with a local database (none without one)."""
     if site.database is None:
         return {}
+    # The migrations the check found applied, in a file of this status run's own (its shell's PID).
+    known = shlex.quote(f"{MIGRATIONS_CACHE}/{site.name}.known") + ".$$"
     return {
         "database": shlex.quote(site.database.name),
         "query": shlex.quote("SELECT count(*), max(id) FROM django_migrations"),
@@ -242,12 +244,9 @@ def _plan_fields(site: Site) -> dict[str, str]:
         "manage": shlex.quote(site.manage_command),
         "cache_dir": shlex.quote(MIGRATIONS_CACHE),
         "cache": shlex.quote(f"{MIGRATIONS_CACHE}/{site.name}"),
-        "known": shlex.quote(f"{MIGRATIONS_CACHE}/{site.name}.known"),
+        "known": known,
         "check": migration_files.check_command(
-            '"$manage"',
-            '"$manage"',
-            shlex.quote(site.database.name),
-            shlex.quote(f"{MIGRATIONS_CACHE}/{site.name}.known"),
+            '"$manage"', '"$manage"', shlex.quote(site.database.name), known
         ),
     }
 

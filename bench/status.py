@@ -3,9 +3,9 @@
 
 Run as root: python3 -m bench.status [--runs N]. Boots lab1..lab8 with the example site deployed, then
 times, for each host count, the first run after the deploy (which left each site's migration plan on its
-host), a cold run (the hosts' cached migration plans and lists of migration files removed first, as after
-a reboot and a change of the database: each host lists its release's migration files and asks its database
-again) and N warm runs, both of the `djdeploy` command beside this Python and of the query alone (in this
+host), a cold run (the hosts' cached migration plans removed first, as a change of the database does: each
+host asks its database again, against the list of its release's migration files that the deploy left) and N
+warm runs, both of the `djdeploy` command beside this Python and of the query alone (in this
 process, without Python's start-up), and prints medians with their range. The lab's hosts share this
 machine's CPUs, so it prints how busy other work keeps them too.
 """
@@ -22,7 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from djdeploy import inventory
-from djdeploy.host import migration_files
 from djdeploy.ops import status
 from djdeploy.remote.ssh import Remote
 from tests.lab.deployed import deployed_lab
@@ -53,7 +52,7 @@ def timed(action: Callable[[], object]) -> float:
 def forget_migration_plans(hosts: list[inventory.Host]) -> None:
     for host in hosts:
         with Remote(host.ssh_target) as remote:
-            remote.run(["rm", "-rf", status.MIGRATIONS_CACHE, migration_files.FILES_CACHE])
+            remote.run(["rm", "-rf", status.MIGRATIONS_CACHE])
 
 
 def _range(values: list[float]) -> str:

@@ -73,7 +73,7 @@ CHECK = (
     "printf '%s ' example; sh -c "
     + shlex.quote(migration_files.CHECK_SCRIPT)
     + f" djdeploy-migration-check {SYSTEM}/sw/bin/manage-example /run/current-system/sw/bin/manage-example"
-    + " example /run/djdeploy/migration-files"
+    + " example /var/lib/djdeploy/migration-files"
 )
 
 

@@ -267,6 +267,9 @@ def test_migrations_applied_that_the_code_does_not_know_are_a_schema_ahead(fake_
 def test_a_database_with_every_migration_file_applied_needs_no_django(fake_bin: Path) -> None:
     ship_migrations(fake_bin, "auth.0001_initial", "notes.0001_initial")
     (fake_bin / "applied").write_text("auth.0001_initial\nnotes.0001_initial\nnotes.0002_gone\n")
+    lists = fake_bin / "migration-files"
+    lists.mkdir()
+    (lists / "manage-gone").write_text("notes 0001_initial\n")  # of a release no longer in the store
     assert plan_of() == status.Section(
         "[X]  auth.0001_initial\n[X]  notes.0001_initial\n@@djdeploy-applied\n"
         "auth.0001_initial\nnotes.0001_initial\nnotes.0002_gone",
@@ -274,6 +277,7 @@ def test_a_database_with_every_migration_file_applied_needs_no_django(fake_bin: 
     )
     assert not (fake_bin / "runs").exists()
     assert sorted(path.name for path in (fake_bin / "cache").iterdir()) == ["example"]
+    assert sorted(path.name for path in lists.iterdir()) == ["manage-example"]
 
 
 @pytest.mark.parametrize(

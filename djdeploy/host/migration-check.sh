@@ -28,8 +28,13 @@ files_of() {
         # closure has hundreds of paths.
         nix-store --query --requisites "$1" |
             xargs -r sh -c 'exec find "$@" -path "*/migrations/*.py" ! -path "*/django/db/migrations/*"' find |
-            sed -n 's|.*/\([^/]*\)/migrations/\([^/_][^/]*\)\.py$|\1 \2|p' | sort -u > "$kept.$$" &&
-            mv -f "$kept.$$" "$kept"
+            sed -n 's|.*/\([^/]*\)/migrations/\([^/_][^/]*\)\.py$|\1 \2|p' | sort -u > "$cache/.$$" &&
+            mv -f "$cache/.$$" "$kept"
+        # The lists of releases that left the store go with them (they never change, but can be many); a
+        # list being written is a dot file.
+        for list in "$cache"/*; do
+            [ -e "$(dirname "$1")/${list##*/}" ] || rm -f "$list"
+        done
     fi
     cat "$kept"
 }

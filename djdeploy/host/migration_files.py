@@ -10,9 +10,11 @@ from __future__ import annotations
 import shlex
 from importlib import resources
 
+from djdeploy.host import paths
+
 CHECK_SCRIPT = resources.files("djdeploy.host").joinpath("migration-check.sh").read_text()
 # Each release's list of migration files, kept by migration-check.sh.
-FILES_CACHE = "/run/djdeploy/migration-files"
+FILES_CACHE = paths.MIGRATION_FILES
 
 
 def check_command(manage: str, running: str, database: str, known: str | None = None) -> str:

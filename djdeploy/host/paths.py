@@ -13,6 +13,9 @@ DEPLOY_LOG = "/var/lib/djdeploy/deploys.jsonl"
 ACTIVATION_DIR = "/run/djdeploy/activations"
 # The sites' database dumps, one directory per site, readable by root only (never in the Nix store).
 BACKUP_DIR = "/var/backup/djdeploy"
+# Each release's list of migration files (host.migration_files), kept across reboots: a store path's list
+# never changes. A list goes when its store path has gone.
+MIGRATION_FILES = "/var/lib/djdeploy/migration-files"
 # The status task's answers that cost a Django start (each site's migration plan), kept across reboots.
 STATUS_CACHE = "/var/lib/djdeploy/status-cache"
 # Every activation supervisor of the host holds this file's flock while it changes what the host runs.

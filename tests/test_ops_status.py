@@ -202,9 +202,10 @@ def fake_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "applied").write_text("auth.0001_initial\n")
     (bin_dir / "runuser").write_text(
         f'#!/bin/sh\ncase "$*" in *"app ||"*) cat {tmp_path}/applied ;; '
-        f'*"app, name"*) exec cat {tmp_path}/pairs ;; *django_content_type*) cat {tmp_path}/modelled ;; '
+        f"*ON_ERROR_STOP*) [ -e {tmp_path}/pairs ] || exit 1; cat {tmp_path}/pairs {tmp_path}/modelled ;; "
         f"*) cat {tmp_path}/fingerprint ;; esac\n"
     )
+    (tmp_path / "modelled").write_text("")
     # The release's closure, as nix-store lists it: one path, with the migration files of the test's apps.
     release = tmp_path / "release"
     (bin_dir / "nix-store").write_text(f"#!/bin/sh\necho {release}\n")

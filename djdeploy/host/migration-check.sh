@@ -44,11 +44,17 @@ mkdir -p "$cache"
     files_of "$(readlink -f "$manage")" > "$work/disk"
     if [ -e "$running" ]; then files_of "$(readlink -f "$running")"; fi > "$work/old"
 } &
-listing=$!
 psql() { runuser -u postgres -- psql -XAtq "$@" 2>/dev/null; }
-# No content types (a site without django.contrib.contenttypes) only makes fewer files count.
-psql -d "$database" -c 'SELECT DISTINCT app_label FROM django_content_type' > "$work/modelled" &
-if ! psql -F ' ' -d "$database" -c 'SELECT app, name FROM django_migrations' > "$work/applied.raw"; then
+# One query: the migrations applied ("APP NAME" lines), then the apps with content types ("APP" lines; none
+# without django.contrib.contenttypes, which only makes fewer files count).
+if ! psql -F ' ' -v ON_ERROR_STOP=1 -d "$database" > "$work/rows" <<'SQL'
+SELECT app, name FROM django_migrations;
+SELECT to_regclass('django_content_type') IS NOT NULL AS content_types \gset
+\if :content_types
+SELECT DISTINCT app_label FROM django_content_type;
+\endif
+SQL
+then
     if echo "SELECT 'exists' FROM pg_database WHERE datname = :'name'" | psql -d postgres -v name="$database" |
         grep -qx exists; then
         echo unknown
@@ -57,9 +63,9 @@ if ! psql -F ' ' -d "$database" -c 'SELECT app, name FROM django_migrations' > "
     fi
     exit 0
 fi
-sort -u "$work/applied.raw" > "$work/applied"
-wait "$listing" || { echo unknown; exit 0; }
-wait
+awk 'NF == 2' "$work/rows" | sort -u > "$work/applied"
+awk 'NF == 1' "$work/rows" > "$work/modelled"
+wait "$!" || { echo unknown; exit 0; }
 awk 'FILENAME == ARGV[1] { installed[$1] = 1; next }
      FILENAME == ARGV[2] { installed[$1] = 1; next }
      FILENAME == ARGV[3] { before[$1] = 1; next }

@@ -3,10 +3,13 @@ with those that break the old release while it serves and those that cannot be u
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
 
+from djdeploy.host import migration_files
+from djdeploy.host import paths as host_paths
 from djdeploy.lab.layout import LabLayout
 from djdeploy.remote.ssh import Remote
 from tests.lab.helpers import write_inventory
@@ -53,6 +56,26 @@ def applied(first: Path) -> list[str]:
         return remote.run(
             ["runuser", "-u", "postgres", "--", "psql", "-XAt", "-d", "example", "-c", query]
         ).stdout.split()
+
+
+def check(first: Path) -> str:
+    """What migration-check.sh answers of the running release, asked as the deploy and `status` ask it."""
+    manage = shlex.quote(f"{host_paths.CURRENT_SYSTEM}/sw/bin/manage-example")
+    with Remote(lab1(first).ssh_target) as remote:
+        return remote.run_shell(migration_files.check_command(manage, manage, "example")).stdout.strip()
+
+
+def test_the_migration_files_tell_every_migration_applied_in_one_query(first: Path) -> None:
+    assert check(first) == "applied"
+    # Migrated back to zero, the app has no rows but has content types: its files count, unapplied.
+    with Remote(lab1(first).ssh_target) as remote:
+        manage = [f"{host_paths.CURRENT_SYSTEM}/sw/bin/manage-example", "migrate", "--no-input"]
+        remote.run([*manage, "notes", "zero"])
+        try:
+            assert check(first) == "unknown"
+        finally:
+            remote.run(manage)
+    assert check(first) == "applied"
 
 
 def test_a_release_without_migrations_says_so(lab: LabLayout, workspace: Path, first: Path) -> None:

@@ -199,14 +199,25 @@ def main() -> None:
         control.down(layout, QUIET)
 
 
+def hosts_cpu_seconds(layout: LabLayout, numbers: Sequence[int]) -> float:
+    """CPU time the lab hosts of these numbers have used so far, every process of each."""
+    return sum(cgroups.cpu_seconds(layout.host(number).netns) or 0.0 for number in numbers)
+
+
+def deployer_cpu_seconds() -> float:
+    """CPU time this process and its finished children have used so far."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def wait_until_idle(layout: LabLayout, count: int, limit: float = 60.0) -> str:
     """Wait (at most limit seconds) until freshly booted hosts together use under 5 % of a core."""
-    names = [layout.host(index).netns for index in range(1, count + 1)]
+    numbers = range(1, count + 1)
     started = time.monotonic()
     while time.monotonic() - started < limit:
-        before = sum(cgroups.cpu_seconds(name) or 0.0 for name in names)
+        before = hosts_cpu_seconds(layout, numbers)
         time.sleep(1)
-        if sum(cgroups.cpu_seconds(name) or 0.0 for name in names) - before < 0.05:
+        if hosts_cpu_seconds(layout, numbers) - before < 0.05:
             return f"yes, after {time.monotonic() - started:.0f} s"
     return f"no, still busy after {limit:.0f} s"
 
@@ -328,17 +339,12 @@ def measured_deploy(
 ) -> tuple[float, float, float, list[Result]]:
     """Wall time of a deploy, the CPU seconds this process (with its children) and the hosts used, and the
     hosts' results."""
-    cgroup_names = [layout.host(int(host.name.removeprefix("lab"))).netns for host in hosts]
-    deployer_before = _deployer_cpu()
-    hosts_before = sum(cgroups.cpu_seconds(name) or 0.0 for name in cgroup_names)
+    numbers = [int(host.name.removeprefix("lab")) for host in hosts]
+    deployer_before = deployer_cpu_seconds()
+    hosts_before = hosts_cpu_seconds(layout, numbers)
     seconds, results = timed_deploy(hosts)
-    hosts_cpu = sum(cgroups.cpu_seconds(name) or 0.0 for name in cgroup_names) - hosts_before
-    return seconds, _deployer_cpu() - deployer_before, hosts_cpu, results
-
-
-def _deployer_cpu() -> float:
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    hosts_cpu = hosts_cpu_seconds(layout, numbers) - hosts_before
+    return seconds, deployer_cpu_seconds() - deployer_before, hosts_cpu, results
 
 
 def _spread(values: list[float]) -> str:

@@ -7,7 +7,8 @@ host), a cold run (the hosts' cached migration plans removed first, as a change 
 host asks its database again, against the list of its release's migration files that the deploy left) and N
 warm runs, both of the `djdeploy` command beside this Python and of the query alone (in this
 process, without Python's start-up), and prints medians with their range. The lab's hosts share this
-machine's CPUs, so it prints how busy other work keeps them too.
+machine's CPUs, so it prints how busy other work keeps them too, and the CPU time a query costs the hosts
+and this process: divided by the cores, the floor under its wall time.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.deploy import CORES, deployer_cpu_seconds, hosts_cpu_seconds
 from djdeploy import inventory
+from djdeploy.lab.layout import LabLayout
 from djdeploy.ops import status
 from djdeploy.remote.ssh import Remote
 from tests.lab.deployed import deployed_lab
@@ -49,6 +52,14 @@ def timed(action: Callable[[], object]) -> float:
     return time.monotonic() - started
 
 
+def cpu_of(action: Callable[[], object], layout: LabLayout, count: int) -> tuple[float, float]:
+    """CPU seconds action costs lab1..lab<count> and this process."""
+    numbers = range(1, count + 1)
+    hosts_before, deployer_before = hosts_cpu_seconds(layout, numbers), deployer_cpu_seconds()
+    action()
+    return hosts_cpu_seconds(layout, numbers) - hosts_before, deployer_cpu_seconds() - deployer_before
+
+
 def forget_migration_plans(hosts: list[inventory.Host]) -> None:
     for host in hosts:
         with Remote(host.ssh_target) as remote:
@@ -63,6 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5, help="warm runs per host count (default 5)")
     options = parser.parse_args()
+    layout = LabLayout.from_environment()
     with deployed_lab(max(HOST_COUNTS)) as lab:
         environment = {**os.environ, "DJDEPLOY_INVENTORY": str(lab.path)}
         print(f"CPUs of this machine: {os.cpu_count()}; busy with other work: {busy_cores():.1f}")
@@ -85,11 +97,16 @@ def main() -> None:
             warm_runs = [timed(command_line) for _ in range(options.runs)]
             alone_runs = [timed(query) for _ in range(options.runs)]
             warm, alone = statistics.median(warm_runs), statistics.median(alone_runs)
+            costs = [cpu_of(query, layout, count) for _ in range(options.runs)]
+            hosts_cpu = statistics.median(hosts for hosts, _ in costs)
+            deployer_cpu = statistics.median(deployer for _, deployer in costs)
             results[count] = (after_deploy, cold, warm, alone)
             print(
                 f"djdeploy status, {count} host(s): first after the deploy {after_deploy:.2f} s, "
                 f"cold {cold:.2f} s, warm {warm:.2f} s (median of {options.runs}, {_range(warm_runs)}); "
-                f"the query alone {alone:.2f} s ({_range(alone_runs)})"
+                f"the query alone {alone:.2f} s ({_range(alone_runs)}), CPU time of a query: hosts "
+                f"{hosts_cpu:.2f} s, this process {deployer_cpu:.2f} s, floor on {CORES} cores "
+                f"{(hosts_cpu + deployer_cpu) / CORES:.2f} s"
             )
         one, many = results[1], results[max(HOST_COUNTS)]
         print(

@@ -207,7 +207,7 @@ def fake_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     )
     (tmp_path / "modelled").write_text("")
     # The release's closure, as nix-store lists it: one path, with the migration files of the test's apps.
-    release = tmp_path / "release"
+    release = bin_dir / "release"  # beside the manage script, as store paths lie side by side
     (bin_dir / "nix-store").write_text(f"#!/bin/sh\necho {release}\n")
     (bin_dir / "manage-example").write_text(
         f"#!/bin/sh\necho run >> {tmp_path}/runs\n"
@@ -226,8 +226,8 @@ def ship_migrations(root: Path, *labels: str) -> None:
     """Migration files in the release's closure, as APP.NAME, and the same rows applied in its database."""
     for label in labels:
         app, name = label.split(".")
-        (root / "release" / "lib" / app / "migrations").mkdir(parents=True, exist_ok=True)
-        (root / "release" / "lib" / app / "migrations" / f"{name}.py").write_text("")
+        (root / "bin" / "release" / "lib" / app / "migrations").mkdir(parents=True, exist_ok=True)
+        (root / "bin" / "release" / "lib" / app / "migrations" / f"{name}.py").write_text("")
     (root / "pairs").write_text("".join(f"{label.replace('.', ' ')}\n" for label in labels))
 
 
@@ -290,6 +290,10 @@ def test_a_database_with_every_migration_file_applied_needs_no_django(fake_bin: 
         (("notes.0001_initial",), ("auth", "notes"), ""),
         # An installed app migrated back to zero: no rows, but its content types.
         (("auth.0001_initial", "notes.0001_initial"), ("auth",), "auth\nnotes\n"),
+        # Nothing applied at all: no file counts.
+        (("auth.0001_initial", "notes.0001_initial"), (), ""),
+        # A migration applied whose file has gone (squashed and deleted, or renamed).
+        (("auth.0001_initial", "notes.0002_tags"), ("auth", "notes"), ""),
     ],
 )
 def test_anything_the_migration_files_cannot_tell_asks_django(
@@ -299,6 +303,17 @@ def test_anything_the_migration_files_cannot_tell_asks_django(
     (fake_bin / "pairs").write_text("".join(f"{app} 0001_initial\n" for app in applied))
     (fake_bin / "modelled").write_text(modelled)
     assert plan_of().output.startswith("[X]  auth.0001_initial\n[ ]  notes.0002_tags\n")
+    assert (fake_bin / "runs").read_text().count("run") == 1
+
+
+def test_migration_modules_in_the_project_ask_django(fake_bin: Path) -> None:
+    """Migrations in modules of other names (MIGRATION_MODULES) are not in APP/migrations/: only Django
+    knows them."""
+    ship_migrations(fake_bin, "auth.0001_initial", "notes.0001_initial")
+    (fake_bin / "bin" / "release" / "lib" / "settings.py").write_text(
+        'MIGRATION_MODULES = {"sites": "shop.sites_migrations"}\n'
+    )
+    plan_of()
     assert (fake_bin / "runs").read_text().count("run") == 1
 
 

@@ -171,9 +171,11 @@ if [ -n "$fingerprint" ] && [ "$(head -n 1 {cache} 2>/dev/null)" = "$key" ]; the
   tail -n +2 {cache}
   exit
 fi
-if [ -n "$fingerprint" ] && mkdir -p {cache_dir} &&
-  manage=$(command -v {manage}) &&
-  [ "$({check} 2>/dev/null)" = applied ]; then
+answer=
+if [ -n "$fingerprint" ] && mkdir -p {cache_dir} && manage=$(command -v {manage}); then
+  answer=$({check} 2>/dev/null)
+fi
+if [ "$answer" = applied ]; then
   plan=$(sed 's/^/[X]  /' {known})
 else
   plan=$({showmigrations}) || exit

@@ -5,10 +5,10 @@ Run as root: python3 -m bench.status [--runs N]. Boots lab1..lab8 with the examp
 times, for each host count, the first run after the deploy (which left each site's migration plan on its
 host), a cold run (the hosts' cached migration plans removed first, as a change of the database does: each
 host asks its database again, against the list of its release's migration files that the deploy left) and N
-warm runs, both of the `djdeploy` command beside this Python and of the query alone (in this
-process, without Python's start-up), and prints medians with their range. The lab's hosts share this
-machine's CPUs, so it prints how busy other work keeps them too, and the CPU time a query costs the hosts
-and this process: divided by the cores, the floor under its wall time.
+warm runs, both of the `djdeploy` command beside this Python and of the query alone (in this process,
+without Python's start-up), and prints medians with their range. The lab's hosts share this machine's CPUs,
+so it prints how busy other work keeps them too, and the CPU time a query costs the hosts and this process:
+divided by the cores, the floor under its wall time.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setattr(migration_files, "FILES_CACHE", str(tmp_path / "lists"))
     return store
 
 
@@ -55,8 +56,6 @@ def check(store: Path, new: str, running: str) -> str:
     command = migration_files.check_command(
         str(store / f"manage-{new}"), str(store / f"manage-{running}"), "shop"
     )
-    cache = store.parent / "lists"
-    command = command.replace(migration_files.FILES_CACHE, str(cache))
     return subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout.strip()
 
 
